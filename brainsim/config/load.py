@@ -1,0 +1,206 @@
+"""Load a YAML run config, apply `--set key.path=value` overrides, validate it and resolve defaults."""
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+from .schema import CONFIG
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated config with every default filled in."""
+
+    data: dict
+    source: Path | None
+    """The YAML file it came from (relative file names in it are taken from its folder)."""
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def resolve_path(self, name):
+        """A file named in the config: relative to the config file's folder when it exists there."""
+        p = Path(name)
+        if not p.is_absolute() and self.source is not None and (self.source.parent / p).exists():
+            return self.source.parent / p
+        return p
+
+    def to_json(self):
+        return json.dumps(self.data, sort_keys=True)
+
+    def hash(self):
+        """Short stable hash of the resolved config (for provenance and checkpoints)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def load_config(path, overrides=()):
+    """Read, override, validate and resolve the config at path."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(str(path), None, "a readable YAML file", detail=e.strerror) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(where, None, "valid YAML", detail=str(getattr(e, "problem", e))) from None
+    return resolve_config(raw, overrides, source=path)
+
+
+def resolve_config(raw, overrides=(), source=None):
+    """Validate a raw config mapping (after overrides) into a RunConfig."""
+    raw = copy.deepcopy(raw) if raw is not None else {}
+    for item in overrides:
+        apply_override(raw, item)
+    data = CONFIG.resolve(raw, "")
+    check_references(data)
+    if data["output"]["path"] is None:
+        data["output"]["path"] = f"out/{data['name']}.zarr"
+    return RunConfig(data, Path(source) if source is not None else None)
+
+
+_STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def apply_override(raw, item):
+    """Apply one `key.path=value` (value parsed as YAML) to the raw config in place.
+
+    List items are addressed by index (`cells[0].count`, `cells.0.count`) or by their `name`
+    (`cells.ring.count`).
+    """
+    if "=" not in item:
+        raise ConfigError(item, None, "key.path=value, e.g. simulation.tstop=50")
+    key, text = item.split("=", 1)
+    steps = [
+        m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _STEP_RE.finditer(key.strip())
+    ]
+    if not steps:
+        raise ConfigError(key, None, "a dotted key path such as simulation.tstop")
+    node, walked = raw, []
+    for i, step in enumerate(steps):
+        last = i == len(steps) - 1
+        if isinstance(node, list):
+            step = _list_index(node, step, ".".join(map(str, walked)) or "<top level>")
+        elif not isinstance(node, dict):
+            raise ConfigError(".".join(map(str, walked)), node, "a mapping or list to set a key in")
+        if last:
+            node[step] = yaml.safe_load(text)
+        else:
+            if isinstance(node, dict) and step not in node:
+                node[step] = {}
+            node = node[step]
+        walked.append(step)
+
+
+def _list_index(items, step, path):
+    if isinstance(step, int) or step.isdigit():
+        index = int(step)
+        if index < len(items):
+            return index
+        raise ConfigError(f"{path}[{index}]", index, f"an index below {len(items)}")
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == step:
+            return index
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    raise ConfigError(f"{path}.{step}", step, f"an index or one of the names {names}")
+
+
+def _unique(items, path, what):
+    seen = set()
+    for i, name in enumerate(items):
+        if name in seen:
+            raise ConfigError(f"{path}[{i}].name", name, f"a {what} name not used before")
+        seen.add(name)
+
+
+def check_references(data):
+    """Cross-references between sections: names exist, indices are in range, delays are >= dt."""
+    cells = {c["name"]: c for c in data["cells"]}
+    _unique([c["name"] for c in data["cells"]], "cells", "population")
+    synapses = {}
+    for i, s in enumerate(data["synapses"]):
+        _check_population(cells, s["cell"], f"synapses[{i}].cell")
+        if (s["cell"], s["name"]) in synapses:
+            raise ConfigError(
+                f"synapses[{i}].name", s["name"], f"a synapse name not used before on '{s['cell']}'"
+            )
+        synapses[(s["cell"], s["name"])] = s
+    dt = data["simulation"]["dt"]
+    for i, c in enumerate(data["connections"]):
+        path = f"connections[{i}]"
+        src = _check_population(cells, c["source"], f"{path}.source")
+        tgt = _check_population(cells, c["target"], f"{path}.target")
+        _check_synapse(synapses, c["target"], c["synapse"], f"{path}.synapse")
+        low = c["delay"] if not isinstance(c["delay"], dict) else c["delay"]["uniform"][0]
+        if low < dt:
+            raise ConfigError(
+                f"{path}.delay", c["delay"], f"delays >= dt = {dt} ms (spikes cannot arrive within a step)"
+            )
+        rule = c["rule"]
+        if rule["kind"] in ("ring", "one_to_one") and src["count"] != tgt["count"]:
+            raise ConfigError(
+                f"{path}.rule.kind",
+                rule["kind"],
+                "'ring' and 'one_to_one' only between populations "
+                f"of equal size (here {src['count']} and {tgt['count']})",
+            )
+        available = src["count"] - (1 if src is tgt and not rule.get("autapses", False) else 0)
+        if rule["kind"] == "fixed_indegree" and rule["indegree"] > available:
+            raise ConfigError(
+                f"{path}.rule.indegree", rule["indegree"], f"at most {available} (the sources available)"
+            )
+        for j, (a, b) in enumerate(rule.get("pairs", [])):
+            if a >= src["count"] or b >= tgt["count"]:
+                raise ConfigError(
+                    f"{path}.rule.pairs[{j}]",
+                    [a, b],
+                    f"indices below the population sizes ({src['count']}, {tgt['count']})",
+                )
+    for i, s in enumerate(data["stimuli"]):
+        path = f"stimuli[{i}]"
+        pop = _check_population(cells, s["cell"], f"{path}.cell")
+        _check_cells(s["cells"], pop, f"{path}.cells")
+        if "synapse" in s:
+            _check_synapse(synapses, s["cell"], s["synapse"], f"{path}.synapse")
+        if s["kind"] == "poisson" and s["stop"] is not None and s["stop"] < s["start"]:
+            raise ConfigError(f"{path}.stop", s["stop"], f"a time >= start ({s['start']} ms)")
+    names = []
+    for i, p in enumerate(data["probes"]):
+        path = f"probes[{i}]"
+        pop = _check_population(cells, p["cell"], f"{path}.cell")
+        _check_cells(p["cells"], pop, f"{path}.cells")
+        if p["name"] is None:
+            p["name"] = p["variable"]
+        names.append(p["name"])
+        if p["sampling"] is not None and abs(p["sampling"] / dt - round(p["sampling"] / dt)) > 1e-9:
+            raise ConfigError(f"{path}.sampling", p["sampling"], f"a multiple of dt = {dt} ms")
+    _unique(names, "probes", "probe")
+
+
+def _check_population(cells, name, path):
+    if name not in cells:
+        raise ConfigError(path, name, f"one of the populations {sorted(cells)}")
+    return cells[name]
+
+
+def _check_synapse(synapses, cell, name, path):
+    if (cell, name) not in synapses:
+        known = sorted(n for c, n in synapses if c == cell)
+        raise ConfigError(path, name, f"a synapse of '{cell}': {known} (declare it under 'synapses')")
+
+
+def _check_cells(selection, population, path):
+    if selection != "all":
+        bad = [i for i in selection if i >= population["count"]]
+        if bad:
+            raise ConfigError(
+                path, bad[0], f"cell indices below {population['count']} (the size of '{population['name']}')"
+            )

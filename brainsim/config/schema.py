@@ -1,0 +1,328 @@
+"""The run config, declared once: every key with its default, unit, doc and check.
+
+Top-level sections: simulation, cells, synapses, connections, stimuli, probes, output.
+Units: ms, mV, µm, nA, µS, Hz, Ω·cm, µF/cm², S/cm², °C.
+"""
+
+import re
+from dataclasses import replace
+
+from ..errors import ConfigError
+from ..kernels.mechanisms import CATALOGUE
+from .options import (
+    REQUIRED,
+    Bool,
+    Either,
+    Int,
+    ListOf,
+    MapOf,
+    Num,
+    Section,
+    Str,
+    Tagged,
+)
+
+LOCATION_RE = re.compile(r"^(?P<region>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>\d+)\])?\((?P<x>[0-9.]+)\)$")
+"""A point on a cell: `soma(0.5)`, `dend(1)` (the first dend branch), `dend[3](0.25)` (its 4th branch),
+`branch[7](0.5)` (branch 7 of the whole morphology)."""
+
+MECHANISMS_BY_KIND = {
+    kind: sorted(n for n, m in CATALOGUE.items() if m.KIND == kind) for kind in ("density", "point")
+}
+
+
+class Location:
+    """A location string; probes also accept `all` (every compartment) or a bare region name."""
+
+    default = REQUIRED
+
+    def __init__(self, default=REQUIRED, doc="", sets=False):
+        self.default, self.doc, self.sets = default, doc, sets
+
+    def allowed(self):
+        extra = ", 'all', or a region name such as 'dend'" if self.sets else ""
+        return f"a location such as 'soma(0.5)', 'dend[2](0.25)' or 'branch[7](1)'{extra}"
+
+    def resolve(self, value, path):
+        ok = isinstance(value, str) and (
+            LOCATION_RE.match(value) is not None
+            or (self.sets and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value))
+        )
+        if ok and LOCATION_RE.match(value):
+            ok = 0.0 <= float(LOCATION_RE.match(value).group("x")) <= 1.0
+        if not ok:
+            raise ConfigError(path, value, self.allowed())
+        return value
+
+
+class MechanismParams:
+    """`{mechanism name: {parameter: value}}` for mechanisms of one kind from the catalogue."""
+
+    def __init__(self, kind, default=REQUIRED, doc=""):
+        self.kind, self.default, self.doc = kind, default, doc
+
+    def resolve(self, value, path):
+        mechs = MapOf(MapOf(Num(), keys="parameters"), keys="mechanisms").resolve(value, path)
+        for name, params in mechs.items():
+            check_mechanism(name, self.kind, f"{path}.{name}")
+            check_params(name, params, f"{path}.{name}")
+        return mechs
+
+
+def check_mechanism(name, kind, path):
+    if name not in CATALOGUE or CATALOGUE[name].KIND != kind:
+        raise ConfigError(path, name, f"a {kind} mechanism: {MECHANISMS_BY_KIND[kind]}")
+
+
+def check_params(name, params, path):
+    known = [p[0] for p in CATALOGUE[name].PARAMS]
+    for key in params:
+        if key not in known:
+            raise ConfigError(f"{path}.{key}", params[key], f"parameters of '{name}': {known}")
+
+
+NUMBER_OR_RANGE = dict(
+    options=(Num(), Section({"uniform": ListOf(Num(), min_len=2)})),
+    allowed_text="a number, or {uniform: [low, high]}",
+)
+
+
+def _check_range(value, path):
+    if isinstance(value, dict) and not (
+        len(value["uniform"]) == 2 and value["uniform"][0] <= value["uniform"][1]
+    ):
+        raise ConfigError(f"{path}.uniform", value["uniform"], "[low, high] with low <= high")
+
+
+def _check_simulation(sim, path):
+    if sim["tstop"] < sim["dt"]:
+        raise ConfigError(f"{path}.tstop", sim["tstop"], f"a stop time >= dt ({sim['dt']} ms)")
+
+
+SIMULATION = Section(
+    {
+        "tstop": Num(REQUIRED, "ms", "time to simulate", gt=0),
+        "dt": Num(0.025, "ms", "time step (initial step for adaptive PETSc methods)", gt=0, le=10),
+        "seed": Int(
+            1, "seed of every random stream (each cell draws from its own stream keyed by (seed, gid))", ge=0
+        ),
+        "celsius": Num(6.3, "°C", "temperature for the mechanisms' q10 factors", ge=-30, le=60),
+        "method": Str(
+            "petsc",
+            "petsc: a PETSc TS method set by `petsc` options; staggered: the fixed-step scheme "
+            "of NEURON and Arbor (backward Euler for V, exponential Euler for states)",
+            choices=("petsc", "staggered"),
+        ),
+        "petsc": MapOf(
+            Either((Str(), Num(), Bool())),
+            {},
+            "PETSc options without the leading '-', e.g. "
+            "{ts_type: bdf}; the command line and PETSC_OPTIONS override them",
+            keys="PETSc options",
+        ),
+        "voltage_limit": Num(
+            1000.0, "mV", "stop with an error when any |V| exceeds this (or is not finite)", gt=0
+        ),
+        "progress_interval": Num(2.0, "s", "wall time between progress lines (0: none)", ge=0),
+    },
+    check=_check_simulation,
+)
+
+MORPHOLOGY = Tagged(
+    {
+        "swc": Section(
+            {"file": Str(REQUIRED, "SWC file; a relative path is taken from the config file's folder")}
+        ),
+        "cylinder": Section(
+            {
+                "length": Num(REQUIRED, "µm", gt=0),
+                "diameter": Num(REQUIRED, "µm", gt=0),
+                "region": Str("soma"),
+            }
+        ),
+        "ball_and_stick": Section(
+            {
+                "soma_length": Num(20.0, "µm", gt=0),
+                "soma_diameter": Num(20.0, "µm", gt=0),
+                "dend_length": Num(1000.0, "µm", gt=0),
+                "dend_diameter": Num(2.0, "µm", gt=0),
+            }
+        ),
+        "binary_tree": Section(
+            {
+                "depth": Int(4, ge=1),
+                "branch_length": Num(130.0, "µm", gt=0),
+                "diameters": ListOf(
+                    Num(gt=0), [2.0, 1.5, 1.0, 0.75], "µm per level; the last repeats", min_len=1
+                ),
+                "soma_length": Num(20.0, "µm", gt=0),
+                "soma_diameter": Num(20.0, "µm", gt=0),
+            }
+        ),
+        "synthetic_pyramidal": Section({"seed": Int(0, ge=0)}),
+    }
+)
+
+NSEG = Section(
+    {
+        "per_branch": Int(None, "compartments per branch", ge=1),
+        "max_length": Num(None, "µm", "longest compartment: nseg = ceil(L / max_length)", gt=0),
+    },
+    check=lambda d, path: _one_nseg_rule(d, path),
+)
+
+
+def _one_nseg_rule(d, path):
+    if (d["per_branch"] is None) == (d["max_length"] is None):
+        raise ConfigError(path, d, "exactly one of per_branch or max_length")
+
+
+REGION = Section(
+    {
+        "Ra": Num(None, "Ω·cm", "axial resistivity (default: from 'all', else 100)", gt=0),
+        "cm": Num(None, "µF/cm²", "membrane capacitance (default: from 'all', else 1)", gt=0),
+        "mechanisms": MechanismParams("density", {}, "density mechanisms and their parameters"),
+        "discretization": replace(
+            NSEG, default=None, doc="overrides the cell's discretization in this region"
+        ),
+    }
+)
+
+CELL = Section(
+    {
+        "name": Str(REQUIRED, "population name"),
+        "count": Int(1, "number of cells", ge=1),
+        "morphology": MORPHOLOGY,
+        "discretization": NSEG,
+        "v_init": Num(-65.0, "mV", "initial membrane potential (states start at steady state)"),
+        "regions": MapOf(
+            REGION, {}, "per region of the cell ('all' applies to every region first)", keys="regions"
+        ),
+        "spike_detector": Section(
+            {
+                "location": Location("soma(0.5)"),
+                "threshold": Num(-10.0, "mV", "a spike is an upward crossing of this voltage"),
+            },
+            {},
+        ),
+    }
+)
+
+SYNAPSE = Section(
+    {
+        "name": Str(REQUIRED, "synapse name, used by connections and stimuli"),
+        "cell": Str(REQUIRED, "population whose cells carry it"),
+        "mechanism": Str(REQUIRED, "point mechanism", choices=tuple(MECHANISMS_BY_KIND["point"])),
+        "location": Location("soma(0.5)"),
+        "params": MapOf(Num(), {}, keys="parameters"),
+    },
+    check=lambda s, path: check_params(s["mechanism"], s["params"], f"{path}.params"),
+)
+
+CELLS_SELECTION = Either(
+    (Str(choices=("all",)), ListOf(Int(ge=0), min_len=1)),
+    "all",
+    "which cells of the population: 'all' or a list of indices within it",
+    allowed_text="'all' or a list of cell indices within the population",
+)
+
+CONNECTION = Section(
+    {
+        "source": Str(REQUIRED, "source population"),
+        "target": Str(REQUIRED, "target population"),
+        "synapse": Str(REQUIRED, "synapse (on the target cells) that receives the events"),
+        "rule": Tagged(
+            {
+                "ring": Section({}),
+                "one_to_one": Section({}),
+                "all_to_all": Section({"autapses": Bool(False)}),
+                "fixed_indegree": Section({"indegree": Int(REQUIRED, ge=1), "autapses": Bool(False)}),
+                "fixed_probability": Section({"p": Num(REQUIRED, ge=0, le=1), "autapses": Bool(False)}),
+                "pairs": Section(
+                    {"pairs": ListOf(ListOf(Int(ge=0), min_len=2), REQUIRED, "[source index, target index]")}
+                ),
+            },
+            doc="ring: source i -> target (i+1) mod N; fixed_indegree draws per target from (seed, gid)",
+        ),
+        "weight": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="µS"),
+        "delay": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="ms; must be >= dt"),
+    },
+    check=lambda c, path: (
+        _check_range(c["weight"], f"{path}.weight"),
+        _check_range(c["delay"], f"{path}.delay"),
+    ),
+)
+
+STIMULUS = Tagged(
+    {
+        "iclamp": Section(
+            {
+                "cell": Str(REQUIRED, "population"),
+                "cells": CELLS_SELECTION,
+                "location": Location("soma(0.5)"),
+                "delay": Num(0.0, "ms", ge=0),
+                "duration": Num(REQUIRED, "ms", ge=0),
+                "amplitude": Num(REQUIRED, "nA"),
+            }
+        ),
+        "spikes": Section(
+            {
+                "cell": Str(REQUIRED, "population"),
+                "cells": CELLS_SELECTION,
+                "synapse": Str(REQUIRED),
+                "times": ListOf(Num(ge=0), REQUIRED, "ms"),
+                "weight": Num(REQUIRED, "µS"),
+            }
+        ),
+        "poisson": Section(
+            {
+                "cell": Str(REQUIRED, "population"),
+                "cells": CELLS_SELECTION,
+                "synapse": Str(REQUIRED),
+                "rate": Num(REQUIRED, "Hz", ge=0),
+                "start": Num(0.0, "ms", ge=0),
+                "stop": Num(None, "ms", ge=0),
+                "weight": Num(REQUIRED, "µS"),
+            }
+        ),
+    },
+    doc="iclamp: current clamp; spikes: events at given times; poisson: independent Poisson events per cell",
+)
+
+PROBE = Section(
+    {
+        "name": Str(None, "trace set name in the output (default: the variable)"),
+        "variable": Str(REQUIRED, "'v', '<mechanism>.<state>' (e.g. 'hh.m'), 'cai', or '<synapse>.<state>'"),
+        "cell": Str(REQUIRED, "population"),
+        "cells": Either(
+            (Str(choices=("all",)), ListOf(Int(ge=0), min_len=1)),
+            [0],
+            "cells of the population",
+            allowed_text="'all' or a list of cell indices within the population",
+        ),
+        "location": Location("soma(0.5)", sets=True),
+        "sampling": Num(None, "ms", "sampling interval (default dt); a multiple of dt", gt=0),
+    }
+)
+
+OUTPUT = Section(
+    {
+        "path": Str(None, "Zarr store to write (default out/<name>.zarr)"),
+        "overwrite": Bool(False, "replace an existing store at path"),
+        "flush_interval": Num(20.0, "ms", "simulated time between writes to the store", gt=0),
+    }
+)
+
+CONFIG = Section(
+    {
+        "name": Str("run", "run name"),
+        "description": Str("-", "free text"),
+        "simulation": SIMULATION,
+        "cells": ListOf(CELL, REQUIRED, "populations of cells", min_len=1),
+        "synapses": ListOf(SYNAPSE, []),
+        "connections": ListOf(CONNECTION, []),
+        "stimuli": ListOf(STIMULUS, []),
+        "probes": ListOf(PROBE, []),
+        "output": OUTPUT,
+    }
+)

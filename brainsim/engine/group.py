@@ -1,0 +1,259 @@
+"""Lowering: the cells of one rank as one flat structure-of-arrays (see kernels/LAYOUT.md).
+
+The unknowns of all local cells form one vector u = [V of every node | every mechanism state]. Nodes
+of a cell are contiguous and parent-before-child; the states of one mechanism form a block of
+n_states rows × n_instances, in catalogue order.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..kernels import stimuli
+from ..kernels.cable import axial_sum
+from ..kernels.ions import CAI, CAI_REST, ION_FIELDS
+from ..kernels.mechanisms import CATALOGUE
+
+
+@dataclass
+class Block:
+    """All instances of one mechanism among the local cells."""
+
+    name: str
+    module: object
+    node: np.ndarray  # int32, group node of each instance
+    params: np.ndarray  # (n_params, n) float64
+    offset: int  # index of the block's first state in u
+    vi: np.ndarray = field(repr=False, default=None)  # V per instance, gathered for the rate kernel
+    xinf: np.ndarray = field(repr=False, default=None)  # (n_states, n) views into CellGroup arrays
+    tau: np.ndarray = field(repr=False, default=None)
+    dids: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def n(self):
+        return self.node.size
+
+    @property
+    def n_states(self):
+        return len(self.module.STATES)
+
+    @property
+    def size(self):
+        return self.n_states * self.n
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """The recorded unknowns of one probe entry on this rank."""
+
+    name: str
+    variable: str
+    units: str
+    index: np.ndarray  # int64 indices into u
+    gid: np.ndarray
+    compartment: np.ndarray  # node index within its cell
+    location: tuple  # labels such as 'soma[0](0.5)'
+
+
+class CellGroup:
+    """The local cells lowered to flat arrays, with the evaluation of currents and rates on them."""
+
+    def __init__(self, recipe, gids):
+        self.gids = np.asarray(gids, dtype=np.int64)
+        self.celsius = recipe.config["simulation"]["celsius"]
+        types = [recipe.cell_type_of(int(g)) for g in self.gids]
+        sizes = [t.geometry.n_nodes for t in types]
+        self.cell_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n_nodes = n = int(self.cell_start[-1])
+        cat = lambda name: np.concatenate([getattr(t.geometry, name) for t in types])  # noqa: E731
+        self.parent = np.concatenate(
+            [
+                np.where(t.geometry.parent >= 0, t.geometry.parent + s, -1)
+                for t, s in zip(types, self.cell_start)
+            ]
+        ).astype(np.int32)
+        self.area, self.cap, self.gax = cat("area"), cat("cap"), cat("gax")
+        self.is_junction = cat("is_junction")
+        self.dax = np.empty(n)
+        axial_sum(self.gax, self.parent, self.dax)
+        self.v_init = np.concatenate([np.full(t.geometry.n_nodes, t.v_init) for t in types])
+        self.n_compartments = int(np.count_nonzero(~self.is_junction))
+
+        self.blocks = self._blocks(types)
+        self.n_states = sum(b.size for b in self.blocks)
+        self.size = n + self.n_states
+        self.xinf, self.tau, self.dids = (
+            np.zeros(self.n_states),
+            np.ones(self.n_states),
+            np.zeros(self.n_states),
+        )
+        node_of_state, scale = [], []
+        for b in self.blocks:
+            lo, hi = b.offset - n, b.offset - n + b.size
+            b.xinf, b.tau, b.dids = (
+                a[lo:hi].reshape(b.n_states, b.n) for a in (self.xinf, self.tau, self.dids)
+            )
+            b.vi = np.zeros(b.n)
+            node_of_state.append(np.tile(b.node, b.n_states))
+            per = self.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n)
+            scale.append(np.tile(per, b.n_states))
+        self.state_node = np.concatenate(node_of_state or [np.zeros(0)]).astype(np.int32)
+        self.state_scale = np.concatenate(scale or [np.zeros(0)])
+        """Factor from a state's ∂i/∂state (per instance) to nA at its node: A·1e-2 or 1."""
+
+        self.i_dens, self.g_dens, self.i_pt, self.g_pt = (np.zeros(n) for _ in range(4))
+        self.ion = np.zeros((len(ION_FIELDS), n))
+        self.ion[CAI] = CAI_REST
+
+        self._stimuli(recipe, types)
+        self.detector_node = np.array(
+            [t.detector_node + s for t, s in zip(types, self.cell_start)], dtype=np.int32
+        )
+        self.threshold = np.array([t.threshold for t in types])
+        self._views_key, self._views = None, None
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _blocks(self, types):
+        parts = {}  # mechanism -> [(nodes, params)]
+        self.synapse_slot = {}  # (gid, synapse name) -> (mechanism, instance index)
+        for t, start, gid in zip(types, self.cell_start, self.gids):
+            for p in t.mechanisms:
+                parts.setdefault(p.mechanism, []).append((p.node + start, p.params))
+            for name in sorted(t.synapses):
+                site = t.synapses[name]
+                slot = parts.setdefault(site.mechanism, [])
+                self.synapse_slot[(int(gid), name)] = (site.mechanism, sum(n.size for n, _ in slot))
+                slot.append((np.array([site.node + start]), site.params[:, None]))
+        blocks, offset = [], self.n_nodes
+        for name in (m for m in CATALOGUE if m in parts):
+            node = np.concatenate([n for n, _ in parts[name]]).astype(np.int32)
+            params = np.ascontiguousarray(np.concatenate([p for _, p in parts[name]], axis=1), dtype=float)
+            block = Block(name, CATALOGUE[name], node, params, offset)
+            blocks.append(block)
+            offset += block.size
+        return blocks
+
+    def _stimuli(self, recipe, types):
+        rows = [
+            (node + start, delay, dur, amp)
+            for g, start in zip(self.gids, self.cell_start)
+            for node, delay, dur, amp in recipe.iclamps_on(int(g))
+        ]
+        cols = list(zip(*rows)) if rows else [[], [], [], []]
+        self.iclamp_node = np.asarray(cols[0], dtype=np.int32)
+        self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude = (
+            np.asarray(c, dtype=float) for c in cols[1:]
+        )
+
+    def block(self, name):
+        return next(b for b in self.blocks if b.name == name)
+
+    def event_target(self, gid, synapse):
+        """(state indices in u, weight multipliers) that an event onto gid's synapse adds to."""
+        mech, j = self.synapse_slot[(gid, synapse)]
+        b = self.block(mech)
+        scale = b.module.event_scale(b.params[:, j : j + 1])[:, 0]
+        rows = np.nonzero(scale)[0]
+        return b.offset + rows * b.n + j, scale[rows]
+
+    def probe_sets(self, recipe):
+        """One ProbeSet per probe entry that has cells on this rank."""
+        out = {}
+        for g in self.gids:
+            ct = recipe.cell_type_of(int(g))
+            for probe in recipe.probes_on(int(g)):
+                idx = [self.unknown_index(int(g), ct, probe.variable, int(node)) for node in probe.nodes]
+                entry = out.setdefault(probe.name, (probe.variable, [], [], [], []))
+                entry[1].extend(idx)
+                entry[2].extend([int(g)] * len(idx))
+                entry[3].extend(int(node) for node in probe.nodes)
+                entry[4].extend(ct.label(int(node)) for node in probe.nodes)
+        return [
+            ProbeSet(
+                name,
+                var,
+                _units(var),
+                np.array(idx, np.int64),
+                np.array(gid, np.int64),
+                np.array(comp, np.int64),
+                tuple(loc),
+            )
+            for name, (var, idx, gid, comp, loc) in out.items()
+        ]
+
+    def unknown_index(self, gid, cell_type, variable, node):
+        """Index in u of a recordable variable at a node of cell gid (checked by Recipe.check)."""
+        start = int(self.cell_start[np.searchsorted(self.gids, gid)])
+        if variable == "v":
+            return start + node
+        head, _, state = variable.partition(".")
+        if head in cell_type.synapses:
+            mech, j = self.synapse_slot[(gid, head)]
+            b = self.block(mech)
+            return b.offset + b.module.STATES.index(state) * b.n + j
+        if head == "cai" and not state:
+            head, state = "cadyn", "cai"
+        b = self.block(head)
+        j = int(np.nonzero(b.node == start + node)[0][0])
+        return b.offset + b.module.STATES.index(state) * b.n + j
+
+    def locate_node(self, node):
+        """(gid, node index within its cell) of a group node."""
+        c = int(np.searchsorted(self.cell_start, node, side="right") - 1)
+        return int(self.gids[c]), int(node - self.cell_start[c])
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def views(self, u):
+        """(v, [state array (n_states, n) per block]) as views into u, cached per buffer."""
+        key = (u.__array_interface__["data"][0], u.size)
+        if key != self._views_key:
+            states = [u[b.offset : b.offset + b.size].reshape(b.n_states, b.n) for b in self.blocks]
+            self._views_key, self._views = key, (u[: self.n_nodes], states)
+        return self._views
+
+    def currents(self, u, t):
+        """Membrane currents at V and states of u, stimuli at time t: fills i/g accumulators and dids."""
+        v, states = self.views(u)
+        for a in (self.i_dens, self.g_dens, self.i_pt, self.g_pt):
+            a.fill(0.0)
+        self.ion[0].fill(0.0)
+        for b, s in zip(self.blocks, states):
+            acc_i, acc_g = (
+                (self.i_dens, self.g_dens) if b.module.KIND == "density" else (self.i_pt, self.g_pt)
+            )
+            b.module.current(v, b.node, b.params, s, self.ion, acc_i, acc_g, b.dids)
+        if self.iclamp_node.size:
+            stimuli.iclamp(
+                t, self.iclamp_node, self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude, self.i_pt
+            )
+
+    def rates(self, v, xinf=None, tau=None):
+        """x∞ and τ of every state at voltages v (into self.xinf/self.tau unless arrays are given)."""
+        for b in self.blocks:
+            if b.n_states:
+                lo, hi = b.offset - self.n_nodes, b.offset - self.n_nodes + b.size
+                bx = b.xinf if xinf is None else xinf[lo:hi].reshape(b.n_states, b.n)
+                bt = b.tau if tau is None else tau[lo:hi].reshape(b.n_states, b.n)
+                np.take(v, b.node, out=b.vi)
+                b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, bx, bt)
+
+    def initial_state(self):
+        """u at t = 0: V = v_init, every state at its steady state for that V (ions included)."""
+        u = np.zeros(self.size)
+        u[: self.n_nodes] = self.v_init
+        for _ in range(3):  # gates, then [Ca]i from their current, then Ca-dependent gates
+            self.currents(u, 0.0)
+            self.rates(u[: self.n_nodes])
+            u[self.n_nodes :] = self.xinf
+        return u
+
+
+def _units(variable):
+    if variable == "v":
+        return "mV"
+    head, _, state = variable.partition(".")
+    if head == "cai" or state == "cai":
+        return "mM"
+    return "µS" if state in ("g", "A", "B") else "1"

@@ -1,0 +1,378 @@
+"""Time stepping with PETSc TS: one TS on COMM_SELF over one Vec holding every local cell.
+
+Two ways to fill it:
+* `Implicit` — any PETSc method chosen at run time (-ts_type beuler|cn|theta|bdf|arkimex|rosw ...,
+  adaptive stepping allowed) on the implicit form F(t, u, u') = 0. Newton's linear systems are solved
+  exactly in O(n): the states are eliminated onto the tree of voltages and that tree is solved by
+  Hines elimination (a PCSHELL; -ksp_type preonly).
+* `Staggered` — the fixed-step scheme of NEURON and Arbor, as a Python TS type: currents linearised
+  at the present V, backward Euler for V on the tree, then exponential Euler for every state with the
+  new V. Reproduces the peers' results at the same dt.
+
+Events (synaptic inputs) are delivered at the start of the step that contains their time (Arbor's
+convention) by fixed-step methods, and exactly at their time by adaptive ones.
+"""
+
+import numpy as np
+
+from ..errors import BrainsimError, NumericalError
+from ..kernels import cable, implicit, states
+
+EVENT_TOL = 1e-6
+"""Event times within this fraction of a step of a step boundary count as on it."""
+
+IMPLICIT_DEFAULTS = {
+    "ts_type": "bdf",
+    "ts_bdf_order": "2",
+    "ts_adapt_type": "none",
+    "snes_type": "newtonls",
+    "snes_linesearch_type": "basic",
+    "snes_rtol": "1e-8",
+    "snes_atol": "1e-9",
+    "snes_stol": "1e-12",
+    "snes_max_it": "20",
+    "ksp_type": "preonly",
+}
+"""Defaults of the PETSc method; the config's simulation.petsc and the command line override them."""
+
+
+def step_index(times, dt):
+    """Index of the step [k·dt, (k+1)·dt) that contains each event time."""
+    return np.floor(np.asarray(times) / dt + EVENT_TOL).astype(np.int64)
+
+
+class _Base:
+    """What both integrators share: the TS, the solution Vec, the epoch-advance contract."""
+
+    def __init__(self, PETSc, group, observer, dt):
+        self.PETSc, self.group, self.observer, self.dt = PETSc, group, observer, dt
+        self.limit = observer.limit
+        self.u = PETSc.Vec().createSeq(group.size, comm=PETSc.COMM_SELF)
+        self.ts = PETSc.TS().create(comm=PETSc.COMM_SELF)
+        self.failure = None  # an exception raised inside a PETSc callback, re-raised after the solve
+
+    @property
+    def time(self):
+        return self.ts.getTime()
+
+    def set_state(self, u, t):
+        """Start from state u at time t (also used by restarts)."""
+        self.u.getArray()[:] = u
+        self.ts.setTime(t)
+        self.ts.setStepNumber(int(round(t / self.dt)))
+        self.observer.start(self.u.getArray(), t)
+
+    def state(self):
+        return self.u.getArray()
+
+    def close(self):
+        self.ts.destroy()
+        self.u.destroy()
+
+    def _guard(self, fn, *args):
+        """Run a callback; keep the first exception to re-raise after ts.solve (PETSc would hide its type)."""
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - re-raised unchanged after the solve
+            if self.failure is None:
+                self.failure = e
+            raise
+
+    def _solve_to(self, t_end):
+        """ts.solve up to t_end; on failure raise the callback's exception or a NumericalError."""
+        self.ts.setMaxTime(t_end)
+        try:
+            self.ts.solve(self.u)
+        except self.PETSc.Error:
+            if self.failure is not None:
+                raise self.failure from None
+            self._raise_divergence()
+        if self.failure is not None:
+            raise self.failure
+        if self.ts.getConvergedReason() < 0:
+            self._raise_divergence()
+
+    def _raise_divergence(self):
+        u, t = self.u.getArray(), self.ts.getTime()
+        self.observer.check(u, t)  # names the compartment if V is bad
+        v = u[: self.group.n_nodes]
+        node = int(np.argmax(np.abs(v)))
+        gid, comp = self.group.locate_node(node)
+        reason = self.ts.getConvergedReason()
+        raise NumericalError(
+            gid,
+            comp,
+            t,
+            float(v[node]),
+            f" (PETSc TS failed, reason {reason}; largest |V| shown; try a smaller dt or another -ts_type)",
+        )
+
+
+class Staggered(_Base):
+    """NEURON/Arbor fixed-step scheme as a Python-implemented PETSc TS type."""
+
+    def __init__(self, PETSc, group, observer, dt):
+        super().__init__(PETSc, group, observer, dt)
+        n = group.n_nodes
+        self.d, self.rhs = np.zeros(n), np.zeros(n)
+        self.events = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        self.next_event = 0
+        ts = self.ts
+        ts.setType(PETSc.TS.Type.PYTHON)
+        ts.setPythonContext(_StepContext(self))
+        ts.setTimeStep(dt)
+        ts.setMaxSteps(2**31 - 1)
+        ts.setExactFinalTime(PETSc.TS.ExactFinalTime.STEPOVER)
+        ts.setSolution(self.u)
+        ts.setFromOptions()
+        if ts.getType() != PETSc.TS.Type.PYTHON:
+            raise BrainsimError(
+                f"-ts_type {ts.getType()} was given but simulation.method is 'staggered'; "
+                "use simulation.method: petsc to choose a PETSc method"
+            )
+        ts.setUp()
+
+    def _step(self, ts):
+        g, dt = self.group, self.dt
+        k = ts.getStepNumber()
+        u = self.u.getArray()
+        ev_step, ev_index, ev_weight = self.events
+        first = self.next_event
+        if first < ev_step.size and ev_step[first] <= k:
+            last = int(np.searchsorted(ev_step, k, side="right"))
+            np.add.at(u, ev_index[first:last], ev_weight[first:last])
+            self.next_event = last
+        g.currents(u, (k + 0.5) * dt)
+        v = u[: g.n_nodes]
+        bad = cable.staggered_solve(
+            v,
+            g.cap,
+            g.dax,
+            g.gax,
+            g.parent,
+            g.area,
+            g.i_dens,
+            g.g_dens,
+            g.i_pt,
+            g.g_pt,
+            dt,
+            self.d,
+            self.rhs,
+            self.limit,
+        )
+        if bad >= 0:
+            self.observer.blow_up(bad, u, (k + 1) * dt)
+        g.rates(v)
+        states.exp_euler(u[g.n_nodes :], g.xinf, g.tau, dt)
+        ts.setTime((k + 1) * dt)
+        self.observer.after_step(u, (k + 1) * dt)
+
+    def advance(self, t_end, ev_time, ev_index, ev_weight):
+        """Advance to t_end (a whole number of steps), delivering events sorted by time."""
+        self.events = (step_index(ev_time, self.dt), ev_index, ev_weight)
+        self.next_event = 0
+        self._solve_to(t_end - EVENT_TOL * self.dt)
+        self.ts.setTime(t_end)
+
+    def warm_up(self):
+        """Compile (or load from cache) every kernel on a copy of the state, outside the timed run."""
+        saved, t, k = self.u.getArray().copy(), self.ts.getTime(), self.ts.getStepNumber()
+        observer, self.observer = self.observer, _NullObserver(self.limit)
+        try:
+            self._step(self.ts)
+        finally:
+            self.observer = observer
+            self.u.getArray()[:] = saved
+            self.ts.setTime(t)
+            self.ts.setStepNumber(k)
+
+
+class Implicit(_Base):
+    """A PETSc implicit (or IMEX, Rosenbrock, ...) method on F(t, u, u') = 0 with the exact tree solve."""
+
+    def __init__(self, PETSc, group, observer, dt):
+        super().__init__(PETSc, group, observer, dt)
+        g, n = group, group.n_nodes
+        self.d0, self.d = np.zeros(n), np.zeros(n)
+        self.jss, self.jsv, self.jvs = (np.zeros(g.n_states) for _ in range(3))
+        self.xinf_dv, self.tau_dv = np.zeros(g.n_states), np.ones(g.n_states)
+        self.v_dv = np.zeros(n)
+        self.dwork, self.rwork = np.zeros(n), np.zeros(n)
+        ts = self.ts
+        ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
+        if g.is_junction.any():  # zero-area junction nodes are algebraic rows
+            ts.setEquationType(PETSc.TS.EquationType.DAE_IMPLICIT_INDEX1)
+        self.F = self.u.duplicate()
+        ts.setIFunction(self.ifunction, self.F)
+        self.J = PETSc.Mat().createPython([g.size, g.size], context=_JacobianMat(self), comm=PETSc.COMM_SELF)
+        self.J.setUp()
+        ts.setIJacobian(self.ijacobian, self.J, self.J)
+        ts.setType(IMPLICIT_DEFAULTS["ts_type"])
+        ts.setTimeStep(dt)
+        ts.setMaxSteps(2**31 - 1)
+        ts.setSolution(self.u)
+        ts.setPostStep(self.poststep)
+        ksp = ts.getSNES().getKSP()
+        pc = ksp.getPC()
+        pc.setType(PETSc.PC.Type.PYTHON)
+        pc.setPythonContext(_TreePC(self))
+        ts.setFromOptions()
+        # petsc4py 3.18 has no TSAdapt binding: the adapt type in force is the one in the options database,
+        # where make_integrator always puts one (IMPLICIT_DEFAULTS: none).
+        self.adaptive = PETSc.Options().getString("ts_adapt_type", "none") != "none"
+        ts.setExactFinalTime(
+            PETSc.TS.ExactFinalTime.MATCHSTEP if self.adaptive else PETSc.TS.ExactFinalTime.STEPOVER
+        )
+        ts.setUp()
+
+    # -- the problem: residual and Jacobian --------------------------------------------------
+
+    def ifunction(self, ts, t, U, Udot, F):
+        self._guard(self._ifunction, t, U, Udot, F)
+
+    def _ifunction(self, t, U, Udot, F):
+        g, n = self.group, self.group.n_nodes
+        u, udot, f = U.getArray(), Udot.getArray(), F.getArray()
+        g.currents(u, t)
+        cable.cable_residual(u[:n], udot[:n], g.cap, g.gax, g.parent, g.area, g.i_dens, g.i_pt, f[:n])
+        g.rates(u[:n])
+        states.relax_residual(u[n:], udot[n:], g.xinf, g.tau, f[n:])
+
+    def ijacobian(self, ts, t, U, Udot, shift, J, P):
+        self._guard(self._ijacobian, t, U, shift)
+
+    def _ijacobian(self, t, U, shift):
+        g, n = self.group, self.group.n_nodes
+        u = U.getArray()
+        dv = 1e-3  # mV, for ∂(x∞, τ)/∂V by a forward difference
+        g.currents(u, t)
+        implicit.tree_diagonal(g.cap, g.dax, g.area, g.g_dens, g.g_pt, shift, self.d0)
+        np.multiply(g.dids, g.state_scale, out=self.jvs)
+        g.rates(u[:n])
+        np.add(u[:n], dv, out=self.v_dv)
+        g.rates(self.v_dv, self.xinf_dv, self.tau_dv)
+        states.relax_jacobian(u[n:], g.xinf, g.tau, self.xinf_dv, self.tau_dv, dv, shift, self.jss, self.jsv)
+        implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, g.state_node, self.d)
+
+    def solve_jacobian(self, r, x):
+        g = self.group
+        implicit.schur_solve(
+            r, self.d, g.gax, g.parent, self.jss, self.jsv, self.jvs, g.state_node, x, self.dwork, self.rwork
+        )
+
+    def mult_jacobian(self, x, y):
+        g = self.group
+        implicit.jacobian_mult(x, self.d0, g.gax, g.parent, self.jss, self.jsv, self.jvs, g.state_node, y)
+
+    def poststep(self, ts):
+        self._guard(self._poststep, ts)
+
+    def _poststep(self, ts):
+        u, t = self.u.getArray(), ts.getTime()
+        self.observer.check(u, t)
+        self.observer.after_step(u, t)
+
+    # -- epochs -----------------------------------------------------------------------------
+
+    def advance(self, t_end, ev_time, ev_index, ev_weight):
+        """Advance to t_end, stopping at event times to apply them (then restarting multistep methods)."""
+        at = ev_time if self.adaptive else step_index(ev_time, self.dt) * self.dt
+        u = self.u.getArray()
+        start = 0
+        while start < at.size:
+            stop = int(np.searchsorted(at, at[start], side="right"))
+            if at[start] > self.ts.getTime() + EVENT_TOL * self.dt:
+                self._solve_to_time(at[start])
+            np.add.at(u, ev_index[start:stop], ev_weight[start:stop])
+            self.ts.restartStep()
+            start = stop
+        self._solve_to_time(t_end)
+
+    def _solve_to_time(self, t):
+        if self.adaptive:
+            self._solve_to(t)
+        else:
+            self._solve_to(t - EVENT_TOL * self.dt)
+        self.ts.setTime(t)
+
+    def warm_up(self):
+        """Compile (or load from cache) every kernel by evaluating the problem once, outside the timed run."""
+        x, y = self.u.duplicate(), self.u.duplicate()
+        self.u.copy(x)
+        self._ifunction(0.0, x, y, self.F)
+        self._ijacobian(0.0, x, 40.0)
+        self.solve_jacobian(self.F.getArray(), y.getArray())
+        self.mult_jacobian(y.getArray(), self.F.getArray())
+        x.destroy()
+        y.destroy()
+
+    def close(self):
+        super().close()
+        self.F.destroy()
+        self.J.destroy()
+
+
+class _StepContext:
+    """Python context of the Python TS type: TSStep calls step(ts)."""
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def step(self, ts):
+        """One step [k·dt, (k+1)·dt)."""
+        self.owner._guard(self.owner._step, ts)
+
+
+class _JacobianMat:
+    """Python context of the Jacobian MatShell: y = J·x from the stored entries."""
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def mult(self, mat, x, y):
+        self.owner._guard(self.owner.mult_jacobian, x.getArray(), y.getArray())
+
+
+class _TreePC:
+    """Python context of the PCSHELL: applies J⁻¹ exactly (Schur elimination + Hines)."""
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def apply(self, pc, x, y):
+        self.owner._guard(self.owner.solve_jacobian, x.getArray(), y.getArray())
+
+
+class _NullObserver:
+    def __init__(self, limit):
+        self.limit = limit
+
+    def after_step(self, u, t):
+        pass
+
+    def blow_up(self, node, u, t):
+        pass
+
+
+def make_integrator(PETSc, method, group, observer, dt, petsc_options):
+    """The integrator for simulation.method, with PETSc options from the config not overriding the
+    command line (options already in the database win)."""
+    opts = PETSc.Options()
+    defaults = IMPLICIT_DEFAULTS if method == "petsc" else {}
+    for key, value in {**defaults, **{k: _option_text(v) for k, v in petsc_options.items()}}.items():
+        given = key in petsc_options
+        if not opts.hasName(key) or (given and key in _set_by_us):
+            opts[key] = value
+            _set_by_us.add(key)
+    cls = Implicit if method == "petsc" else Staggered
+    return cls(PETSc, group, observer, dt)
+
+
+_set_by_us = set()
+"""Option names this module put in PETSc's database (the config may replace them; the command line not)."""
+
+
+def _option_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,109 @@
+"""What happens after every step, whatever the integrator: spike detection, sampling, blow-up checks."""
+
+import numpy as np
+
+from ..errors import NumericalError
+from ..kernels.cable import first_bad
+from ..kernels.detect import crossings
+
+
+class StepObserver:
+    """Detects threshold crossings (time linearly interpolated inside the step), samples probes on
+    their time grid (linear interpolation between step ends; exact when the grid is a multiple of
+    the step), and stops the run when a voltage is not finite or beyond the limit."""
+
+    def __init__(self, group, probe_sets, sampling, dt, voltage_limit, t0=0.0):
+        self.group = group
+        self.limit = voltage_limit
+        self.v_prev = np.zeros(group.detector_node.size)
+        self.spike_index = np.zeros(max(1, group.detector_node.size), dtype=np.int64)
+        self.spike_time = np.zeros(max(1, group.detector_node.size))
+        self.spikes = []  # [(gid array, time array)] since the last drain
+        self.probes = probe_sets
+        self.every = [max(1, round(sampling[p.name] / dt)) for p in probe_sets]
+        self.period = [e * dt for e in self.every]
+        self.dt = dt
+        self.samples = {p.name: ([], []) for p in probe_sets}
+        self.prev_values = [None] * len(probe_sets)
+        self.next_k = [0] * len(probe_sets)
+        self.t_prev = t0
+
+    def start(self, u, t):
+        """Take the state at t (the start of the run or of a resumed run)."""
+        self.v_prev[:] = u[self.group.detector_node]
+        self.t_prev = t
+        for i, p in enumerate(self.probes):
+            self.prev_values[i] = u[p.index].astype(np.float64)
+            self.next_k[i] = int(np.ceil(t / self.period[i] - 1e-9))
+        self._sample(u, t)
+
+    def after_step(self, u, t):
+        """Called with the state at the end of every step (t_prev -> t)."""
+        t0, dt = self.t_prev, t - self.t_prev
+        n = crossings(
+            u,
+            self.group.detector_node,
+            self.threshold,
+            self.v_prev,
+            t0,
+            dt,
+            self.spike_index,
+            self.spike_time,
+            0,
+        )
+        if n:
+            self.spikes.append((self.group.gids[self.spike_index[:n]], self.spike_time[:n].copy()))
+        self._sample(u, t)
+        self.t_prev = t
+
+    @property
+    def threshold(self):
+        return self.group.threshold
+
+    def _sample(self, u, t):
+        for i, p in enumerate(self.probes):
+            now = u[p.index].astype(np.float64)
+            period, k = self.period[i], self.next_k[i]
+            times, values = self.samples[p.name]
+            while k * period <= t + 1e-9 * self.dt:
+                ts = k * period
+                w = 1.0 if t <= self.t_prev else (ts - self.t_prev) / (t - self.t_prev)
+                times.append(ts)
+                values.append(
+                    now if w >= 1.0 - 1e-9 else self.prev_values[i] + w * (now - self.prev_values[i])
+                )
+                k += 1
+            self.next_k[i] = k
+            self.prev_values[i] = now
+
+    def check(self, u, t):
+        """Raise NumericalError (cell, compartment, time) if V is not finite or beyond the limit."""
+        node = first_bad(u[: self.group.n_nodes], self.limit)
+        if node >= 0:
+            self.blow_up(node, u, t)
+
+    def blow_up(self, node, u, t):
+        gid, comp = self.group.locate_node(node)
+        raise NumericalError(
+            gid, comp, t, float(u[node]), f" (limit ±{self.limit:g} mV: simulation.voltage_limit)"
+        )
+
+    def drain_spikes(self):
+        """(gid, time) of the spikes detected since the last call, sorted by (time, gid)."""
+        if not self.spikes:
+            return np.zeros(0, np.int64), np.zeros(0)
+        gid = np.concatenate([g for g, _ in self.spikes])
+        time = np.concatenate([t for _, t in self.spikes])
+        self.spikes = []
+        order = np.lexsort((gid, time))
+        return gid[order], time[order]
+
+    def drain_samples(self):
+        """{probe name: (times, values (k, n_probe))} sampled since the last call."""
+        out = {}
+        for name, (times, values) in self.samples.items():
+            if times:
+                out[name] = (np.array(times), np.array(values))
+                times.clear()
+                values.clear()
+        return out

@@ -1,0 +1,47 @@
+"""The execution context: the communicator, passed explicitly (no hidden global), and PETSc start-up."""
+
+import sys
+from dataclasses import dataclass
+
+_petsc_ready = False
+
+
+def init_petsc(args=(), comm=None):
+    """Initialise petsc4py once per process with PETSc options from the command line (e.g. -ts_type cn).
+
+    Must run before `from petsc4py import PETSc` anywhere else; later calls are no-ops.
+    """
+    global _petsc_ready
+    if not _petsc_ready:
+        import petsc4py
+
+        petsc4py.init([sys.argv[0], *args], comm=comm)
+        _petsc_ready = True
+    from petsc4py import PETSc
+
+    return PETSc
+
+
+@dataclass(frozen=True)
+class Context:
+    """Which ranks take part in a run. Every component that communicates is handed this object."""
+
+    comm: object  # an mpi4py communicator
+
+    @classmethod
+    def world(cls):
+        from mpi4py import MPI
+
+        return cls(MPI.COMM_WORLD)
+
+    @property
+    def rank(self):
+        return self.comm.Get_rank()
+
+    @property
+    def size(self):
+        return self.comm.Get_size()
+
+    @property
+    def is_root(self):
+        return self.rank == 0

@@ -1,0 +1,113 @@
+"""The cable equation on a forest of trees: assembly and the exact O(n) Hines solve.
+
+Nodes are ordered parent-before-child (parent[i] < i; roots have parent -1). The matrix of one
+implicit step is symmetric with diagonal d and off-diagonal -gax[i] between i and parent[i].
+"""
+
+import numpy as np
+from numba import njit
+
+from . import JIT
+
+AREA_SCALE = 1e-2
+"""mA/cm² × µm² × 1e-2 = nA, and S/cm² × µm² × 1e-2 = µS."""
+
+
+@njit(**JIT)
+def hines_solve(d, rhs, gax, parent, x, limit):
+    """Solve the tree system (diagonal d, off-diagonals -gax to the parent) for x; d and rhs are consumed.
+
+    Returns the first node whose solution is not finite or has |x| > limit, or -1.
+    """
+    n = d.size
+    for i in range(n - 1, 0, -1):
+        p = parent[i]
+        if p >= 0:
+            f = gax[i] / d[i]
+            d[p] -= f * gax[i]
+            rhs[p] += f * rhs[i]
+    bad = -1
+    for i in range(n):
+        p = parent[i]
+        if p >= 0:
+            x[i] = (rhs[i] + gax[i] * x[p]) / d[i]
+        else:
+            x[i] = rhs[i] / d[i]
+        if bad < 0 and not abs(x[i]) <= limit:
+            bad = i
+    return bad
+
+
+def hines_solve_np(d, rhs, gax, parent):
+    """NumPy twin of `hines_solve`: the same matrix built dense and solved by LAPACK."""
+    a = np.diag(np.asarray(d, dtype=float))
+    child = np.nonzero(parent >= 0)[0]
+    a[child, parent[child]] = -gax[child]
+    a[parent[child], child] = -gax[child]
+    return np.linalg.solve(a, rhs)
+
+
+@njit(**JIT)
+def axial_sum(gax, parent, dax):
+    """dax[i] = conductance from node i to all its neighbours (its parent and its children), µS."""
+    dax[:] = gax
+    for i in range(gax.size):
+        p = parent[i]
+        if p >= 0:
+            dax[p] += gax[i]
+
+
+@njit(**JIT)
+def staggered_solve(v, cap, dax, gax, parent, area, i_dens, g_dens, i_pt, g_pt, dt, d, rhs, limit):
+    """One backward-Euler step of V on the tree with membrane currents linearised at the present V.
+
+    cap·(V' − V)/dt = −A·(i + g·(V' − V)) − (i_pt + g_pt·(V' − V)) + Σ gax·(V'_nb − V'), solved for V'
+    in place of v. Returns the first node whose new V is not finite or beyond ±limit (mV), or -1.
+    """
+    for i in range(v.size):
+        ga = area[i] * 1e-2 * g_dens[i]
+        c = cap[i] / dt
+        d[i] = c + dax[i] + ga + g_pt[i]
+        rhs[i] = (c + ga + g_pt[i]) * v[i] - area[i] * 1e-2 * i_dens[i] - i_pt[i]
+    return hines_solve(d, rhs, gax, parent, v, limit)
+
+
+def staggered_solve_np(v, cap, dax, gax, parent, area, i_dens, g_dens, i_pt, g_pt, dt):
+    """NumPy twin of `staggered_solve`: returns the new V."""
+    ga = area * AREA_SCALE * g_dens
+    c = cap / dt
+    d = c + dax + ga + g_pt
+    rhs = (c + ga + g_pt) * v - area * AREA_SCALE * i_dens - i_pt
+    return hines_solve_np(d, rhs, gax, parent)
+
+
+@njit(**JIT)
+def cable_residual(v, vdot, cap, gax, parent, area, i_dens, i_pt, f):
+    """Implicit-form residual of the V rows: f = cap·dV/dt + A·i_dens + i_pt − Σ gax·(V_nb − V), nA."""
+    for i in range(v.size):
+        f[i] = cap[i] * vdot[i] + area[i] * 1e-2 * i_dens[i] + i_pt[i]
+    for i in range(v.size):
+        p = parent[i]
+        if p >= 0:
+            a = gax[i] * (v[i] - v[p])
+            f[i] += a
+            f[p] -= a
+
+
+def cable_residual_np(v, vdot, cap, gax, parent, area, i_dens, i_pt):
+    """NumPy twin of `cable_residual`."""
+    f = cap * vdot + area * AREA_SCALE * i_dens + i_pt
+    child = np.nonzero(parent >= 0)[0]
+    a = gax[child] * (v[child] - v[parent[child]])
+    f[child] += a
+    np.subtract.at(f, parent[child], a)
+    return f
+
+
+@njit(**JIT)
+def first_bad(v, limit):
+    """The first index whose value is not finite or has |v| > limit, or -1."""
+    for i in range(v.size):
+        if not abs(v[i]) <= limit:
+            return i
+    return -1

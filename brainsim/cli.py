@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import BrainsimError, ConfigError, NumericalError
+from .errors import BrainsimError, ConfigError, MorphologyError, NumericalError
 
 EXIT_CONFIG, EXIT_NUMERICAL, EXIT_FAILED = 2, 3, 1
 
@@ -20,7 +20,7 @@ def main(argv=None):
         parser.error(f"unrecognised arguments: {' '.join(petsc_args)}")
     try:
         return args.func(args, petsc_args)
-    except ConfigError as e:
+    except (ConfigError, MorphologyError) as e:
         print(f"brainsim: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except NumericalError as e:

@@ -17,22 +17,25 @@ AREA_SCALE = 1e-2
 def hines_solve(d, rhs, gax, parent, x, limit):
     """Solve the tree system (diagonal d, off-diagonals -gax to the parent) for x; d and rhs are consumed.
 
-    Returns the first node whose solution is not finite or has |x| > limit, or -1.
+    Returns the first node whose solution is not finite or has |x| > limit, or -1. The elimination
+    keeps 1/d in d, so the back-substitution has no division on its dependency chain.
     """
     n = d.size
-    for i in range(n - 1, 0, -1):
+    for i in range(n - 1, -1, -1):
+        inv = 1.0 / d[i]
+        d[i] = inv
         p = parent[i]
         if p >= 0:
-            f = gax[i] / d[i]
+            f = gax[i] * inv
             d[p] -= f * gax[i]
             rhs[p] += f * rhs[i]
     bad = -1
     for i in range(n):
         p = parent[i]
         if p >= 0:
-            x[i] = (rhs[i] + gax[i] * x[p]) / d[i]
+            x[i] = (rhs[i] + gax[i] * x[p]) * d[i]
         else:
-            x[i] = rhs[i] / d[i]
+            x[i] = rhs[i] * d[i]
         if bad < 0 and not abs(x[i]) <= limit:
             bad = i
     return bad

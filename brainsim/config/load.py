@@ -47,12 +47,27 @@ def load_config(path, overrides=()):
     except OSError as e:
         raise ConfigError(str(path), None, "a readable YAML file", detail=e.strerror) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(where, None, "valid YAML", detail=str(getattr(e, "problem", e))) from None
     return resolve_config(raw, overrides, source=path)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def resolve_config(raw, overrides=(), source=None):
@@ -92,7 +107,15 @@ def apply_override(raw, item):
         elif not isinstance(node, dict):
             raise ConfigError(".".join(map(str, walked)), node, "a mapping or list to set a key in")
         if last:
-            node[step] = yaml.safe_load(text)
+            try:
+                node[step] = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ConfigError(
+                    key,
+                    text,
+                    "a YAML value (number, string, list, mapping, true/false)",
+                    detail=str(getattr(e, "problem", e)),
+                ) from None
         else:
             if isinstance(node, dict) and step not in node:
                 node[step] = {}

@@ -6,7 +6,7 @@ in; every error is a ConfigError naming the key path, the bad value and what is 
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError
 
@@ -93,9 +93,12 @@ class Bool:
     default: object = REQUIRED
     doc: str = ""
 
+    def allowed(self):
+        return "true or false"
+
     def resolve(self, value, path):
         if not isinstance(value, bool):
-            raise ConfigError(path, value, "true or false")
+            raise ConfigError(path, value, self.allowed())
         return value
 
 
@@ -107,11 +110,24 @@ class ListOf:
     default: object = REQUIRED
     doc: str = ""
     min_len: int = 0
+    max_len: int | None = None
+
+    def allowed(self):
+        if self.max_len is not None and self.max_len == self.min_len:
+            size = f" of exactly {self.min_len} item(s)"
+        else:
+            size = (f" of at least {self.min_len} item(s)" if self.min_len else "") + (
+                f" of at most {self.max_len} item(s)" if self.max_len is not None else ""
+            )
+        return f"a list{size}, each {_describe(self.item)}"
 
     def resolve(self, value, path):
-        if not isinstance(value, list) or len(value) < self.min_len:
-            what = "a list" + (f" of at least {self.min_len} item(s)" if self.min_len else "")
-            raise ConfigError(path, value, what)
+        if (
+            not isinstance(value, list)
+            or len(value) < self.min_len
+            or (self.max_len is not None and len(value) > self.max_len)
+        ):
+            raise ConfigError(path, value, self.allowed())
         return [self.item.resolve(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
 
@@ -124,11 +140,14 @@ class MapOf:
     doc: str = ""
     keys: str = "names"
 
+    def allowed(self):
+        return f"a mapping of {self.keys}"
+
     def resolve(self, value, path):
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(path, value, f"a mapping of {self.keys}")
+            raise ConfigError(path, value, self.allowed())
         out = {}
         for k, v in value.items():
             if not isinstance(k, str) or not k:
@@ -146,13 +165,16 @@ class Either:
     doc: str = ""
     allowed_text: str = ""
 
+    def allowed(self):
+        return self.allowed_text or " or ".join(_describe(o) for o in self.options)
+
     def resolve(self, value, path):
         for option in self.options:
             try:
                 return option.resolve(value, path)
             except ConfigError:
                 continue
-        raise ConfigError(path, value, self.allowed_text)
+        raise ConfigError(path, value, self.allowed())
 
 
 @dataclass(frozen=True)
@@ -165,11 +187,14 @@ class Section:
     check: object = None
     """Optional cross-field check: check(resolved, path) raises ConfigError."""
 
+    def allowed(self):
+        return f"a mapping with keys {sorted(self.fields)}"
+
     def resolve(self, value, path):
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(path or "<top level>", value, f"a mapping with keys {sorted(self.fields)}")
+            raise ConfigError(path or "<top level>", value, self.allowed())
         unknown = sorted(set(value) - set(self.fields), key=str)
         if unknown:
             key = unknown[0]
@@ -204,9 +229,12 @@ class Tagged:
     doc: str = ""
     variant_docs: dict = field(default_factory=dict)
 
+    def allowed(self):
+        return f"a mapping with '{self.tag}' one of {sorted(self.variants)}"
+
     def resolve(self, value, path):
         if not isinstance(value, dict):
-            raise ConfigError(path, value, f"a mapping with '{self.tag}' one of {sorted(self.variants)}")
+            raise ConfigError(path, value, self.allowed())
         kind = value.get(self.tag)
         if kind not in self.variants:
             raise ConfigError(_join(path, self.tag), kind, f"one of {sorted(self.variants)}")
@@ -215,9 +243,7 @@ class Tagged:
 
 
 def _describe(schema):
-    if hasattr(schema, "allowed"):
-        return schema.allowed()
-    return type(schema).__name__.lower()
+    return schema.allowed()
 
 
 def _copy_default(default):
@@ -225,26 +251,28 @@ def _copy_default(default):
 
 
 def describe(schema, path="", out=None):
-    """Flat list of (key path, default, unit, doc) for every declared option (for `brainsim config-doc`)."""
+    """Flat list of (key path, default, unit, doc) for every declared option, containers included, and
+    one row per kind of a Tagged option (for the generated config reference)."""
     out = [] if out is None else out
+    default = getattr(schema, "default", REQUIRED)
+    row = (path, "required" if default is REQUIRED else default, getattr(schema, "unit", ""), schema.doc)
     if isinstance(schema, Section):
+        if path:
+            out.append(row)
         for key, sub in schema.fields.items():
             describe(sub, _join(path, key), out)
     elif isinstance(schema, Tagged):
+        out.append(row)
         for kind, sub in schema.variants.items():
-            describe(sub, f"{path}(kind={kind})", out)
-    elif isinstance(schema, ListOf):
-        describe(schema.item, f"{path}[]", out)
-    elif isinstance(schema, MapOf):
-        describe(schema.value, f"{path}.<{schema.keys}>", out)
+            variant = replace(sub, default=None, doc=sub.doc or f"one of the kinds of this option: {kind}")
+            describe(variant, f"{path}(kind={kind})", out)
+    elif isinstance(schema, (ListOf, MapOf)):
+        out.append(row)
+        first = len(out)
+        item = schema.item if isinstance(schema, ListOf) else schema.value
+        describe(item, f"{path}[]" if isinstance(schema, ListOf) else f"{path}.<{schema.keys}>", out)
+        if out[first][1] == "required":  # an item has no default of its own: the container has one
+            out[first] = (out[first][0], None, *out[first][2:])
     else:
-        default = getattr(schema, "default", REQUIRED)
-        out.append(
-            (
-                path,
-                "required" if default is REQUIRED else default,
-                getattr(schema, "unit", ""),
-                getattr(schema, "doc", ""),
-            )
-        )
+        out.append(row)
     return out

@@ -22,7 +22,9 @@ from .options import (
     Tagged,
 )
 
-LOCATION_RE = re.compile(r"^(?P<region>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>\d+)\])?\((?P<x>[0-9.]+)\)$")
+LOCATION_RE = re.compile(
+    r"^(?P<region>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>\d+)\])?\((?P<x>\d+(\.\d*)?|\.\d+)\)$"
+)
 """A point on a cell: `soma(0.5)`, `dend(1)` (the first dend branch), `dend[3](0.25)` (its 4th branch),
 `branch[7](0.5)` (branch 7 of the whole morphology)."""
 
@@ -60,6 +62,9 @@ class MechanismParams:
 
     def __init__(self, kind, default=REQUIRED, doc=""):
         self.kind, self.default, self.doc = kind, default, doc
+
+    def allowed(self):
+        return f"a mapping of {self.kind} mechanisms ({MECHANISMS_BY_KIND[self.kind]}) to their parameters"
 
     def resolve(self, value, path):
         mechs = MapOf(MapOf(Num(), keys="parameters"), keys="mechanisms").resolve(value, path)
@@ -114,7 +119,7 @@ SIMULATION = Section(
             choices=("petsc", "staggered"),
         ),
         "petsc": MapOf(
-            Either((Str(), Num(), Bool())),
+            Either((Str(), Bool(), Int(), Num()), allowed_text="a string, number or boolean"),
             {},
             "PETSc options without the leading '-', e.g. "
             "{ts_type: bdf}; the command line and PETSC_OPTIONS override them",
@@ -200,7 +205,11 @@ CELL = Section(
         ),
         "spike_detector": Section(
             {
-                "location": Location("soma(0.5)"),
+                "location": Location(
+                    "branch[0](0.5)",
+                    "where spikes are detected (default: the middle of the root branch, "
+                    "the soma of a cell that has one)",
+                ),
                 "threshold": Num(-10.0, "mV", "a spike is an upward crossing of this voltage"),
             },
             {},
@@ -239,7 +248,11 @@ CONNECTION = Section(
                 "fixed_indegree": Section({"indegree": Int(REQUIRED, ge=1), "autapses": Bool(False)}),
                 "fixed_probability": Section({"p": Num(REQUIRED, ge=0, le=1), "autapses": Bool(False)}),
                 "pairs": Section(
-                    {"pairs": ListOf(ListOf(Int(ge=0), min_len=2), REQUIRED, "[source index, target index]")}
+                    {
+                        "pairs": ListOf(
+                            ListOf(Int(ge=0), min_len=2, max_len=2), REQUIRED, "[source index, target index]"
+                        )
+                    }
                 ),
             },
             doc="ring: source i -> target (i+1) mod N; fixed_indegree draws per target from (seed, gid)",
@@ -310,7 +323,9 @@ OUTPUT = Section(
         "path": Str(None, "Zarr store to write (default out/<name>.zarr)"),
         "overwrite": Bool(False, "replace an existing store at path"),
         "flush_interval": Num(20.0, "ms", "simulated time between writes to the store", gt=0),
-    }
+    },
+    {},
+    "where and how the run's Zarr store is written",
 )
 
 CONFIG = Section(

@@ -93,7 +93,6 @@ class CellGroup:
             b.xinf, b.tau, b.dids = (
                 a[lo:hi].reshape(b.n_states, b.n) for a in (self.xinf, self.tau, self.dids)
             )
-            b.vi = np.zeros(b.n)
             node_of_state.append(np.tile(b.node, b.n_states))
             per = self.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n)
             scale.append(np.tile(per, b.n_states))
@@ -101,16 +100,26 @@ class CellGroup:
         self.state_scale = np.concatenate(scale or [np.zeros(0)])
         """Factor from a state's ∂i/∂state (per instance) to nA at its node: A·1e-2 or 1."""
 
-        self.i_dens, self.g_dens, self.i_pt, self.g_pt = (np.zeros(n) for _ in range(4))
-        self.ion = np.zeros((len(ION_FIELDS), n))
+        # One array holds the four current accumulators and the ion rows, so that everything reset at
+        # each evaluation (the accumulators and the summed ion currents, rows 0..4) is one contiguous fill.
+        self._work = np.zeros((4 + len(ION_FIELDS), n))
+        self.i_dens, self.g_dens, self.i_pt, self.g_pt = self._work[:4]
+        self.ion = self._work[4:]
         self.ion[CAI] = CAI_REST
+        self._reset = self._work[: 4 + CAI].reshape(-1)
+        self.inst_node = np.concatenate([b.node for b in self.blocks] or [np.zeros(0)]).astype(np.intp)
+        """Node of every mechanism instance, block after block: V is gathered for all rate kernels at once."""
+        self.vi = np.zeros(self.inst_node.size)
+        first = 0
+        for b in self.blocks:
+            b.vi, first = self.vi[first : first + b.n], first + b.n
 
         self._stimuli(recipe, types)
         self.detector_node = np.array(
             [t.detector_node + s for t, s in zip(types, self.cell_start)], dtype=np.int32
         )
         self.threshold = np.array([t.threshold for t in types])
-        self._views_key, self._views = None, None
+        self._views_u, self._views = None, None
 
     # -- construction -------------------------------------------------------------------------
 
@@ -145,6 +154,11 @@ class CellGroup:
         self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude = (
             np.asarray(c, dtype=float) for c in cols[1:]
         )
+
+    def stimulus_breaks(self, t0, t1):
+        """Times in (t0, t1) where a current clamp switches on or off (ms, sorted)."""
+        edges = np.concatenate([self.iclamp_delay, self.iclamp_delay + self.iclamp_duration])
+        return np.unique(edges[(edges > t0) & (edges < t1)])
 
     def block(self, name):
         return next(b for b in self.blocks if b.name == name)
@@ -206,24 +220,21 @@ class CellGroup:
     # -- evaluation ---------------------------------------------------------------------------
 
     def views(self, u):
-        """(v, [state array (n_states, n) per block]) as views into u, cached per buffer."""
-        key = (u.__array_interface__["data"][0], u.size)
-        if key != self._views_key:
+        """(v, [state array (n_states, n) per block]) as views into u, cached for the last u given."""
+        if u is not self._views_u:
             states = [u[b.offset : b.offset + b.size].reshape(b.n_states, b.n) for b in self.blocks]
-            self._views_key, self._views = key, (u[: self.n_nodes], states)
+            self._views_u, self._views = u, (u[: self.n_nodes], states)
         return self._views
 
     def currents(self, u, t):
         """Membrane currents at V and states of u, stimuli at time t: fills i/g accumulators and dids."""
         v, states = self.views(u)
-        for a in (self.i_dens, self.g_dens, self.i_pt, self.g_pt):
-            a.fill(0.0)
-        self.ion[0].fill(0.0)
+        self._reset.fill(0.0)
         for b, s in zip(self.blocks, states):
-            acc_i, acc_g = (
-                (self.i_dens, self.g_dens) if b.module.KIND == "density" else (self.i_pt, self.g_pt)
-            )
-            b.module.current(v, b.node, b.params, s, self.ion, acc_i, acc_g, b.dids)
+            if b.module.KIND == "density":
+                b.module.current(v, b.node, b.params, s, self.ion, self.i_dens, self.g_dens, b.dids)
+            else:
+                b.module.current(v, b.node, b.params, s, self.ion, self.i_pt, self.g_pt, b.dids)
         if self.iclamp_node.size:
             stimuli.iclamp(
                 t, self.iclamp_node, self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude, self.i_pt
@@ -231,12 +242,12 @@ class CellGroup:
 
     def rates(self, v, xinf=None, tau=None):
         """x∞ and τ of every state at voltages v (into self.xinf/self.tau unless arrays are given)."""
+        np.take(v, self.inst_node, out=self.vi)
         for b in self.blocks:
             if b.n_states:
                 lo, hi = b.offset - self.n_nodes, b.offset - self.n_nodes + b.size
                 bx = b.xinf if xinf is None else xinf[lo:hi].reshape(b.n_states, b.n)
                 bt = b.tau if tau is None else tau[lo:hi].reshape(b.n_states, b.n)
-                np.take(v, b.node, out=b.vi)
                 b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, bx, bt)
 
     def initial_state(self):

@@ -15,7 +15,7 @@ convention) by fixed-step methods, and exactly at their time by adaptive ones.
 
 import numpy as np
 
-from ..errors import BrainsimError, NumericalError
+from ..errors import BrainsimError, ConfigError, NumericalError
 from ..kernels import cable, implicit, states
 
 EVENT_TOL = 1e-6
@@ -114,6 +114,7 @@ class Staggered(_Base):
     def __init__(self, PETSc, group, observer, dt):
         super().__init__(PETSc, group, observer, dt)
         n = group.n_nodes
+        self.u_array = self.u.getArray()  # a view of the Vec's memory, valid for the Vec's lifetime
         self.d, self.rhs = np.zeros(n), np.zeros(n)
         self.events = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
         self.next_event = 0
@@ -135,7 +136,7 @@ class Staggered(_Base):
     def _step(self, ts):
         g, dt = self.group, self.dt
         k = ts.getStepNumber()
-        u = self.u.getArray()
+        u = self.u_array
         ev_step, ev_index, ev_weight = self.events
         first = self.next_event
         if first < ev_step.size and ev_step[first] <= k:
@@ -198,6 +199,7 @@ class Implicit(_Base):
         self.xinf_dv, self.tau_dv = np.zeros(g.n_states), np.ones(g.n_states)
         self.v_dv = np.zeros(n)
         self.dwork, self.rwork = np.zeros(n), np.zeros(n)
+        self.stim_time = 0.0  # where stimuli are evaluated: the middle of the stretch being solved
         ts = self.ts
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
         if g.is_junction.any():  # zero-area junction nodes are algebraic rows
@@ -233,7 +235,7 @@ class Implicit(_Base):
     def _ifunction(self, t, U, Udot, F):
         g, n = self.group, self.group.n_nodes
         u, udot, f = U.getArray(), Udot.getArray(), F.getArray()
-        g.currents(u, t)
+        g.currents(u, self.stim_time)
         cable.cable_residual(u[:n], udot[:n], g.cap, g.gax, g.parent, g.area, g.i_dens, g.i_pt, f[:n])
         g.rates(u[:n])
         states.relax_residual(u[n:], udot[n:], g.xinf, g.tau, f[n:])
@@ -245,7 +247,7 @@ class Implicit(_Base):
         g, n = self.group, self.group.n_nodes
         u = U.getArray()
         dv = 1e-3  # mV, for ∂(x∞, τ)/∂V by a forward difference
-        g.currents(u, t)
+        g.currents(u, self.stim_time)
         implicit.tree_diagonal(g.cap, g.dax, g.area, g.g_dens, g.g_pt, shift, self.d0)
         np.multiply(g.dids, g.state_scale, out=self.jvs)
         g.rates(u[:n])
@@ -268,31 +270,41 @@ class Implicit(_Base):
         self._guard(self._poststep, ts)
 
     def _poststep(self, ts):
-        u, t = self.u.getArray(), ts.getTime()
+        # Read-only access: a writable getArray bumps the Vec's state, and PETSc then takes the solution
+        # as changed from outside and restarts multistep methods (BDF would fall to first order).
+        u, t = self.u.getArray(readonly=True), ts.getTime()
         self.observer.check(u, t)
         self.observer.after_step(u, t)
 
     # -- epochs -----------------------------------------------------------------------------
 
     def advance(self, t_end, ev_time, ev_index, ev_weight):
-        """Advance to t_end, stopping at event times to apply them (then restarting multistep methods)."""
+        """Advance to t_end, stopping wherever the problem changes: at event times (to add the events)
+        and where a stimulus switches on or off. Within each stretch the stimuli are constant and are
+        evaluated at its midpoint; multistep methods restart after each stop."""
+        tol = EVENT_TOL * self.dt
+        t = self.ts.getTime()
         at = ev_time if self.adaptive else step_index(ev_time, self.dt) * self.dt
-        u = self.u.getArray()
-        start = 0
-        while start < at.size:
-            stop = int(np.searchsorted(at, at[start], side="right"))
-            if at[start] > self.ts.getTime() + EVENT_TOL * self.dt:
-                self._solve_to_time(at[start])
-            np.add.at(u, ev_index[start:stop], ev_weight[start:stop])
-            self.ts.restartStep()
-            start = stop
-        self._solve_to_time(t_end)
+        breaks = self.group.stimulus_breaks(t, t_end)
+        if not self.adaptive:
+            breaks = np.round(breaks / self.dt) * self.dt
+        stops = np.union1d(at, breaks)
+        done = 0
+        for stop in [*stops[stops < t_end - tol], t_end]:
+            if stop > t + tol:
+                self.stim_time = 0.5 * (t + stop)
+                self._solve_to_time(stop)
+                t = stop
+            upto = int(np.searchsorted(at, stop + tol, side="right"))
+            if upto > done:
+                np.add.at(self.u.getArray(), ev_index[done:upto], ev_weight[done:upto])
+                done = upto
+            if stop < t_end - tol:  # the right-hand side changes here: multistep history is invalid
+                self.ts.restartStep()
 
     def _solve_to_time(self, t):
-        if self.adaptive:
-            self._solve_to(t)
-        else:
-            self._solve_to(t - EVENT_TOL * self.dt)
+        """Solve to exactly t: adaptive methods match it; fixed steps stop on it (t is on the grid)."""
+        self._solve_to(t if self.adaptive else t - EVENT_TOL * self.dt)
         self.ts.setTime(t)
 
     def warm_up(self):
@@ -355,21 +367,33 @@ class _NullObserver:
 
 
 def make_integrator(PETSc, method, group, observer, dt, petsc_options):
-    """The integrator for simulation.method, with PETSc options from the config not overriding the
-    command line (options already in the database win)."""
+    """The integrator for simulation.method. PETSc options: the command line (already in the database)
+    wins over the config's simulation.petsc, which wins over the defaults; options a previous run in
+    this process put in the database are removed first."""
     opts = PETSc.Options()
+    for key in _set_by_us:
+        opts.delValue(key)
+    _set_by_us.clear()
     defaults = IMPLICIT_DEFAULTS if method == "petsc" else {}
     for key, value in {**defaults, **{k: _option_text(v) for k, v in petsc_options.items()}}.items():
-        given = key in petsc_options
-        if not opts.hasName(key) or (given and key in _set_by_us):
+        if not opts.hasName(key):
             opts[key] = value
             _set_by_us.add(key)
     cls = Implicit if method == "petsc" else Staggered
-    return cls(PETSc, group, observer, dt)
+    try:
+        return cls(PETSc, group, observer, dt)
+    except PETSc.Error as e:
+        given = {k: v for k, v in petsc_options.items()}
+        raise ConfigError(
+            "simulation.petsc",
+            given,
+            "options PETSc accepts for this method (see PETSc's manual pages for TS, SNES and KSP)",
+            detail=f"PETSc error code {e.ierr}",
+        ) from None
 
 
 _set_by_us = set()
-"""Option names this module put in PETSc's database (the config may replace them; the command line not)."""
+"""Option names this module put in PETSc's database (so that the next run can take them out)."""
 
 
 def _option_text(value):

@@ -26,12 +26,12 @@ def run_config(config, context, *, output=None, overwrite=None, petsc_args=(), p
     write = context.is_root
     if write:
         check_output(path, overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
     PETSc = init_petsc(petsc_args, comm=context.comm)
-    sim = Simulation(config, context, PETSc)
-    store = (
-        RunStore.create(path, config=config.data, counts=sim.counts, overwrite=overwrite) if write else None
-    )
+    sim = Simulation(config, context, PETSc)  # every model-level check runs here, before anything is written
+    store = None
+    if write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = RunStore.create(path, config=config.data, counts=sim.counts, overwrite=overwrite)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         summary = sim.run(store, default_progress_stream(context) if progress else None)

@@ -211,11 +211,14 @@ def probe_variable_check(cell_type, variable, nodes, path):
         raise ConfigError(path, variable, f"one of {allowed}")
     missing = np.setdiff1d(nodes, placed[head].node)
     if missing.size:
+        here = ["v"] + [
+            f"{m}.{s}" for m, p in placed.items() if np.isin(nodes, p.node).all() for s in CATALOGUE[m].STATES
+        ]
         raise ConfigError(
             path,
             variable,
-            f"a variable present at every probed compartment ('{head}' is not "
-            f"inserted at {cell_type.label(int(missing[0]))})",
+            f"one of {here}, the variables at every probed compartment ('{head}' is not inserted at "
+            f"{cell_type.label(int(missing[0]))})",
         )
 
 

@@ -1,0 +1,153 @@
+"""The implicit-form Jacobian kernels vs its dense matrix: J·x, the exact inverse (Schur + Hines), d0."""
+
+import numpy as np
+import pytest
+from brainsim.kernels.cable import axial_sum
+from brainsim.kernels.implicit import (
+    jacobian_dense_np,
+    jacobian_mult,
+    schur_diagonal,
+    schur_solve,
+    tree_diagonal,
+)
+
+SHIFT = 40.0  # 1/dt of a backward-Euler step of 0.025 ms
+# (n nodes, mechanisms as (n_instances, n_states), tree shape): n_instances may exceed n (nodes repeat)
+SYSTEMS = [
+    (1, [], "branchy"),
+    (1, [(1, 3)], "branchy"),
+    (2, [(2, 1)], "chain"),
+    (7, [(5, 2), (3, 0), (7, 3)], "branchy"),
+    (30, [(30, 3), (12, 2), (40, 1)], "forest"),
+    (60, [(45, 2), (60, 1), (8, 4)], "chain"),
+    (120, [(100, 3), (20, 2)], "forest"),
+]
+
+
+def random_system(rng, n, mechanisms, shape):
+    """Tree arrays and Jacobian pieces laid out as a CellGroup and the Implicit integrator build them.
+
+    Junction nodes (no area, no cap, no mechanisms) are algebraic rows; each mechanism is a block of
+    n_states rows × n_instances, so state_node is its instance nodes tiled once per state.
+    """
+    parent = np.full(n, -1, dtype=np.int32)
+    for i in range(1, n):
+        if shape == "chain":
+            parent[i] = i - 1
+        elif shape == "forest" and rng.random() < 0.1:
+            parent[i] = -1
+        else:
+            parent[i] = rng.integers(0, i)
+    gax = np.where(parent >= 0, rng.uniform(0.1, 10.0, n), 0.0)
+    dax = np.empty(n)
+    axial_sum(gax, parent, dax)
+    junction = (rng.random(n) < 0.2) & (parent >= 0)
+    area = np.where(junction, 0.0, rng.uniform(10.0, 2000.0, n))
+    cap = area * 1e-5
+    g_dens = np.where(junction, 0.0, rng.uniform(0.0, 0.05, n))
+    g_pt = np.where(junction | (rng.random(n) < 0.7), 0.0, rng.uniform(0.0, 0.1, n))
+    compartments = np.nonzero(~junction)[0]
+    state_node = [np.zeros(0, np.int32)]
+    for n_inst, n_states in mechanisms:
+        node = rng.choice(compartments, n_inst).astype(np.int32)
+        state_node.append(np.tile(node, n_states))
+    state_node = np.concatenate(state_node)
+    m = state_node.size
+    jss = SHIFT + 1.0 / rng.uniform(0.05, 100.0, m)  # shift + 1/τ
+    jsv = rng.uniform(-0.1, 0.1, m)  # −∂(ds/dt)/∂V, per mV
+    jvs = area[state_node] * 1e-2 * rng.uniform(-1.0, 1.0, m)  # A·∂i/∂s, nA
+    return dict(
+        parent=parent, gax=gax, dax=dax, area=area, cap=cap, g_dens=g_dens, g_pt=g_pt,
+        state_node=state_node, jss=jss, jsv=jsv, jvs=jvs,
+    )  # fmt: skip
+
+
+def d0_of(s):
+    d0 = np.full(s["cap"].size, np.nan)
+    tree_diagonal(s["cap"], s["dax"], s["area"], s["g_dens"], s["g_pt"], SHIFT, d0)
+    return d0
+
+
+def dense(s, d0):
+    return jacobian_dense_np(d0, s["gax"], s["parent"], s["jss"], s["jsv"], s["jvs"], s["state_node"])
+
+
+@pytest.fixture(params=range(len(SYSTEMS)), ids=[f"n{n}-m{sum(a * b for a, b in m)}" for n, m, _ in SYSTEMS])
+def system(request):
+    n, mechanisms, shape = SYSTEMS[request.param]
+    return random_system(np.random.default_rng(request.param), n, mechanisms, shape)
+
+
+def test_tree_diagonal(system):
+    s = system
+    d0 = d0_of(s)
+    expect = SHIFT * s["cap"] + s["dax"] + s["area"] * 1e-2 * s["g_dens"] + s["g_pt"]
+    np.testing.assert_allclose(d0, expect, rtol=1e-14)
+    junction = s["area"] == 0.0
+    np.testing.assert_array_equal(d0[junction], (s["dax"] + s["g_pt"])[junction])
+
+
+def test_jacobian_dense_np_structure(system):
+    """The dense twin has the entries the module docstring describes (and is consistent with itself)."""
+    s = system
+    d0, n, m = d0_of(s), s["dax"].size, s["jss"].size
+    a = dense(s, d0)
+    assert a.shape == (n + m, n + m)
+    np.testing.assert_array_equal(np.diag(a), np.concatenate([d0, s["jss"]]))
+    v_block = a[:n, :n]
+    np.testing.assert_array_equal(v_block, v_block.T)
+    child = np.nonzero(s["parent"] >= 0)[0]
+    np.testing.assert_array_equal(v_block[child, s["parent"][child]], -s["gax"][child])
+    assert np.count_nonzero(v_block - np.diag(np.diag(v_block))) == 2 * child.size
+    # each state row: its diagonal and the V of its node only
+    assert np.count_nonzero(a[n:, :]) == 2 * m
+    assert np.count_nonzero(a[:n, n:]) == m
+
+
+def test_jacobian_mult_matches_dense(system):
+    s = system
+    d0 = d0_of(s)
+    size = d0.size + s["jss"].size
+    rng = np.random.default_rng(size)
+    for _ in range(3):
+        x = rng.uniform(-1.0, 1.0, size)
+        y = np.full(size, np.nan)
+        jacobian_mult(x, d0, s["gax"], s["parent"], s["jss"], s["jsv"], s["jvs"], s["state_node"], y)
+        expect = dense(s, d0) @ x
+        np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12 * np.abs(expect).max())
+
+
+def test_schur_diagonal(system):
+    s = system
+    d0 = d0_of(s)
+    d = np.full(d0.size, np.nan)
+    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d)
+    elim = s["jvs"] * s["jsv"] / s["jss"]
+    expect = d0 - np.bincount(s["state_node"], weights=elim, minlength=d0.size)
+    np.testing.assert_allclose(d, expect, rtol=1e-12, atol=1e-14 * np.abs(d0).max())
+
+
+def test_schur_solve_inverts_the_jacobian(system):
+    """Schur elimination of the states + Hines on the V tree is an exact inverse of J."""
+    s = system
+    d0 = d0_of(s)
+    n, m = d0.size, s["jss"].size
+    d = np.empty(n)
+    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d)
+    a = dense(s, d0)
+    rng = np.random.default_rng(n + m)
+    for scale_v, scale_s in ((1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (1e3, 1e-3)):
+        r = np.concatenate([scale_v * rng.uniform(-1.0, 1.0, n), scale_s * rng.uniform(-1.0, 1.0, m)])
+        r_in = r.copy()
+        x = np.full(n + m, np.nan)
+        work = np.full(n, np.nan), np.full(n, np.nan)
+        args = s["gax"], s["parent"], s["jss"], s["jsv"], s["jvs"], s["state_node"]
+        schur_solve(r, d, *args, x, *work)
+        np.testing.assert_array_equal(r, r_in)  # r is not consumed
+        np.testing.assert_allclose(a @ x, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
+        expect = np.linalg.solve(a, r)
+        np.testing.assert_allclose(x, expect, rtol=1e-9, atol=1e-10 * np.abs(expect).max())
+        # and jacobian_mult takes it back
+        y = np.full(n + m, np.nan)
+        jacobian_mult(x, d0, *args, y)
+        np.testing.assert_allclose(y, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())

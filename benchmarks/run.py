@@ -56,10 +56,6 @@ class Job:
     tstop: float
     tiny: bool = False  # a memory-baseline run
 
-    @property
-    def key(self):
-        return self.model, self.N, self.config
-
 
 def jobs(sizes, tstop, peers):
     """The timed runs and the tiny memory-baseline runs, in a fixed order."""
@@ -111,7 +107,7 @@ def run_brainsim(job, pin, env):
     with tempfile.TemporaryDirectory() as tmp:
         store = os.path.join(tmp, "run.zarr")
         cmd = [*pin, str(BRAINSIM), "run", str(cfg), "-o", store, "--overwrite", "-q"]
-        rc, out, err, rss = spawn(cmd + [a for s in sets for a in ("--set", s)], env)
+        rc, _, err, rss = spawn(cmd + [a for s in sets for a in ("--set", s)], env)
         if rc:
             return None, rss, err
         g = zarr.open_group(store, mode="r")
@@ -365,11 +361,13 @@ def report(records, meta):
 
 
 def machine():
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-        platform.processor(),
+    """CPU model with family/model (which tell e.g. Zen 1 from Zen 3), CPU count and Python version."""
+    first = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+    info = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in first)}
+    name, family, model = (info.get(k, "?") for k in ("model name", "cpu family", "model"))
+    return (
+        f"{name} (family {family} model {model}), {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def main():

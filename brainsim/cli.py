@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import BrainsimError, ConfigError, MorphologyError, NumericalError
+from .errors import BrainsimError, ConfigError, Interrupted, MorphologyError, NumericalError
 
-EXIT_CONFIG, EXIT_NUMERICAL, EXIT_FAILED = 2, 3, 1
+EXIT_CONFIG, EXIT_NUMERICAL, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 1, 130
 
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -26,12 +26,15 @@ def main(argv=None):
     except NumericalError as e:
         print(f"brainsim: {e}", file=sys.stderr)
         return EXIT_NUMERICAL
+    except Interrupted as e:
+        print(f"brainsim: {e}; the store is marked failed and holds everything up to then", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (BrainsimError, FileExistsError) as e:
         print(f"brainsim: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as e:
-        print(f"brainsim: interrupted ({e or 'SIGINT'}); the store is marked failed", file=sys.stderr)
-        return 130
+        print(f"brainsim: interrupted at once ({e or 'SIGINT'}); the store is marked failed", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _parser():

@@ -28,11 +28,18 @@ class ModelError(BrainsimError):
 
 
 class NumericalError(BrainsimError):
-    """The solution blew up: names the cell, the compartment, the time and the value."""
+    """The solution blew up or the solver failed: names the cell, the compartment, the time and V there."""
 
-    def __init__(self, gid, compartment, time, value, detail=""):
+    def __init__(self, gid, compartment, time, value, detail="", what="numerical blow-up"):
         self.gid, self.compartment, self.time, self.value = gid, compartment, time, value
         super().__init__(
-            f"numerical blow-up in cell gid={gid}, compartment {compartment}, at t={time:.6g} ms: "
-            f"V={value!r} mV{detail}"
+            f"{what} in cell gid={gid}, compartment {compartment}, at t={time:.6g} ms: V={value!r} mV{detail}"
         )
+
+
+class Interrupted(BrainsimError):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM) at an epoch boundary; its outputs are consistent."""
+
+    def __init__(self, signal_name, time):
+        self.signal_name, self.time = signal_name, time
+        super().__init__(f"interrupted by {signal_name} at t={time:.6g} ms")

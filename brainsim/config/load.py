@@ -47,7 +47,7 @@ def load_config(path, overrides=()):
     except OSError as e:
         raise ConfigError(str(path), None, "a readable YAML file", detail=e.strerror) from None
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)
+        raw = _parse(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -56,7 +56,8 @@ def load_config(path, overrides=()):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last), and
+    reading exponent-only numbers such as 1e-3 as floats (YAML 1.2; PyYAML's YAML 1.1 keeps them strings)."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -68,6 +69,17 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _parse(text):
+    return yaml.load(text, Loader=_StrictLoader)
 
 
 def resolve_config(raw, overrides=(), source=None):
@@ -108,7 +120,7 @@ def apply_override(raw, item):
             raise ConfigError(".".join(map(str, walked)), node, "a mapping or list to set a key in")
         if last:
             try:
-                node[step] = yaml.safe_load(text)
+                node[step] = _parse(text)
             except yaml.YAMLError as e:
                 raise ConfigError(
                     key,

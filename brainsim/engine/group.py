@@ -25,21 +25,14 @@ class Block:
     params: np.ndarray  # (n_params, n) float64
     offset: int  # index of the block's first state in u
     vi: np.ndarray = field(repr=False, default=None)  # V per instance, gathered for the rate kernel
-    xinf: np.ndarray = field(repr=False, default=None)  # (n_states, n) views into CellGroup arrays
-    tau: np.ndarray = field(repr=False, default=None)
+    xinf: tuple = field(repr=False, default=())  # (n_states, n) views into CellGroup.xinf_sets[0], [1]
+    tau: tuple = field(repr=False, default=())
     dids: np.ndarray = field(repr=False, default=None)
 
-    @property
-    def n(self):
-        return self.node.size
-
-    @property
-    def n_states(self):
-        return len(self.module.STATES)
-
-    @property
-    def size(self):
-        return self.n_states * self.n
+    def __post_init__(self):
+        self.n = self.node.size
+        self.n_states = len(self.module.STATES)
+        self.size = self.n_states * self.n
 
 
 @dataclass(frozen=True)
@@ -82,17 +75,17 @@ class CellGroup:
         self.blocks = self._blocks(types)
         self.n_states = sum(b.size for b in self.blocks)
         self.size = n + self.n_states
-        self.xinf, self.tau, self.dids = (
-            np.zeros(self.n_states),
-            np.ones(self.n_states),
-            np.zeros(self.n_states),
-        )
+        # Two sets of x∞/τ: [0] at the state's V, [1] at a second voltage (the Jacobian's difference quotient).
+        self.xinf_sets = (np.zeros(self.n_states), np.zeros(self.n_states))
+        self.tau_sets = (np.ones(self.n_states), np.ones(self.n_states))
+        self.xinf, self.tau = self.xinf_sets[0], self.tau_sets[0]
+        self.dids = np.zeros(self.n_states)
         node_of_state, scale = [], []
         for b in self.blocks:
             lo, hi = b.offset - n, b.offset - n + b.size
-            b.xinf, b.tau, b.dids = (
-                a[lo:hi].reshape(b.n_states, b.n) for a in (self.xinf, self.tau, self.dids)
-            )
+            b.xinf = tuple(a[lo:hi].reshape(b.n_states, b.n) for a in self.xinf_sets)
+            b.tau = tuple(a[lo:hi].reshape(b.n_states, b.n) for a in self.tau_sets)
+            b.dids = self.dids[lo:hi].reshape(b.n_states, b.n)
             node_of_state.append(np.tile(b.node, b.n_states))
             per = self.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n)
             scale.append(np.tile(per, b.n_states))
@@ -110,6 +103,7 @@ class CellGroup:
         self.inst_node = np.concatenate([b.node for b in self.blocks] or [np.zeros(0)]).astype(np.intp)
         """Node of every mechanism instance, block after block: V is gathered for all rate kernels at once."""
         self.vi = np.zeros(self.inst_node.size)
+        self.rate_blocks = [b for b in self.blocks if b.n_states]
         first = 0
         for b in self.blocks:
             b.vi, first = self.vi[first : first + b.n], first + b.n
@@ -240,15 +234,11 @@ class CellGroup:
                 t, self.iclamp_node, self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude, self.i_pt
             )
 
-    def rates(self, v, xinf=None, tau=None):
-        """x∞ and τ of every state at voltages v (into self.xinf/self.tau unless arrays are given)."""
+    def rates(self, v, which=0):
+        """x∞ and τ of every state at voltages v, into self.xinf_sets[which] and self.tau_sets[which]."""
         np.take(v, self.inst_node, out=self.vi)
-        for b in self.blocks:
-            if b.n_states:
-                lo, hi = b.offset - self.n_nodes, b.offset - self.n_nodes + b.size
-                bx = b.xinf if xinf is None else xinf[lo:hi].reshape(b.n_states, b.n)
-                bt = b.tau if tau is None else tau[lo:hi].reshape(b.n_states, b.n)
-                b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, bx, bt)
+        for b in self.rate_blocks:
+            b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf[which], b.tau[which])
 
     def initial_state(self):
         """u at t = 0: V = v_init, every state at its steady state for that V (ions included)."""

@@ -73,7 +73,7 @@ class _Base:
         """Run a callback; keep the first exception to re-raise after ts.solve (PETSc would hide its type)."""
         try:
             return fn(*args)
-        except Exception as e:  # noqa: BLE001 - re-raised unchanged after the solve
+        except BaseException as e:  # re-raised unchanged after the solve (Ctrl-C included)
             if self.failure is None:
                 self.failure = e
             raise
@@ -93,8 +93,9 @@ class _Base:
             self._raise_divergence()
 
     def _raise_divergence(self):
-        u, t = self.u.getArray(), self.ts.getTime()
-        self.observer.check(u, t)  # names the compartment if V is bad
+        """The TS stopped without reaching the time asked for: name where V is largest when V is sane."""
+        u, t = self.u.getArray(readonly=True), self.ts.getTime()
+        self.observer.check(u, t)  # a bad V is a blow-up, named as such
         v = u[: self.group.n_nodes]
         node = int(np.argmax(np.abs(v)))
         gid, comp = self.group.locate_node(node)
@@ -104,7 +105,9 @@ class _Base:
             comp,
             t,
             float(v[node]),
-            f" (PETSc TS failed, reason {reason}; largest |V| shown; try a smaller dt or another -ts_type)",
+            f" (the largest |V|; TS converged reason {reason}: try a smaller dt, -ts_adapt_type basic or "
+            "another -ts_type)",
+            what="PETSc's time stepper failed to converge",
         )
 
 
@@ -196,7 +199,6 @@ class Implicit(_Base):
         g, n = group, group.n_nodes
         self.d0, self.d = np.zeros(n), np.zeros(n)
         self.jss, self.jsv, self.jvs = (np.zeros(g.n_states) for _ in range(3))
-        self.xinf_dv, self.tau_dv = np.zeros(g.n_states), np.ones(g.n_states)
         self.v_dv = np.zeros(n)
         self.dwork, self.rwork = np.zeros(n), np.zeros(n)
         self.stim_time = 0.0  # where stimuli are evaluated: the middle of the stretch being solved
@@ -252,8 +254,10 @@ class Implicit(_Base):
         np.multiply(g.dids, g.state_scale, out=self.jvs)
         g.rates(u[:n])
         np.add(u[:n], dv, out=self.v_dv)
-        g.rates(self.v_dv, self.xinf_dv, self.tau_dv)
-        states.relax_jacobian(u[n:], g.xinf, g.tau, self.xinf_dv, self.tau_dv, dv, shift, self.jss, self.jsv)
+        g.rates(self.v_dv, which=1)
+        states.relax_jacobian(
+            u[n:], g.xinf, g.tau, g.xinf_sets[1], g.tau_sets[1], dv, shift, self.jss, self.jsv
+        )
         implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, g.state_node, self.d)
 
     def solve_jacobian(self, r, x):

@@ -3,7 +3,7 @@
 import signal
 from pathlib import Path
 
-from ..errors import BrainsimError
+from ..errors import BrainsimError, Interrupted
 from ..io.zarr_store import RunStore
 from ..parallel.context import init_petsc
 from .simulation import Simulation, default_progress_stream
@@ -32,16 +32,19 @@ def run_config(config, context, *, output=None, overwrite=None, petsc_args=(), p
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
         store = RunStore.create(path, config=config.data, counts=sim.counts, overwrite=overwrite)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        summary = sim.run(store, default_progress_stream(context) if progress else None)
+        with StopSignals() as stop:
+            summary = sim.run(
+                store,
+                default_progress_stream(context) if progress else None,
+                stop_requested=lambda: stop.received,
+            )
     except BaseException as e:
         if store is not None:
-            reason = "interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__
-            store.finish("failed", error=f"{reason}: {e}", t_reached=None)
+            reason = "interrupted" if isinstance(e, (KeyboardInterrupt, Interrupted)) else type(e).__name__
+            store.finish("failed", error=f"{reason}: {e}", t_reached=sim.observer.t_prev)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         sim.close()
     if store is not None:
         store.finish(
@@ -56,5 +59,24 @@ def run_config(config, context, *, output=None, overwrite=None, petsc_args=(), p
     return summary, path if write else None
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+class StopSignals:
+    """SIGINT and SIGTERM ask the run to stop at the next epoch boundary (after its outputs are written);
+    a second signal stops it at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received = None
+
+    def __enter__(self):
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        self.received = signal.Signals(signum).name

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import Interrupted
 from ..model.recipe import Recipe
 from ..parallel.exchange import exchange_spikes
 from ..parallel.partition import Decomposition
@@ -75,8 +76,12 @@ class Simulation:
     def counts(self):
         return {"cells": self.cells, "compartments": self.compartments, "equations": self.equations}
 
-    def run(self, store=None, progress=None):
-        """Advance to tstop, writing spikes and traces to store (a RunStore) as it goes."""
+    def run(self, store=None, progress=None, stop_requested=lambda: None):
+        """Advance to tstop, writing spikes and traces to store (a RunStore) as it goes.
+
+        stop_requested() is asked at every epoch boundary, after the epoch's outputs are written; when it
+        returns a name (e.g. of a signal) the run stops there with Interrupted.
+        """
         if store is not None:
             for p in self.probes:
                 store.add_trace_set(
@@ -109,6 +114,10 @@ class Simulation:
                         next_flush = t_end + flush_every
                 t = t_end
                 meter.update(t, n_spikes)
+                if stop_requested():
+                    if store is not None:
+                        store.flush(t)
+                    raise Interrupted(stop_requested(), t)
         finally:
             run_s = clock.perf_counter() - start
             steps = round((t - 0.0) / self.dt)

@@ -9,7 +9,10 @@ from numba import njit
 
 from .. import JIT
 from ..ions import CAI
+from ..mathfn import vexp, vlog
 from . import kv31
+
+LOG_KD = np.log(0.00043)  # half-activation [Ca]i, mM
 
 KIND = "density"
 STATES = ("z",)
@@ -23,7 +26,7 @@ def rates(vi, node, p, ion, celsius, xinf, tau):
     for j in range(node.size):
         ca = ion[CAI, node[j]]
         ca = ca + 1e-7 if ca < 1e-7 else ca
-        xinf[0, j] = 1.0 / (1.0 + (0.00043 / ca) ** 4.8)
+        xinf[0, j] = 1.0 / (1.0 + vexp(4.8 * (LOG_KD - vlog(ca))))  # (0.00043/ca)^4.8, vectorisable
         tau[0, j] = p[2, j]
 
 

@@ -1,11 +1,12 @@
-"""vexp and exprelr: accuracy against NumPy, the limit at 0, and that loops over them vectorise."""
+"""vexp, vlog and exprelr: accuracy against NumPy, special values, and that loops over them vectorise."""
 
 import platform
 import re
 
 import numpy as np
 import pytest
-from brainsim.kernels.mathfn import exprelr, exprelr_np, vexp
+from brainsim.kernels import JIT
+from brainsim.kernels.mathfn import exprelr, exprelr_np, vexp, vlog
 from numba import njit
 
 
@@ -19,6 +20,12 @@ def vexp_loop(x, out):
 def exprelr_loop(x, out):
     for k in range(x.size):
         out[k] = exprelr(x[k])
+
+
+@njit(**{k: v for k, v in JIT.items() if k != "cache"})
+def vlog_loop(x, out):
+    for k in range(x.size):
+        out[k] = vlog(x[k])
 
 
 def apply(loop, x):
@@ -60,3 +67,27 @@ def test_exprelr_limit_at_zero():
     series = 1.0 - x / 2.0 + x * x / 12.0  # x/(eˣ − 1) = 1 − x/2 + x²/12 − …; cancellation costs ~eps/|x|
     np.testing.assert_allclose(apply(exprelr_loop, x), series, rtol=1e-9)
     np.testing.assert_allclose(exprelr_np(x), series, rtol=1e-9)
+
+
+def test_vlog_matches_log():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([10.0 ** rng.uniform(-307.0, 307.0, 100_000), np.linspace(0.5, 2.0, 100_001)])
+    ours, ref = apply(vlog_loop, x), np.log(x)
+    assert np.max(np.abs(ours - ref) / np.maximum(1.0, np.abs(ref))) < 3e-16
+
+
+def test_vlog_special_values():
+    out = apply(vlog_loop, np.array([0.0, -1.0, 1.0, 2.0, np.sqrt(2.0)]))
+    assert out[0] == -np.inf and np.isnan(out[1]) and out[2] == 0.0
+    assert out[3] == pytest.approx(np.log(2.0), rel=1e-16) and out[4] == pytest.approx(
+        0.5 * np.log(2.0), rel=1e-15
+    )
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 assembly")
+def test_vlog_loop_vectorises():
+    apply(vlog_loop, np.ones(8))
+    asm = "\n".join(vlog_loop.inspect_asm().values())
+    assert re.findall(r"\bv?(?:fmadd\d{3}|mul|add|div)pd\s.*%[xyz]mm", asm), (
+        "the vlog loop was not vectorised"
+    )

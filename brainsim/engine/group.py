@@ -75,7 +75,7 @@ class CellGroup:
         self.blocks = self._blocks(types)
         self.n_states = sum(b.size for b in self.blocks)
         self.size = n + self.n_states
-        # Two sets of x∞/τ: [0] at the state's V, [1] at a second voltage (the Jacobian's difference quotient).
+        # Two sets of x∞/τ: [0] at the state's V, [1] at a second V (the Jacobian's difference quotient).
         self.xinf_sets = (np.zeros(self.n_states), np.zeros(self.n_states))
         self.tau_sets = (np.ones(self.n_states), np.ones(self.n_states))
         self.xinf, self.tau = self.xinf_sets[0], self.tau_sets[0]

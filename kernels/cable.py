@@ -114,3 +114,56 @@ def first_bad(v, limit):
         if not abs(v[i]) <= limit:
             return i
     return -1
+
+
+def solver_order(parent, gax, cell_start):
+    """An elimination order for `hines_solve` with independent work next to each other.
+
+    Each cell's tree is re-rooted at its centre (the middle of its longest path), and the nodes of all
+    cells are ordered by depth from their roots: consecutive positions then belong to different
+    branches or cells, so the solve's division chains overlap instead of running one after another.
+    Returns (perm, sparent, sg): perm[i] is the node at position i, sparent[i] the position of its
+    parent in the re-rooted tree (-1 for roots) and sg[i] the conductance to it (µS).
+    """
+    n = parent.size
+    neighbours = [[] for _ in range(n)]
+    for i in np.nonzero(parent >= 0)[0]:
+        neighbours[i].append((int(parent[i]), gax[i]))
+        neighbours[int(parent[i])].append((int(i), gax[i]))
+    new_parent = np.full(n, -1, dtype=np.int64)
+    new_g = np.zeros(n)
+    depth = np.zeros(n, dtype=np.int64)
+    for c in range(cell_start.size - 1):
+        start = int(cell_start[c])
+        far, _, _ = _bfs(neighbours, start)
+        end, pred, _ = _bfs(neighbours, far)
+        path = [end]
+        while path[-1] != far:
+            path.append(pred[path[-1]][0])
+        centre = path[len(path) // 2]
+        _, pred, dist = _bfs(neighbours, centre)
+        for node, (p, g) in pred.items():
+            new_parent[node], new_g[node] = p, g
+        for node, dd in dist.items():
+            depth[node] = dd
+    perm = np.lexsort((np.arange(n), depth))
+    position = np.empty(n, dtype=np.int64)
+    position[perm] = np.arange(n)
+    sparent = np.where(new_parent[perm] >= 0, position[np.maximum(new_parent[perm], 0)], -1)
+    return perm.astype(np.int32), sparent.astype(np.int32), new_g[perm]
+
+
+def _bfs(neighbours, source):
+    """Breadth-first search: (farthest node, {node: (predecessor, conductance)}, {node: depth})."""
+    pred, dist, frontier = {}, {source: 0}, [source]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for other, g in neighbours[node]:
+                if other not in dist:
+                    dist[other] = dist[node] + 1
+                    pred[other] = (node, g)
+                    nxt.append(other)
+        frontier = nxt
+    far = max(dist, key=lambda k: (dist[k], -k))
+    return far, pred, dist

@@ -322,7 +322,9 @@ OUTPUT = Section(
     {
         "path": Str(None, "Zarr store to write (default out/<name>.zarr)"),
         "overwrite": Bool(False, "replace an existing store at path"),
-        "flush_interval": Num(20.0, "ms", "simulated time between writes to the store", gt=0),
+        "flush_interval": Num(
+            10.0, "s", "wall time between writes of the buffered outputs to the store (and at the end)", gt=0
+        ),
     },
     {},
     "where and how the run's Zarr store is written",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..kernels import stimuli
-from ..kernels.cable import axial_sum
+from ..kernels.cable import axial_sum, solver_order
 from ..kernels.ions import CAI, CAI_REST, ION_FIELDS
 from ..kernels.mechanisms import CATALOGUE
 
@@ -57,19 +57,28 @@ class CellGroup:
         types = [recipe.cell_type_of(int(g)) for g in self.gids]
         sizes = [t.geometry.n_nodes for t in types]
         self.cell_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        """Where each cell starts when the cells' nodes are laid end to end (the 'cell-by-cell' numbering)."""
         self.n_nodes = n = int(self.cell_start[-1])
         cat = lambda name: np.concatenate([getattr(t.geometry, name) for t in types])  # noqa: E731
-        self.parent = np.concatenate(
+        parent = np.concatenate(
             [
                 np.where(t.geometry.parent >= 0, t.geometry.parent + s, -1)
                 for t, s in zip(types, self.cell_start)
             ]
-        ).astype(np.int32)
-        self.area, self.cap, self.gax = cat("area"), cat("cap"), cat("gax")
-        self.is_junction = cat("is_junction")
+        )
+        # Group nodes are numbered in the tree solve's elimination order (kernels.cable.solver_order): each
+        # cell re-rooted at its centre, all cells' nodes by depth, so the solve's chains overlap and no
+        # kernel needs an indirection. order[i] is the cell-by-cell index of group node i.
+        self.order, self.parent, self.gax = solver_order(parent, cat("gax"), self.cell_start)
+        self.position = np.empty(n, dtype=np.int64)
+        self.position[self.order] = np.arange(n)
+        """Group node of each cell-by-cell index (the inverse of order)."""
+        self.area, self.cap, self.is_junction = (
+            cat(name)[self.order] for name in ("area", "cap", "is_junction")
+        )
+        self.v_init = np.concatenate([np.full(t.geometry.n_nodes, t.v_init) for t in types])[self.order]
         self.dax = np.empty(n)
         axial_sum(self.gax, self.parent, self.dax)
-        self.v_init = np.concatenate([np.full(t.geometry.n_nodes, t.v_init) for t in types])
         self.n_compartments = int(np.count_nonzero(~self.is_junction))
 
         self.blocks = self._blocks(types)
@@ -109,37 +118,46 @@ class CellGroup:
             b.vi, first = self.vi[first : first + b.n], first + b.n
 
         self._stimuli(recipe, types)
-        self.detector_node = np.array(
-            [t.detector_node + s for t, s in zip(types, self.cell_start)], dtype=np.int32
-        )
+        self.detector_node = self.position[
+            np.array([t.detector_node + s for t, s in zip(types, self.cell_start)], dtype=np.int64)
+        ].astype(np.int32)
         self.threshold = np.array([t.threshold for t in types])
         self._views_u, self._views = None, None
 
     # -- construction -------------------------------------------------------------------------
 
     def _blocks(self, types):
-        parts = {}  # mechanism -> [(nodes, params)]
-        self.synapse_slot = {}  # (gid, synapse name) -> (mechanism, instance index)
+        parts = {}  # mechanism -> [(group nodes, params, synapse keys or None)]
         for t, start, gid in zip(types, self.cell_start, self.gids):
             for p in t.mechanisms:
-                parts.setdefault(p.mechanism, []).append((p.node + start, p.params))
+                parts.setdefault(p.mechanism, []).append((self.position[p.node + start], p.params, None))
             for name in sorted(t.synapses):
                 site = t.synapses[name]
-                slot = parts.setdefault(site.mechanism, [])
-                self.synapse_slot[(int(gid), name)] = (site.mechanism, sum(n.size for n, _ in slot))
-                slot.append((np.array([site.node + start]), site.params[:, None]))
+                node = self.position[np.array([site.node + start])]
+                parts.setdefault(site.mechanism, []).append((node, site.params[:, None], (int(gid), name)))
         blocks, offset = [], self.n_nodes
+        self.synapse_slot = {}  # (gid, synapse name) -> (mechanism, instance index)
         for name in (m for m in CATALOGUE if m in parts):
-            node = np.concatenate([n for n, _ in parts[name]]).astype(np.int32)
-            params = np.ascontiguousarray(np.concatenate([p for _, p in parts[name]], axis=1), dtype=float)
-            block = Block(name, CATALOGUE[name], node, params, offset)
+            node = np.concatenate([n for n, _, _ in parts[name]])
+            order = np.argsort(node, kind="stable")  # instances in node order: monotone memory access
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            first = 0
+            for n, _, key in parts[name]:
+                if key is not None:
+                    self.synapse_slot[key] = (name, int(rank[first]))
+                first += n.size
+            params = np.concatenate([p for _, p, _ in parts[name]], axis=1)[:, order]
+            block = Block(
+                name, CATALOGUE[name], node[order].astype(np.int32), np.ascontiguousarray(params), offset
+            )
             blocks.append(block)
             offset += block.size
         return blocks
 
     def _stimuli(self, recipe, types):
         rows = [
-            (node + start, delay, dur, amp)
+            (self.position[node + start], delay, dur, amp)
             for g, start in zip(self.gids, self.cell_start)
             for node, delay, dur, amp in recipe.iclamps_on(int(g))
         ]
@@ -192,9 +210,9 @@ class CellGroup:
 
     def unknown_index(self, gid, cell_type, variable, node):
         """Index in u of a recordable variable at a node of cell gid (checked by Recipe.check)."""
-        start = int(self.cell_start[np.searchsorted(self.gids, gid)])
+        node = int(self.position[int(self.cell_start[np.searchsorted(self.gids, gid)]) + node])
         if variable == "v":
-            return start + node
+            return node
         head, _, state = variable.partition(".")
         if head in cell_type.synapses:
             mech, j = self.synapse_slot[(gid, head)]
@@ -203,13 +221,14 @@ class CellGroup:
         if head == "cai" and not state:
             head, state = "cadyn", "cai"
         b = self.block(head)
-        j = int(np.nonzero(b.node == start + node)[0][0])
+        j = int(np.nonzero(b.node == node)[0][0])
         return b.offset + b.module.STATES.index(state) * b.n + j
 
     def locate_node(self, node):
         """(gid, node index within its cell) of a group node."""
-        c = int(np.searchsorted(self.cell_start, node, side="right") - 1)
-        return int(self.gids[c]), int(node - self.cell_start[c])
+        index = int(self.order[node])
+        c = int(np.searchsorted(self.cell_start, index, side="right") - 1)
+        return int(self.gids[c]), int(index - self.cell_start[c])
 
     # -- evaluation ---------------------------------------------------------------------------
 

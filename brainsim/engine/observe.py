@@ -83,9 +83,14 @@ class StepObserver:
             self.blow_up(node, u, t)
 
     def blow_up(self, node, u, t):
-        gid, comp = self.group.locate_node(node)
+        """Raise NumericalError for the worst compartment: a non-finite V (the first in cell order), else the
+        largest |V|. node is where a check first found a bad value."""
+        v = u[: self.group.n_nodes]
+        bad = np.nonzero(~np.isfinite(v))[0]
+        worst = int(bad[np.argmin(self.group.order[bad])]) if bad.size else int(np.argmax(np.abs(v)))
+        gid, comp = self.group.locate_node(worst)
         raise NumericalError(
-            gid, comp, t, float(u[node]), f" (limit ±{self.limit:g} mV: simulation.voltage_limit)"
+            gid, comp, t, float(v[worst]), f" (limit ±{self.limit:g} mV: simulation.voltage_limit)"
         )
 
     def drain_spikes(self):

@@ -93,9 +93,9 @@ class Simulation:
                     location=list(p.location),
                 )
         flush_every = self.config["output"]["flush_interval"]
-        t, n_spikes, next_flush = self.integrator.time, 0, self.integrator.time + flush_every
+        t, n_spikes = self.integrator.time, 0
         meter = Progress(self.tstop, self.config["simulation"]["progress_interval"], progress)
-        start = clock.perf_counter()
+        start = last_flush = clock.perf_counter()
         try:
             while t < self.tstop - 1e-9 * self.dt:
                 t_end = min(t + self.epoch, self.tstop)
@@ -109,9 +109,9 @@ class Simulation:
                 n_spikes += gid.size
                 if store is not None:
                     self._write(store, gid, spike_time)
-                    if t_end >= next_flush - 1e-9 or t_end >= self.tstop - 1e-9:
+                    if clock.perf_counter() - last_flush >= flush_every:
                         store.flush(t_end)
-                        next_flush = t_end + flush_every
+                        last_flush = clock.perf_counter()
                 t = t_end
                 meter.update(t, n_spikes)
                 if stop_requested():

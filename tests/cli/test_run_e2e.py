@@ -123,7 +123,7 @@ def _interrupt(tmp_path, sig):
             "--set",
             "simulation.tstop=5000",
             "--set",
-            "output.flush_interval=5",
+            "output.flush_interval=0.2",
             "--set",
             "simulation.method=staggered",
         ],

@@ -10,6 +10,7 @@ from brainsim.kernels.cable import (
     first_bad,
     hines_solve,
     hines_solve_np,
+    solver_order,
     staggered_solve,
     staggered_solve_np,
 )
@@ -319,3 +320,47 @@ def test_cable_residual_matches_twin(n, shape):
     # axial currents only move charge: the total is the membrane total
     membrane = cap * vdot + area * 1e-2 * i_dens + i_pt
     np.testing.assert_allclose(f.sum(), membrane.sum(), rtol=1e-9, atol=1e-9 * np.abs(membrane).sum())
+
+
+def cells_of(parent):
+    """cell_start of a forest whose trees are contiguous (each root starts a cell)."""
+    return np.concatenate([np.nonzero(parent < 0)[0], [parent.size]]).astype(np.int64)
+
+
+def heights(parent):
+    depth = np.zeros(parent.size, dtype=np.int64)
+    for i in range(parent.size):
+        depth[i] = depth[parent[i]] + 1 if parent[i] >= 0 else 0
+    return depth
+
+
+@pytest.mark.parametrize("shape", ["chain", "chains", "branchy"])
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 500])
+def test_solver_order_is_the_same_system(shape, n):
+    """Re-rooting and reordering change the elimination, not the matrix: the solution is the same."""
+    rng = np.random.default_rng(n)
+    parent, gax = random_forest(rng, n, shape)
+    order, sparent, sg = solver_order(parent, gax, cells_of(parent))
+    assert sorted(order.tolist()) == list(range(n))
+    assert np.all(sparent < np.arange(n)) and np.count_nonzero(sparent < 0) == np.count_nonzero(parent < 0)
+    assert np.all(sg[sparent < 0] == 0) and np.all(sg[sparent >= 0] > 0)
+    # the same edges, with the same conductances
+    edges = {frozenset((int(i), int(parent[i]))): gax[i] for i in np.nonzero(parent >= 0)[0]}
+    new = {frozenset((int(order[i]), int(order[sparent[i]]))): sg[i] for i in np.nonzero(sparent >= 0)[0]}
+    assert edges == new
+    d = dax_np(gax, parent) + rng.uniform(0.1, 1.0, n)
+    rhs = rng.normal(size=n)
+    x = np.zeros(n)
+    assert hines_solve(d[order].copy(), rhs[order].copy(), sg, sparent, x, np.inf) == -1
+    solution = np.empty(n)
+    solution[order] = x
+    np.testing.assert_allclose(solution, hines_solve_np(d, rhs, gax, parent), rtol=1e-10, atol=1e-12)
+
+
+def test_solver_order_halves_a_cable_and_interleaves_cells():
+    parent = np.concatenate([[-1], np.arange(0, 100)]).astype(np.int32)  # one 101-node cable rooted at 0
+    order, sparent, _ = solver_order(parent, np.where(parent >= 0, 1.0, 0.0), cells_of(parent))
+    assert order[0] == 50 and heights(sparent).max() == 50  # rooted at the middle: half the depth
+    two = np.concatenate([parent, np.where(parent >= 0, parent + 101, -1)]).astype(np.int32)
+    order, _, _ = solver_order(two, np.where(two >= 0, 1.0, 0.0), cells_of(two))
+    assert (order[:2] // 101).tolist() == [0, 1]  # the two cells' roots first, then their nodes alternate

@@ -469,7 +469,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ),
         pytest.param({"probes": [probe(sampling=0)]}, "probes[0].sampling", 0, ["> 0"], id="sampling-zero"),
         pytest.param(
-            {"output.flush_interval": 0}, "output.flush_interval", 0, ["> 0", "ms"], id="flush-interval"
+            {"output.flush_interval": 0}, "output.flush_interval", 0, ["> 0", " s"], id="flush-interval"
         ),
     ],
 )
@@ -1237,7 +1237,7 @@ def test_defaults_are_filled():
         "location": "soma(0.5)",
         "sampling": None,
     }
-    assert config["output"] == {"path": "out/run.zarr", "overwrite": False, "flush_interval": 20.0}
+    assert config["output"] == {"path": "out/run.zarr", "overwrite": False, "flush_interval": 10.0}
     assert config.source is None
     Recipe(config).check()
 
@@ -1263,7 +1263,7 @@ def test_output_path_default(edits, overrides, path):
 
 def test_output_section_may_be_left_out():
     config = resolve_config(mutated({"output": DELETE}))
-    assert config["output"] == {"path": "out/m2_ring.zarr", "overwrite": False, "flush_interval": 20.0}
+    assert config["output"] == {"path": "out/m2_ring.zarr", "overwrite": False, "flush_interval": 10.0}
 
 
 def test_spike_detector_defaults_fill_a_partial_section():

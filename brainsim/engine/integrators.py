@@ -32,6 +32,7 @@ IMPLICIT_DEFAULTS = {
     "snes_stol": "1e-12",
     "snes_max_it": "20",
     "ksp_type": "preonly",
+    "ts_max_snes_failures": "-1",  # a step whose Newton solve fails is retried with half the step
 }
 """Defaults of the PETSc method; the config's simulation.petsc and the command line override them."""
 
@@ -307,7 +308,10 @@ class Implicit(_Base):
                 self.ts.restartStep()
 
     def _solve_to_time(self, t):
-        """Solve to exactly t: adaptive methods match it; fixed steps stop on it (t is on the grid)."""
+        """Solve to exactly t: adaptive methods match it; fixed steps stop on it (t is on the grid). A fixed
+        step halved after a failed Newton solve (dt/2^k still lands on the grid) is restored here."""
+        if not self.adaptive:
+            self.ts.setTimeStep(self.dt)
         self._solve_to(t if self.adaptive else t - EVENT_TOL * self.dt)
         self.ts.setTime(t)
 

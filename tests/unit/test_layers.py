@@ -1,0 +1,56 @@
+"""Dependency direction between the package's layers (DESIGN: each imports only leftwards):
+
+    kernels · errors, config -> model -> parallel -> io -> engine -> cli
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ORDER = ["kernels", "errors", "config", "model", "parallel", "io", "engine", "cli"]
+ALLOWED = {layer: set(ORDER[: i + 1]) for i, layer in enumerate(ORDER)}
+ALLOWED["errors"] = {"errors"}
+ALLOWED["kernels"] = {"kernels"}
+
+
+def layer_files():
+    for path in sorted((ROOT / "brainsim").rglob("*.py")):
+        part = path.relative_to(ROOT / "brainsim").parts[0].removesuffix(".py")
+        if part in ORDER:
+            yield part, path
+    for path in sorted((ROOT / "kernels").rglob("*.py")):
+        yield "kernels", path
+
+
+def brainsim_imports(path, package):
+    """The brainsim layers a module imports (absolute 'brainsim.x' and relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+                names = [target] if node.module else [[*base, a.name] for a in node.names]
+            else:
+                names = [node.module.split(".")] if node.module else []
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name and name[0] == "brainsim" and len(name) > 1:
+                out.add(name[1])
+    return out - {"__init__", "__version__"}
+
+
+@pytest.mark.parametrize("layer,path", list(layer_files()), ids=lambda v: str(v).split("main/")[-1])
+def test_imports_only_lower_layers(layer, path):
+    if layer == "kernels":
+        package = ["brainsim", "kernels", *path.relative_to(ROOT / "kernels").parts[:-1]]
+    else:
+        package = ["brainsim", *path.relative_to(ROOT / "brainsim").parts[:-1]]
+    used = brainsim_imports(path, package) & set(ORDER)
+    assert used <= ALLOWED[layer], f"{layer} imports {sorted(used - ALLOWED[layer])}"

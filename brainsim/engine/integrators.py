@@ -25,7 +25,6 @@ IMPLICIT_DEFAULTS = {
     "ts_type": "bdf",
     "ts_bdf_order": "2",
     "ts_adapt_type": "none",
-    "snes_type": "newtonls",
     "snes_linesearch_type": "basic",
     "snes_rtol": "1e-8",
     "snes_atol": "1e-9",
@@ -55,6 +54,11 @@ class _Base:
     @property
     def time(self):
         return self.ts.getTime()
+
+    @property
+    def steps(self):
+        """Steps taken so far (adaptive methods take as many as their error control needs)."""
+        return self.ts.getStepNumber()
 
     def set_state(self, u, t):
         """Start from state u at time t (also used by restarts)."""

@@ -96,6 +96,7 @@ class Simulation:
         t, n_spikes = self.integrator.time, 0
         meter = Progress(self.tstop, self.config["simulation"]["progress_interval"], progress)
         start = last_flush = clock.perf_counter()
+        first_step = self.integrator.steps
         try:
             while t < self.tstop - 1e-9 * self.dt:
                 t_end = min(t + self.epoch, self.tstop)
@@ -120,7 +121,7 @@ class Simulation:
                     raise Interrupted(stop_requested(), t)
         finally:
             run_s = clock.perf_counter() - start
-            steps = round((t - 0.0) / self.dt)
+            steps = self.integrator.steps - first_step
             self.summary = RunSummary(
                 self.cells, self.compartments, self.equations, n_spikes, self.build_s, run_s, steps, t
             )

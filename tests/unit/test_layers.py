@@ -1,6 +1,6 @@
 """Dependency direction between the package's layers (DESIGN: each imports only leftwards):
 
-    kernels · errors, config -> model -> parallel -> io -> engine -> cli
+kernels · errors, config -> model -> parallel -> io -> engine -> cli
 """
 
 import ast

@@ -55,3 +55,20 @@ def test_order_of_convergence(refinement, name):
 def test_all_methods_converge_to_the_same_solution(refinement):
     limits = np.array([r["limit"] for r in refinement.values()])
     assert np.max(np.ptp(limits, axis=0)) < 0.01
+
+
+@pytest.mark.parametrize(
+    "name,overrides,tolerance",
+    [
+        ("bdf adaptive", ["simulation.petsc={ts_adapt_type: basic, ts_rtol: 1.0e-6, ts_atol: 1.0e-6}"], 0.1),
+        ("rosw (3rd order, fixed dt)", ["simulation.petsc.ts_type=rosw"], 0.01),
+    ],
+)
+def test_other_petsc_methods(refinement, tmp_path, name, overrides, tolerance):
+    from conftest import simulate
+
+    summary, store = simulate(M1, ["simulation.method=petsc", *overrides], output=tmp_path / "m1.zarr")
+    times = spikes(store)[1]
+    assert times.size == 8 and np.max(np.abs(times - refinement["bdf"]["limit"])) < tolerance, name
+    if "adaptive" in name:
+        assert summary.steps != 4000  # the error control chose its own steps

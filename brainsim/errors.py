@@ -23,10 +23,6 @@ class MorphologyError(BrainsimError):
         super().__init__(where + message)
 
 
-class ModelError(BrainsimError):
-    """The model cannot be built (e.g. a delay shorter than dt, an unknown synapse)."""
-
-
 class NumericalError(BrainsimError):
     """The solution blew up or the solver failed: names the cell, the compartment, the time and V there."""
 

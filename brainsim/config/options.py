@@ -6,7 +6,7 @@ in; every error is a ConfigError naming the key path, the bad value and what is 
 
 import copy
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 
@@ -227,7 +227,6 @@ class Tagged:
     tag: str = "kind"
     default: object = REQUIRED
     doc: str = ""
-    variant_docs: dict = field(default_factory=dict)
 
     def allowed(self):
         return f"a mapping with '{self.tag}' one of {sorted(self.variants)}"

@@ -67,9 +67,6 @@ class _Base:
         self.ts.setStepNumber(int(round(t / self.dt)))
         self.observer.start(self.u.getArray(), t)
 
-    def state(self):
-        return self.u.getArray()
-
     def close(self):
         self.ts.destroy()
         self.u.destroy()
@@ -395,10 +392,9 @@ def make_integrator(PETSc, method, group, observer, dt, petsc_options):
     try:
         return cls(PETSc, group, observer, dt)
     except PETSc.Error as e:
-        given = {k: v for k, v in petsc_options.items()}
         raise ConfigError(
             "simulation.petsc",
-            given,
+            dict(petsc_options),
             "options PETSc accepts for this method (see PETSc's manual pages for TS, SNES and KSP)",
             detail=f"PETSc error code {e.ierr}",
         ) from None

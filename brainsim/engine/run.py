@@ -31,7 +31,9 @@ def run_config(config, context, *, output=None, overwrite=None, petsc_args=(), p
     store = None
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
-        store = RunStore.create(path, config=config.data, counts=sim.counts, overwrite=overwrite)
+        store = RunStore.create(
+            path, config=config.data, config_hash=config.hash(), counts=sim.counts, overwrite=overwrite
+        )
     try:
         with StopSignals() as stop:
             summary = sim.run(

@@ -2,7 +2,7 @@
 
 Layout (``format`` "brainsim-run", ``format_version`` 1)::
 
-    /                               attrs: format, format_version, brainsim_version, config (JSON text),
+    /                               attrs: format, format_version, brainsim_version, config (JSON text), config_hash,
                                     counts, status ("running" | "complete" | "failed"), error, timing,
                                     t_reached (ms)
     /spikes/gid, /spikes/time       (spike,) int64 and float64 ms, sorted by (time, gid)
@@ -68,7 +68,9 @@ class RunStore:
         self._consolidate()
 
     @classmethod
-    def create(cls, path, *, config: dict, counts: dict, overwrite: bool = False) -> "RunStore":
+    def create(
+        cls, path, *, config: dict, counts: dict, config_hash: str = "", overwrite: bool = False
+    ) -> "RunStore":
         """Start a store at `path` with status "running"; an existing path is replaced only if `overwrite`."""
         path = Path(path)
         if path.exists() or path.is_symlink():
@@ -87,6 +89,7 @@ class RunStore:
             "format_version": FORMAT_VERSION,
             "brainsim_version": __version__,
             "config": json.dumps(config),
+            "config_hash": config_hash,
             "counts": {key: int(value) for key, value in counts.items()},
             "status": "running",
             "t_reached": 0.0,

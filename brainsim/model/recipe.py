@@ -171,9 +171,6 @@ class Recipe:
             if self._selected(p, gid)
         ]
 
-    def equations_of(self, gid):
-        return self.cell_type_of(gid).n_equations
-
     def check(self):
         """Build every cell type and resolve every location and probe variable (what `validate` runs)."""
         for pop in self.populations:

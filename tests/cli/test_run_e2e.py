@@ -50,7 +50,7 @@ def test_run_writes_a_store_xarray_reads(tmp_path):
     assert "[brainsim] t =" in res.stderr  # progress
     a = attrs(out)
     assert a["status"] == "complete" and a["brainsim_version"]
-    assert json.loads(a["config"])["cells"][0]["count"] == 8
+    assert json.loads(a["config"])["cells"][0]["count"] == 8 and len(a["config_hash"]) == 16
     assert a["counts"] == {"cells": 8, "compartments": 8 * 196, "equations": 8 * (203 + 3 + 1)}
     assert set(a["timing"]) == {"build_s", "run_s", "ns_per_compartment_step"} and a["timing"]["run_s"] > 0
     spikes = xr.open_zarr(out, group="spikes")

@@ -2,9 +2,9 @@
 
 Layout (``format`` "brainsim-run", ``format_version`` 1)::
 
-    /                               attrs: format, format_version, brainsim_version, config (JSON text), config_hash,
-                                    counts, status ("running" | "complete" | "failed"), error, timing,
-                                    t_reached (ms)
+    /                               attrs: format, format_version, brainsim_version, config (JSON text),
+                                    config_hash, counts, status ("running" | "complete" | "failed"), error,
+                                    timing, t_reached (ms)
     /spikes/gid, /spikes/time       (spike,) int64 and float64 ms, sorted by (time, gid)
     /traces                         attrs: trace_sets (the names)
     /traces/<name>/<variable>       (time, probe) float32, attr units; one xarray dataset per trace set

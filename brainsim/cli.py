@@ -1,4 +1,4 @@
-"""The `brainsim` command: run, validate, info."""
+"""The `brainsim` command: run, validate, partition, info."""
 
 import argparse
 import platform
@@ -8,7 +8,11 @@ from pathlib import Path
 from . import __version__
 from .errors import BrainsimError, ConfigError, Interrupted, MorphologyError, NumericalError
 
-EXIT_CONFIG, EXIT_NUMERICAL, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 1, 130
+EXIT_FAILED, EXIT_CONFIG, EXIT_NUMERICAL = 1, 2, 3
+EXIT_CHECKPOINTED = 75
+"""Stopped by SIGTERM/SIGUSR1 after writing a checkpoint (EX_TEMPFAIL: run it again with --resume)."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (SIGINT): after a checkpoint, or at once on a second Ctrl-C."""
 
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -21,20 +25,29 @@ def main(argv=None):
     try:
         return args.func(args, petsc_args)
     except (ConfigError, MorphologyError) as e:
-        print(f"brainsim: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _report(e, EXIT_CONFIG)
     except NumericalError as e:
-        print(f"brainsim: {e}", file=sys.stderr)
-        return EXIT_NUMERICAL
+        return _report(e, EXIT_NUMERICAL)
     except Interrupted as e:
-        print(f"brainsim: {e}; the store is marked failed and holds everything up to then", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED
+        return _report(f"{e}; the store is marked interrupted, a checkpoint was written", code)
     except (BrainsimError, FileExistsError) as e:
-        print(f"brainsim: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return _report(e, EXIT_FAILED)
     except KeyboardInterrupt as e:
-        print(f"brainsim: interrupted at once ({e or 'SIGINT'}); the store is marked failed", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _report(f"interrupted at once ({e or 'SIGINT'}); the store is marked failed", EXIT_INTERRUPTED)
+
+
+def _report(message, code):
+    """Print an error once (on rank 0 of an MPI run; a failing rank's message reaches rank 0)."""
+    if _rank() == 0:
+        print(f"brainsim: {message}", file=sys.stderr)
+    return code
+
+
+def _rank():
+    if "mpi4py.MPI" not in sys.modules:
+        return 0
+    return sys.modules["mpi4py.MPI"].COMM_WORLD.Get_rank()
 
 
 def _parser():
@@ -61,7 +74,28 @@ def _parser():
         "--overwrite", action="store_true", default=None, help="replace an existing output store"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.add_argument(
+        "--checkpoint-every",
+        metavar="TIME",
+        help="write a checkpoint every TIME of simulated time, e.g. 50ms",
+    )
+    run.add_argument("--checkpoint", metavar="FOLDER", help="checkpoint folder (default <output>.checkpoint)")
+    run.add_argument("--resume", metavar="CHECKPOINT", help="continue the run from a checkpoint folder")
+    run.add_argument(
+        "--partition", metavar="FILE", help="use this decomposition (written by `brainsim partition -o`)"
+    )
     run.set_defaults(func=_run)
+
+    partition = sub.add_parser(
+        "partition",
+        help="show (or write) how cells are spread over N ranks",
+        description="Show the cells, equations and estimated cost per rank for N ranks, and the imbalance.",
+    )
+    partition.add_argument("config")
+    partition.add_argument("--ranks", type=int, required=True)
+    partition.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+    partition.add_argument("-o", "--output", help="write the decomposition (JSON) for `run --partition`")
+    partition.set_defaults(func=_partition)
 
     validate = sub.add_parser("validate", help="check a config without running it")
     validate.add_argument("config")
@@ -78,7 +112,12 @@ def _run(args, petsc_args):
     from .engine.run import run_config
     from .parallel.context import Context
 
-    config = load_config(args.config, args.set)
+    overrides = list(args.set)
+    if args.checkpoint_every is not None:
+        overrides.append(f"output.checkpoint_every={_milliseconds(args.checkpoint_every)}")
+    if args.checkpoint is not None:
+        overrides.append(f"output.checkpoint={args.checkpoint}")
+    config = load_config(args.config, overrides)
     context = Context.world()
     summary, path = run_config(
         config,
@@ -87,17 +126,53 @@ def _run(args, petsc_args):
         overwrite=args.overwrite,
         petsc_args=petsc_args,
         progress=not args.quiet,
+        decomposition=args.partition,
+        resume=args.resume,
     )
     if context.is_root:
+        ranks = f" on {context.size} ranks" if context.size > 1 else ""
         print(f"output: {path}")
         print(
             f"cells {summary.cells}  compartments {summary.compartments}  equations {summary.equations}  "
             f"spikes {summary.spikes}"
         )
         print(
-            f"simulated {summary.t_end:g} ms in {summary.steps} steps: build {summary.build_s:.2f} s, "
+            f"simulated {summary.t_end:g} ms in {summary.steps} steps{ranks}: build {summary.build_s:.2f} s, "
             f"run {summary.run_s:.2f} s, {summary.ns_per_compartment_step:.1f} ns per compartment-step"
         )
+    return 0
+
+
+def _milliseconds(text):
+    """'50ms', '0.5s' or '50' (ms) as a number of milliseconds."""
+    text = text.strip()
+    scale = 1000.0 if text.endswith("s") and not text.endswith("ms") else 1.0
+    number = text.removesuffix("ms").removesuffix("s")
+    try:
+        return float(number) * scale
+    except ValueError:
+        raise ConfigError("--checkpoint-every", text, "a time such as 50ms, 0.5s or 50 (ms)") from None
+
+
+def _partition(args, petsc_args):
+    from .config import load_config
+    from .model.recipe import Recipe
+    from .parallel.partition import Decomposition, cell_costs, summary
+
+    if args.ranks < 1:
+        raise ConfigError("--ranks", args.ranks, "a whole number of ranks >= 1")
+    recipe = Recipe(load_config(args.config, args.set))
+    decomposition = Decomposition.balanced(cell_costs(recipe), args.ranks)
+    rows, imbalance = summary(decomposition, recipe)
+    print(f"{'rank':>6} {'gids':>17} {'cells':>8} {'equations':>12} {'est. cost':>12}")
+    for r, (cells, equations, cost) in enumerate(rows):
+        lo, hi = decomposition.bounds[r], decomposition.bounds[r + 1] - 1
+        gids = f"{lo}-{hi}" if cells else "-"
+        print(f"{r:>6} {gids:>17} {cells:>8} {equations:>12} {cost:>12.0f}")
+    print(f"imbalance (largest / mean estimated cost): {imbalance:.3f}")
+    if args.output:
+        decomposition.save(args.output)
+        print(f"written: {args.output} (use with `brainsim run --partition {args.output}`)")
     return 0
 
 

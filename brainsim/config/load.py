@@ -35,8 +35,11 @@ class RunConfig:
         return json.dumps(self.data, sort_keys=True)
 
     def hash(self):
-        """Short stable hash of the resolved config (for provenance and checkpoints)."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        """Short stable hash of what determines the simulated dynamics: the resolved config without its
+        name, description, progress interval and output settings (for provenance and checkpoints)."""
+        model = {k: v for k, v in self.data.items() if k not in ("name", "description", "output")}
+        model["simulation"] = {k: v for k, v in model["simulation"].items() if k != "progress_interval"}
+        return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_config(path, overrides=()):

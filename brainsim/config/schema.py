@@ -325,6 +325,13 @@ OUTPUT = Section(
         "flush_interval": Num(
             10.0, "s", "wall time between writes of the buffered outputs to the store (and at the end)", gt=0
         ),
+        "checkpoint_every": Num(
+            None,
+            "ms",
+            "write a checkpoint every this much simulated time (default: only on SIGTERM/SIGUSR1)",
+            gt=0,
+        ),
+        "checkpoint": Str(None, "checkpoint folder (default: beside the store, <name>.checkpoint)"),
     },
     {},
     "where and how the run's Zarr store is written",

@@ -5,6 +5,8 @@ spikes and negative numbers for external generators; events are always delivered
 order, so the sum into a state never depends on how cells are spread over ranks.
 """
 
+import json
+
 import numpy as np
 
 
@@ -132,6 +134,14 @@ class PoissonSources:
                     )
                 )
         return Events.concat(parts)
+
+    def restore(self, saved):
+        """Continue the streams from a checkpoint: [(gid, salt, generator state JSON, last, ahead)]."""
+        by_key = {(s.spec.stream[1], s.spec.stream[2]): s for s in self.streams}
+        for gid, salt, state, last, ahead in saved:
+            stream = by_key[(gid, salt)]
+            stream.rng.bit_generator.state = json.loads(state)
+            stream.last, stream.ahead = last, np.asarray(ahead, dtype=float)
 
 
 class _Stream:

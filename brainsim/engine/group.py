@@ -6,6 +6,7 @@ n_states rows × n_instances, in catalogue order.
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -199,7 +200,7 @@ class CellGroup:
             ProbeSet(
                 name,
                 var,
-                _units(var),
+                units_of(var),
                 np.array(idx, np.int64),
                 np.array(gid, np.int64),
                 np.array(comp, np.int64),
@@ -223,6 +224,28 @@ class CellGroup:
         b = self.block(head)
         j = int(np.nonzero(b.node == node)[0][0])
         return b.offset + b.module.STATES.index(state) * b.n + j
+
+    @cached_property
+    def cell_unknowns(self):
+        """Per local cell, the indices in u of its unknowns in an order that does not depend on which other
+        cells share the group: V of its nodes in the cell's own order, then, mechanism by mechanism
+        (catalogue order), state row by state row, its instances by node in the cell's own order."""
+        n_cells = self.gids.size
+        parts = [[self.position[self.cell_start[c] : self.cell_start[c + 1]]] for c in range(n_cells)]
+        for b in self.blocks:
+            if not b.size:
+                continue
+            index = self.order[b.node]  # cell-by-cell index of each instance's node
+            cell = np.searchsorted(self.cell_start, index, side="right") - 1
+            local = index - self.cell_start[cell]
+            instance = np.lexsort((np.arange(b.n), local, cell))
+            bounds = np.searchsorted(cell[instance], np.arange(n_cells + 1))
+            rows = b.offset + np.arange(b.n_states)[:, None] * b.n
+            for c in range(n_cells):
+                mine = instance[bounds[c] : bounds[c + 1]]
+                if mine.size:
+                    parts[c].append((rows + mine[None, :]).ravel())
+        return [np.concatenate(p).astype(np.int64) for p in parts]
 
     def locate_node(self, node):
         """(gid, node index within its cell) of a group node."""
@@ -270,7 +293,8 @@ class CellGroup:
         return u
 
 
-def _units(variable):
+def units_of(variable):
+    """Units of a recordable variable ('v', '<mechanism>.<state>', 'cai', '<synapse>.<state>')."""
     if variable == "v":
         return "mV"
     head, _, state = variable.partition(".")

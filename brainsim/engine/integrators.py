@@ -71,6 +71,10 @@ class _Base:
         self.ts.destroy()
         self.u.destroy()
 
+    def restart(self):
+        """Forget the multistep history (at checkpoints, so that a resumed run continues the same way)."""
+        self.ts.restartStep()
+
     def _guard(self, fn, *args):
         """Run a callback; keep the first exception to re-raise after ts.solve (PETSc would hide its type)."""
         try:

@@ -29,7 +29,12 @@ class StepObserver:
         self.t_prev = t0
 
     def start(self, u, t):
-        """Take the state at t (the start of the run or of a resumed run)."""
+        """Take the state at t (the start of the run or of a resumed run); anything recorded before is
+        dropped."""
+        self.spikes = []
+        for rows, values in self.samples.values():
+            rows.clear()
+            values.clear()
         self.v_prev[:] = u[self.group.detector_node]
         self.t_prev = t
         for i, p in enumerate(self.probes):
@@ -64,11 +69,11 @@ class StepObserver:
         for i, p in enumerate(self.probes):
             now = u[p.index].astype(np.float64)
             period, k = self.period[i], self.next_k[i]
-            times, values = self.samples[p.name]
+            rows, values = self.samples[p.name]
             while k * period <= t + 1e-9 * self.dt:
                 ts = k * period
                 w = 1.0 if t <= self.t_prev else (ts - self.t_prev) / (t - self.t_prev)
-                times.append(ts)
+                rows.append(k)
                 values.append(
                     now if w >= 1.0 - 1e-9 else self.prev_values[i] + w * (now - self.prev_values[i])
                 )
@@ -104,11 +109,12 @@ class StepObserver:
         return gid[order], time[order]
 
     def drain_samples(self):
-        """{probe name: (times, values (k, n_probe))} sampled since the last call."""
+        """{probe name: (first row, values (k, n_probe))} sampled since the last call; row k is the sample
+        at time k·sampling (rows come consecutively)."""
         out = {}
-        for name, (times, values) in self.samples.items():
-            if times:
-                out[name] = (np.array(times), np.array(values))
-                times.clear()
+        for name, (rows, values) in self.samples.items():
+            if rows:
+                out[name] = (rows[0], np.array(values))
+                rows.clear()
                 values.clear()
         return out

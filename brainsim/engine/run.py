@@ -1,11 +1,15 @@
-"""Run a config end to end: build, simulate, write the store, mark it complete or failed."""
+"""Run a config end to end on every rank: build, simulate, write the store, mark it complete, failed or
+interrupted; checkpoint on request and on SIGTERM/SIGUSR1; resume from a checkpoint."""
 
 import signal
 from pathlib import Path
 
 from ..errors import BrainsimError, Interrupted
-from ..io.zarr_store import RunStore
-from ..parallel.context import init_petsc
+from ..io.checkpoint import open_checkpoint
+from ..parallel.context import agree, init_petsc
+from ..parallel.exchange import exchange_spikes
+from ..parallel.partition import Decomposition
+from .output import Output
 from .simulation import Simulation, default_progress_stream
 
 
@@ -19,53 +23,111 @@ def check_output(path, overwrite):
         )
 
 
-def run_config(config, context, *, output=None, overwrite=None, petsc_args=(), progress=True):
-    """Simulate config and write its store; returns (RunSummary, store path or None)."""
+def default_checkpoint(path):
+    """Where checkpoints go when the config names no folder: beside the output, `<name>.checkpoint`."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".zarr") + ".checkpoint")
+
+
+def run_config(
+    config,
+    context,
+    *,
+    output=None,
+    overwrite=None,
+    petsc_args=(),
+    progress=True,
+    decomposition=None,
+    resume=None,
+):
+    """Simulate config on every rank of context and write its store; returns (RunSummary, store path).
+
+    decomposition: a Decomposition or the path of one (`brainsim partition -o`); resume: a checkpoint
+    folder to continue from (the store at the output path is continued)."""
     path = Path(output or config["output"]["path"])
     overwrite = config["output"]["overwrite"] if overwrite is None else overwrite
-    write = context.is_root
-    if write:
-        check_output(path, overwrite)
+    folder = Path(config["output"]["checkpoint"] or default_checkpoint(path))
+    error, manifest = None, None
+    try:
+        if resume is not None:
+            manifest = open_checkpoint(resume)
+        elif context.is_root:
+            check_output(path, overwrite)
+    except BrainsimError as e:
+        error = e
+    agree(context, error)
     PETSc = init_petsc(petsc_args, comm=context.comm)
-    sim = Simulation(config, context, PETSc)  # every model-level check runs here, before anything is written
-    store = None
-    if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = RunStore.create(
-            path, config=config.data, config_hash=config.hash(), counts=sim.counts, overwrite=overwrite
+    if isinstance(decomposition, (str, Path)):
+        from ..model.recipe import Recipe
+
+        decomposition = Decomposition.load(decomposition, context.size, Recipe(config).num_cells)
+    sim = Simulation(config, context, PETSc, decomposition)  # every model-level check runs here
+    try:
+        if manifest is not None:
+            sim.restore(manifest)
+        if context.is_root:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        out = Output(
+            context,
+            path,
+            config=config,
+            counts=sim.counts,
+            probes=sim.probes,
+            sampling=sim.sampling,
+            tstop=sim.tstop,
+            overwrite=overwrite,
+            resume_from=None if manifest is None else manifest["time"],
         )
+        summary = _simulate(sim, out, context, progress, folder, config["output"]["checkpoint_every"])
+    finally:
+        sim.close()
+    return summary, path if context.is_root else None
+
+
+def _simulate(sim, out, context, progress, folder, every):
     try:
         with StopSignals() as stop:
             summary = sim.run(
-                store,
+                out,
                 default_progress_stream(context) if progress else None,
                 stop_requested=lambda: stop.received,
+                checkpoint=(folder, every),
             )
-    except BaseException as e:
-        if store is not None:
-            reason = "interrupted" if isinstance(e, (KeyboardInterrupt, Interrupted)) else type(e).__name__
-            store.finish("failed", error=f"{reason}: {e}", t_reached=sim.observer.t_prev)
+    except Interrupted as e:
+        _finish_quietly(out, context, sim, "interrupted", f"{e}; resume with --resume {folder}")
         raise
-    finally:
-        sim.close()
-    if store is not None:
-        store.finish(
-            "complete",
-            timing={
-                "build_s": summary.build_s,
-                "run_s": summary.run_s,
-                "ns_per_compartment_step": summary.ns_per_compartment_step,
-            },
-            t_reached=summary.t_end,
-        )
-    return summary, path if write else None
+    except BaseException as e:
+        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__
+        _finish_quietly(out, context, sim, "failed", f"{reason}: {e}")
+        raise
+    timing = {
+        "build_s": summary.build_s,
+        "run_s": summary.run_s,
+        "ns_per_compartment_step": summary.ns_per_compartment_step,
+    }
+    out.finish("complete", timing=timing, t_reached=summary.t_end)
+    return summary
+
+
+def _finish_quietly(out, context, sim, status, error):
+    """Mark the store (collectively), keeping what was recorded up to the failure — the spikes detected
+    (exchanged one last time) and every rank's samples — without hiding the exception that stopped the run."""
+    from mpi4py import MPI
+
+    try:
+        gid, time, _ = exchange_spikes(context, *sim.observer.drain_spikes())
+        out.write_epoch(gid, time, sim.observer.drain_samples())
+        t_done = context.comm.allreduce(sim.observer.t_prev, op=MPI.MIN)  # written by every rank
+        out.finish(status, error=error, t_reached=t_done)
+    except Exception:  # noqa: BLE001 - the run's own failure is the one to report
+        pass
 
 
 class StopSignals:
-    """SIGINT and SIGTERM ask the run to stop at the next epoch boundary (after its outputs are written);
-    a second signal stops it at once."""
+    """SIGINT, SIGTERM and SIGUSR1 (what SLURM sends before a time limit) ask the run to stop at the next
+    epoch boundary, after a checkpoint; a second signal stops it at once."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
     def __init__(self):
         self.received = None

@@ -1,10 +1,13 @@
 """The simulation: build the local cells, then advance them epoch by epoch.
 
 Each epoch is at most the minimum network delay long, so every spike of an epoch is delivered in a
-later one: advance all local cells to the epoch end with the TS, detect spikes, exchange them, turn
-them into events for the local targets, write outputs.
+later one: advance all local cells to the epoch end with the TS, detect spikes, exchange them (with
+every rank's flags: failed, stop requested, outputs due), turn them into events for the local targets,
+write outputs. Every rank learns of a failure or a stop request at the same epoch boundary, so ranks
+never wait for one that has stopped.
 """
 
+import json
 import math
 import sys
 import time as clock
@@ -13,10 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import Interrupted
+from ..io import checkpoint as ckpt
 from ..model.recipe import Recipe
-from ..parallel.exchange import exchange_spikes
-from ..parallel.partition import Decomposition
-from .events import ConnectionTable, EventQueue, PoissonSources, spike_stimulus_events
+from ..parallel.context import agree
+from ..parallel.exchange import FAILED, FLUSH, STOP, exchange_spikes
+from ..parallel.partition import Decomposition, cell_costs
+from .events import ConnectionTable, EventQueue, Events, PoissonSources, spike_stimulus_events
 from .group import CellGroup
 from .integrators import make_integrator
 from .observe import StepObserver
@@ -35,6 +40,8 @@ class RunSummary:
     run_s: float
     steps: int
     t_end: float
+    exchange_s: float = 0.0
+    epochs: int = 0
 
     @property
     def ns_per_compartment_step(self):
@@ -48,26 +55,35 @@ def epoch_length(min_delay, dt):
 
 
 class Simulation:
-    def __init__(self, config, context, PETSc):
+    def __init__(self, config, context, PETSc, decomposition=None):
+        """Build this rank's cells (every rank, collectively: a failure on one rank stops all).
+        decomposition: a Decomposition, or None for the cost-balanced default."""
         start = clock.perf_counter()
         self.config, self.context = config, context
         sim = config["simulation"]
         self.dt, self.tstop = sim["dt"], sim["tstop"]
-        self.recipe = recipe = Recipe(config)
-        recipe.check()
-        self.decomposition = Decomposition(recipe.num_cells, context.size)
-        self.group = group = CellGroup(recipe, self.decomposition.gids_on(context.rank))
-        self.probes = group.probe_sets(recipe)
-        sampling = {p["name"]: p["sampling"] or self.dt for p in config["probes"]}
-        self.observer = StepObserver(group, self.probes, sampling, self.dt, sim["voltage_limit"])
-        self.connections = ConnectionTable(recipe, group)
-        self.queue = EventQueue()
-        self.queue.push(spike_stimulus_events(recipe, group))
-        self.poisson = PoissonSources(recipe, group)
-        self.epoch = epoch_length(recipe.min_delay, self.dt)
-        self.integrator = make_integrator(PETSc, sim["method"], group, self.observer, self.dt, sim["petsc"])
-        self.integrator.set_state(group.initial_state(), 0.0)
-        self.integrator.warm_up()
+        error = None
+        try:
+            self.recipe = recipe = Recipe(config)
+            recipe.check()
+            self.decomposition = decomposition or Decomposition.balanced(cell_costs(recipe), context.size)
+            self.group = group = CellGroup(recipe, self.decomposition.gids_on(context.rank))
+            self.probes = group.probe_sets(recipe)
+            self.sampling = {p["name"]: p["sampling"] or self.dt for p in config["probes"]}
+            self.observer = StepObserver(group, self.probes, self.sampling, self.dt, sim["voltage_limit"])
+            self.connections = ConnectionTable(recipe, group)
+            self.queue = EventQueue()
+            self.queue.push(spike_stimulus_events(recipe, group))
+            self.poisson = PoissonSources(recipe, group)
+            self.epoch = epoch_length(recipe.min_delay, self.dt)
+            self.integrator = make_integrator(
+                PETSc, sim["method"], group, self.observer, self.dt, sim["petsc"]
+            )
+            self.integrator.set_state(group.initial_state(), 0.0)
+            self.integrator.warm_up()
+        except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
+            error = e
+        agree(context, error)
         local = np.array([group.gids.size, group.n_compartments, group.size], dtype=np.int64)
         self.cells, self.compartments, self.equations = (int(x) for x in context.comm.allreduce(local))
         self.build_s = clock.perf_counter() - start
@@ -76,65 +92,182 @@ class Simulation:
     def counts(self):
         return {"cells": self.cells, "compartments": self.compartments, "equations": self.equations}
 
-    def run(self, store=None, progress=None, stop_requested=lambda: None):
-        """Advance to tstop, writing spikes and traces to store (a RunStore) as it goes.
+    @property
+    def time(self):
+        return self.integrator.time
 
-        stop_requested() is asked at every epoch boundary, after the epoch's outputs are written; when it
-        returns a name (e.g. of a signal) the run stops there with Interrupted.
+    def run(self, output=None, progress=None, stop_requested=lambda: None, checkpoint=None):
+        """Advance to tstop, writing spikes and traces to output (an Output) as it goes.
+
+        stop_requested() is asked at every epoch boundary; when any rank's answer is a name (e.g. of a
+        signal) every rank stops there: a checkpoint is written (when checkpoint is set) and Interrupted
+        is raised. checkpoint: (folder, every ms or None) — checkpoints at the first epoch boundary at
+        or after each multiple of `every`.
         """
-        if store is not None:
-            for p in self.probes:
-                store.add_trace_set(
-                    p.name,
-                    variable=p.variable,
-                    units=p.units,
-                    gid=p.gid,
-                    compartment=p.compartment,
-                    location=list(p.location),
-                )
         flush_every = self.config["output"]["flush_interval"]
-        t, n_spikes = self.integrator.time, 0
-        meter = Progress(self.tstop, self.config["simulation"]["progress_interval"], progress)
+        t, n_spikes, epochs, exchange_s = self.time, 0, 0, 0.0
+        meter = Progress(self.tstop, self.config["simulation"]["progress_interval"], progress, start_time=t)
         start = last_flush = clock.perf_counter()
         first_step = self.integrator.steps
+        every = checkpoint[1] if checkpoint else None
+        pending = None  # a failure to report at the next exchange (from writing the last epoch's outputs)
         try:
             while t < self.tstop - 1e-9 * self.dt:
                 t_end = min(t + self.epoch, self.tstop)
-                due = self.queue.pop_before(t_end)
-                extra = self.poisson.events_before(t_end)
-                if len(extra):
-                    due = type(due).concat([due, extra]).sorted()
-                self.integrator.advance(t_end, due.time, due.index, due.weight)
-                gid, spike_time = exchange_spikes(self.context, *self.observer.drain_spikes())
+                error, flags, pending = pending, (0 if pending is None else FAILED), None
+                try:
+                    if error is None:
+                        due = self.queue.pop_before(t_end)
+                        extra = self.poisson.events_before(t_end)
+                        if len(extra):
+                            due = Events.concat([due, extra]).sorted()
+                        self.integrator.advance(t_end, due.time, due.index, due.weight)
+                except Exception as e:  # noqa: BLE001 - reported to every rank by the exchange
+                    error, flags = e, FAILED
+                local_gid, local_time = self.observer.drain_spikes()
+                if stop_requested():
+                    flags |= STOP
+                if output is not None and clock.perf_counter() - last_flush >= flush_every:
+                    flags |= FLUSH
+                tick = clock.perf_counter()
+                gid, spike_time, all_flags = exchange_spikes(self.context, local_gid, local_time, flags)
+                exchange_s += clock.perf_counter() - tick
+                anyone = int(np.bitwise_or.reduce(all_flags))
+                if anyone & FAILED:
+                    agree(self.context, error)
                 self.queue.push(self.connections.events_from(gid, spike_time))
                 n_spikes += gid.size
-                if store is not None:
-                    self._write(store, gid, spike_time)
-                    if clock.perf_counter() - last_flush >= flush_every:
-                        store.flush(t_end)
-                        last_flush = clock.perf_counter()
+                epochs += 1
                 t = t_end
+                if output is not None:
+                    try:
+                        output.write_epoch(gid, spike_time, self.observer.drain_samples())
+                    except Exception as e:  # noqa: BLE001 - reported to every rank at the next exchange
+                        pending = e
+                    if anyone & FLUSH:
+                        output.flush(t)
+                        last_flush = clock.perf_counter()
                 meter.update(t, n_spikes)
-                if stop_requested():
-                    if store is not None:
-                        store.flush(t)
-                    raise Interrupted(stop_requested(), t)
+                due_checkpoint = every is not None and math.floor(t / every + 1e-9) > math.floor(
+                    (t - self.epoch) / every + 1e-9
+                )
+                if checkpoint is not None and (anyone & STOP or due_checkpoint):
+                    self.write_checkpoint(checkpoint[0])
+                if anyone & STOP:
+                    raise Interrupted(stop_requested() or "a signal on another rank", t)
+            agree(self.context, pending)
         finally:
             run_s = clock.perf_counter() - start
-            steps = self.integrator.steps - first_step
             self.summary = RunSummary(
-                self.cells, self.compartments, self.equations, n_spikes, self.build_s, run_s, steps, t
+                self.cells,
+                self.compartments,
+                self.equations,
+                n_spikes,
+                self.build_s,
+                run_s,
+                self.integrator.steps - first_step,
+                t,
+                exchange_s,
+                epochs,
             )
-            if store is not None:
-                self._write(store, *self.observer.drain_spikes())
         meter.done(t, n_spikes)
         return self.summary
 
-    def _write(self, store, gid, spike_time):
-        if gid.size:
-            store.append_spikes(gid, spike_time)
-        for name, (times, values) in self.observer.drain_samples().items():
-            store.append_samples(name, times, values)
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def write_checkpoint(self, folder):
+        """Collective: every rank writes its cells' state, pending events and Poisson streams; rank 0
+        publishes the checkpoint. Multistep methods restart here, as they do when the run is resumed."""
+        step = int(round(self.time / self.dt))
+        error = None
+        try:
+            if self.context.is_root:
+                ckpt.prepare(folder, step)
+        except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
+            error = e
+        agree(self.context, error)
+        try:
+            ckpt.write_part(folder, step, self.context.rank, self._checkpoint_part())
+        except Exception as e:  # noqa: BLE001
+            error = e
+        agree(self.context, error)
+        bounds = self.decomposition.bounds
+        try:
+            if self.context.is_root:
+                ckpt.publish(
+                    folder,
+                    step,
+                    time=self.time,
+                    config_hash=self.config.hash(),
+                    ranks=self.context.size,
+                    gids_per_part=[(bounds[r], bounds[r + 1] - 1) for r in range(self.context.size)],
+                )
+        except Exception as e:  # noqa: BLE001
+            error = e
+        agree(self.context, error)
+        self.integrator.restart()
+
+    def _checkpoint_part(self):
+        g = self.group
+        u = self.integrator.u.getArray(readonly=True)
+        canon = g.cell_unknowns
+        owner, position = self._unknown_owner
+        ev = self.queue.pending
+        streams = self.poisson.streams
+        return ckpt.Part(
+            gid=g.gids,
+            offset=np.concatenate([[0], np.cumsum([c.size for c in canon])]).astype(np.int64),
+            state=np.concatenate([u[c] for c in canon]) if canon else np.zeros(0),
+            events={
+                "ev_time": ev.time,
+                "ev_gid": g.gids[owner[ev.index]],
+                "ev_position": position[ev.index],
+                "ev_weight": ev.weight,
+                "ev_source": ev.source,
+            },
+            poisson={
+                "ps_gid": np.array([s.spec.stream[1] for s in streams], dtype=np.int64),
+                "ps_salt": np.array([s.spec.stream[2] for s in streams], dtype=np.int64),
+                "ps_state": [json.dumps(s.rng.bit_generator.state) for s in streams],
+                "ps_last": np.array([s.last for s in streams], dtype=float),
+                "ps_offset": np.concatenate([[0], np.cumsum([s.ahead.size for s in streams])]).astype(
+                    np.int64
+                ),
+                "ps_ahead": np.concatenate([s.ahead for s in streams]) if streams else np.zeros(0),
+            },
+        )
+
+    @property
+    def _unknown_owner(self):
+        """(local cell, position in its canonical order) of every unknown of the group."""
+        owner, position = np.empty(self.group.size, np.int64), np.empty(self.group.size, np.int64)
+        for c, index in enumerate(self.group.cell_unknowns):
+            owner[index], position[index] = c, np.arange(index.size)
+        return owner, position
+
+    def restore(self, manifest):
+        """Continue from a checkpoint (collective): this rank's cells, events and streams, whatever the
+        rank count that wrote it."""
+        error = None
+        try:
+            ckpt.check_compatible(manifest, self.config.hash())
+            g = self.group
+            states, events, streams = ckpt.read_cells(manifest, g.gids)
+            canon = g.cell_unknowns
+            u = np.empty(g.size)
+            for c, state in enumerate(states):
+                u[canon[c]] = state
+            cell_of = {int(gid): c for c, gid in enumerate(g.gids)}
+            index = np.array(
+                [canon[cell_of[int(gid)]][pos] for gid, pos in zip(events["ev_gid"], events["ev_position"])],
+                dtype=np.int64,
+            )
+            self.queue.pending = Events(events["ev_time"], index, events["ev_weight"], events["ev_source"])
+            self.poisson.restore(streams)
+            self.integrator.set_state(u, manifest["time"])
+        except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
+            error = e
+        agree(self.context, error)
 
     def close(self):
         self.integrator.close()
@@ -143,8 +276,8 @@ class Simulation:
 class Progress:
     """Prints simulated time, rate and ETA every `interval` seconds of wall time (0: never)."""
 
-    def __init__(self, tstop, interval, stream):
-        self.tstop, self.interval, self.stream = tstop, interval, stream
+    def __init__(self, tstop, interval, stream, start_time=0.0):
+        self.tstop, self.interval, self.stream, self.t0 = tstop, interval, stream, start_time
         self.start = self.last = clock.perf_counter()
 
     def update(self, t, spikes):
@@ -153,7 +286,7 @@ class Progress:
             return
         self.last = now
         wall = now - self.start
-        rate = t / wall if wall > 0 else float("inf")
+        rate = (t - self.t0) / wall if wall > 0 else float("inf")
         eta = (self.tstop - t) / rate if rate > 0 else float("inf")
         print(
             f"[brainsim] t = {t:9.2f} / {self.tstop:g} ms ({100 * t / self.tstop:5.1f}%)  "

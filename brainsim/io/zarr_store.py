@@ -3,16 +3,20 @@
 Layout (``format`` "brainsim-run", ``format_version`` 1)::
 
     /                               attrs: format, format_version, brainsim_version, config (JSON text),
-                                    config_hash, counts, status ("running" | "complete" | "failed"), error,
-                                    timing, t_reached (ms)
+                                    config_hash, counts, status ("running" | "complete" | "failed" |
+                                    "interrupted"), error, timing, t_reached (ms)
     /spikes/gid, /spikes/time       (spike,) int64 and float64 ms, sorted by (time, gid)
     /traces                         attrs: trace_sets (the names)
     /traces/<name>/<variable>       (time, probe) float32, attr units; one xarray dataset per trace set
-    /traces/<name>/time             (time,) float64 ms
+    /traces/<name>/time             (time,) float64 ms: the whole run's sampling grid
     /traces/<name>/gid, compartment, location   (probe,) int64, int64, variable-length UTF-8 text
 
-The root metadata is consolidated at every flush and zarr writes each metadata file atomically, so a
-reader sees the store as of the last flush even while a run is writing it or after the run died.
+Trace arrays are created at their full length (the run's sampling grid is known in advance): samples are
+written into their rows, rows not reached yet hold NaN, and ``t_reached`` says how far the data is
+complete. Several processes can therefore write one trace set at once, each its own probe columns, as
+long as the probe chunks do not straddle two writers (``probe_chunk``). Spikes are appended by one
+process. The root metadata is consolidated at every ``publish`` and zarr writes each metadata file
+atomically, so a reader sees the store as of the last publish, even while a run writes it or after it died.
 """
 
 import json
@@ -32,10 +36,10 @@ from brainsim import __version__
 FORMAT = "brainsim-run"
 FORMAT_VERSION = 1
 SPIKE_CHUNK = 65536  # spikes per chunk
-TIME_CHUNK = 1024  # trace samples per chunk
 PROBE_CHUNK = 256  # most probes per trace chunk
-AUTO_FLUSH_BYTES = 64 * 2**20  # buffered bytes above which an append flushes by itself
-STATUSES = ("complete", "failed")
+CHUNK_VALUES = 1 << 18  # float32 values per trace chunk (1 MiB)
+AUTO_FLUSH_BYTES = 64 * 2**20  # buffered bytes above which a write flushes by itself
+STATUSES = ("complete", "failed", "interrupted")
 COUNT_KEYS = ("cells", "compartments", "equations")
 TIMING_KEYS = ("build_s", "run_s", "ns_per_compartment_step")
 PROBE_COORDS = ("gid", "compartment", "location")
@@ -44,28 +48,26 @@ PROBE_COORDS = ("gid", "compartment", "location")
 @dataclass
 class _TraceSet:
     data: zarr.Array  # (time, probe) float32
-    time: zarr.Array  # (time,) float64 ms
-    times: list = field(default_factory=list)  # buffered (k,) float64 ms
-    values: list = field(default_factory=list)  # buffered (k, n_probe) float32
-    last_time: float = -math.inf  # ms, last appended sample time
+    blocks: list = field(default_factory=list)  # buffered (first row, first probe, values (k, n) float32)
 
 
 class RunStore:
-    """Writer of one run's output store; start one with `RunStore.create`."""
+    """Writer of one run's output store: `create` it in one process; other processes `attach`."""
 
     def __init__(self, path: Path, root: zarr.Group):
         self.path = path
         self._root = root
-        self._traces_group = root["traces"]
         self._spike_gid = root["spikes/gid"]
         self._spike_time = root["spikes/time"]
         self._spikes: list = []  # buffered (gid, time) batches, each sorted
         self._last_spike = (-math.inf, -1)  # (time ms, gid) of the last appended spike
-        self._traces: dict[str, _TraceSet] = {}
+        self._traces: dict[str, _TraceSet] = {
+            name: _TraceSet(root[f"traces/{name}/{root[f'traces/{name}'].attrs['variable']}"])
+            for name in root["traces"].attrs["trace_sets"]
+        }
         self._buffered_bytes = 0
-        self._t_reached = 0.0
+        self._t_reached = float(root.attrs.get("t_reached", 0.0))
         self._status = "running"
-        self._consolidate()
 
     @classmethod
     def create(
@@ -108,10 +110,44 @@ class RunStore:
             attributes={"units": "ms"},
         )
         root.create_group("traces", attributes={"trace_sets": []})
-        return cls(path, root)
+        store = cls(path, root)
+        store._consolidate()
+        return store
 
-    def add_trace_set(self, name, *, variable, units, gid, compartment, location) -> None:
-        """Create trace set `name`: `variable` (in `units`) at the probes (gid, compartment, location)."""
+    @classmethod
+    def attach(cls, path) -> "RunStore":
+        """Open a store another process created, to write trace columns into it (no spikes, no attributes)."""
+        return cls(Path(path), zarr.open_group(Path(path), mode="r+", use_consolidated=False))
+
+    @classmethod
+    def resume(cls, path, config_hash: str, t: float) -> "RunStore":
+        """Reopen a store to continue its run from t (ms): later spikes are dropped, status is running."""
+        path = Path(path)
+        root = zarr.open_group(path, mode="r+", use_consolidated=False)
+        attrs = root.attrs.asdict()
+        if attrs.get("format") != FORMAT or attrs.get("config_hash") != config_hash:
+            raise ValueError(
+                f"{path} is not the output of this run (config hash {attrs.get('config_hash')!r}, the run's "
+                f"{config_hash!r}); pass -o to write the resumed run elsewhere"
+            )
+        store = cls(path, root)
+        keep = int(np.searchsorted(store._spike_time[:], t, side="right"))
+        store._spike_gid.resize((keep,))
+        store._spike_time.resize((keep,))
+        if keep:
+            store._last_spike = (float(store._spike_time[keep - 1]), int(store._spike_gid[keep - 1]))
+        root.attrs.update({"status": "running", "t_reached": float(t)})
+        root.attrs.pop("error", None)
+        store._t_reached = float(t)
+        store._consolidate()
+        return store
+
+    def add_trace_set(
+        self, name, *, variable, units, times, gid, compartment, location, probe_chunk=None
+    ) -> None:
+        """Create trace set `name`: `variable` (in `units`) at the probes (gid, compartment, location),
+        sampled at `times` (ms, the whole run). probe_chunk (default up to 256) must divide every
+        writer's first probe, so that no chunk is written by two processes."""
         self._check_running()
         _check_node_name("trace set name", name)
         _check_node_name("variable", variable)
@@ -122,6 +158,7 @@ class RunStore:
         gid = _integers("gid", gid)
         compartment = _integers("compartment", compartment)
         location = np.array(location, dtype=object)
+        times = np.array(times, dtype=np.float64)
         if not all(isinstance(text, str) for text in location.flat):
             raise ValueError(f"trace set {name!r}: location must be strings such as 'soma(0.5)'")
         if gid.ndim != 1 or gid.size == 0 or gid.shape != compartment.shape or gid.shape != location.shape:
@@ -129,36 +166,42 @@ class RunStore:
                 f"trace set {name!r}: gid, compartment and location must be 1-D, non-empty, of one length; "
                 f"got shapes {gid.shape}, {compartment.shape}, {location.shape}"
             )
+        if times.ndim != 1 or times.size == 0 or not np.all(np.diff(times) > 0):
+            raise ValueError(f"trace set {name!r}: times must be a non-empty increasing 1-D array")
         n_probe = gid.size
-        probe_chunk = min(n_probe, PROBE_CHUNK)
-        group = self._traces_group.create_group(name, attributes={"variable": variable})
+        probe_chunk = min(n_probe, PROBE_CHUNK) if probe_chunk is None else int(probe_chunk)
+        time_chunk = max(1024, CHUNK_VALUES // probe_chunk)
+        group = self._root["traces"].create_group(name, attributes={"variable": variable})
         data = group.create_array(
             variable,
-            shape=(0, n_probe),
+            shape=(times.size, n_probe),
             dtype="float32",
-            chunks=(TIME_CHUNK, probe_chunk),
+            chunks=(time_chunk, probe_chunk),
             fill_value=np.nan,
             dimension_names=["time", "probe"],
             attributes={"units": units, "coordinates": " ".join(PROBE_COORDS)},
         )
         time = group.create_array(
             "time",
-            shape=(0,),
+            shape=times.shape,
             dtype="float64",
-            chunks=(TIME_CHUNK,),
-            fill_value=np.nan,
+            chunks=(min(times.size, 1 << 16),),
             dimension_names=["time"],
             attributes={"units": "ms"},
         )
+        time[:] = times
         for coord, values in zip(PROBE_COORDS, (gid, compartment, location), strict=True):
             dtype = str if coord == "location" else "int64"  # str: zarr's variable-length UTF-8 "string"
             array = group.create_array(
                 coord, shape=(n_probe,), dtype=dtype, chunks=(probe_chunk,), dimension_names=["probe"]
             )
             array[:] = values
-        self._traces[name] = _TraceSet(data, time)
-        self._traces_group.attrs["trace_sets"] = list(self._traces)
-        self._consolidate()
+        self._traces[name] = _TraceSet(data)
+        self._root["traces"].attrs["trace_sets"] = list(self._traces)
+
+    def probe_chunk(self, name) -> int:
+        """Probes per chunk of trace set `name` (a writer's columns must start and end on multiples)."""
+        return self._traces[name].data.chunks[1]
 
     def append_spikes(self, gid, time) -> None:
         """Buffer one batch of spikes (`time` in ms), sorted by (time, gid); batches come in time order."""
@@ -183,50 +226,47 @@ class RunStore:
         self._last_spike = (float(time[-1]), int(gid[-1]))
         self._add_buffered(gid.nbytes + time.nbytes)
 
-    def append_samples(self, name, times, values) -> None:
-        """Buffer samples of trace set `name`: `times` (k,) ms, increasing; `values` (k, n_probe) float32."""
+    def write_samples(self, name, row, values, first_probe=0) -> None:
+        """Buffer samples of trace set `name`: values (k, n) float32 for the rows row..row+k-1 of the
+        sampling grid and the probes first_probe..first_probe+n-1."""
         self._check_running()
         if name not in self._traces:
             raise ValueError(f"no trace set {name!r}; trace sets: {list(self._traces)}")
-        trace_set = self._traces[name]
-        times = np.array(times, dtype=np.float64)  # copies: the caller may reuse its buffers
-        values = np.array(values, dtype=np.float32)
-        n_probe = trace_set.data.shape[1]
-        if times.ndim != 1 or values.shape != (times.size, n_probe):
+        shape = self._traces[name].data.shape
+        values = np.array(values, dtype=np.float32)  # a copy: the caller may reuse its buffers
+        if (
+            values.ndim != 2
+            or not (0 <= row and row + values.shape[0] <= shape[0])
+            or not (0 <= first_probe and first_probe + values.shape[1] <= shape[1])
+        ):
             raise ValueError(
-                f"trace set {name!r}: need times (k,) and values (k, {n_probe}); "
-                f"got shapes {times.shape}, {values.shape}"
+                f"trace set {name!r} is {shape} (time, probe): cannot hold values {values.shape} at row "
+                f"{row}, probe {first_probe}"
             )
-        if times.size == 0:
-            return
-        if not (np.all(np.isfinite(times)) and np.all(np.diff(times, prepend=trace_set.last_time) > 0)):
-            raise ValueError(
-                f"trace set {name!r}: sample times must be finite and increase past the last appended time "
-                f"({trace_set.last_time:.6g} ms); got {times[0]:.6g} .. {times[-1]:.6g} ms"
-            )
-        trace_set.times.append(times)
-        trace_set.values.append(values)
-        trace_set.last_time = float(times[-1])
-        self._add_buffered(times.nbytes + values.nbytes)
+        self._traces[name].blocks.append((int(row), int(first_probe), values))
+        self._add_buffered(values.nbytes)
 
-    def flush(self, t_reached: float) -> None:
-        """Write the buffered spikes and samples, then record `t_reached` (ms), the time fully written."""
+    def flush(self) -> None:
+        """Write the buffered spikes and samples (readers see them after the next `publish`)."""
         self._check_running()
-        t_reached = float(t_reached)
-        if not t_reached >= self._t_reached:
-            raise ValueError(f"t_reached={t_reached} ms is before the last t_reached={self._t_reached} ms")
         if self._spikes:
             gids, times = zip(*self._spikes, strict=True)
             self._spike_gid.append(np.concatenate(gids))
             self._spike_time.append(np.concatenate(times))
             self._spikes.clear()
         for trace_set in self._traces.values():
-            if trace_set.times:
-                trace_set.data.append(np.concatenate(trace_set.values))
-                trace_set.time.append(np.concatenate(trace_set.times))
-                trace_set.times.clear()
-                trace_set.values.clear()
+            for row, probe, values in _merge_rows(trace_set.blocks):
+                trace_set.data[row : row + values.shape[0], probe : probe + values.shape[1]] = values
+            trace_set.blocks.clear()
         self._buffered_bytes = 0
+
+    def publish(self, t_reached: float) -> None:
+        """Make everything written so far visible and record t_reached (ms), the time fully written
+        (by every process writing into the store)."""
+        self._check_running()
+        t_reached = float(t_reached)
+        if not t_reached >= self._t_reached:
+            raise ValueError(f"t_reached={t_reached} ms is before the last t_reached={self._t_reached} ms")
         self._consolidate()  # readers see the new data only now, all at once
         self._root.attrs["t_reached"] = t_reached
         self._t_reached = t_reached
@@ -239,13 +279,14 @@ class RunStore:
         timing: dict | None = None,
         t_reached: float | None = None,
     ) -> None:
-        """Flush, then record the outcome: "complete", or "failed" with `error` text; `timing` in s and ns."""
+        """Flush and publish, then record the outcome: "complete", or "failed"/"interrupted" with `error`
+        text; `timing` in s and ns. Every writing process must have flushed before."""
         self._check_running()
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}; got {status!r}")
-        if (status == "failed") != (error is not None):
+        if (status == "complete") == (error is not None):
             raise ValueError(
-                'error text is required with status "failed" and not allowed with "complete"; '
+                'error text is required with status "failed" or "interrupted", not allowed with "complete"; '
                 f"got status {status!r}, error {error!r}"
             )
         attrs = {} if error is None else {"error": str(error)}
@@ -255,7 +296,8 @@ class RunStore:
             ):
                 raise ValueError(f"timing needs float values for {list(TIMING_KEYS)}; got {timing!r}")
             attrs["timing"] = {key: float(value) for key, value in timing.items()}
-        self.flush(self._t_reached if t_reached is None else t_reached)
+        self.flush()
+        self.publish(self._t_reached if t_reached is None else max(t_reached, self._t_reached))
         self._root.attrs.update(attrs)
         self._root.attrs["status"] = status  # last, so "complete" is never seen before everything else
         self._status = status
@@ -263,7 +305,7 @@ class RunStore:
     def _add_buffered(self, nbytes: int) -> None:
         self._buffered_bytes += nbytes
         if self._buffered_bytes > AUTO_FLUSH_BYTES:
-            self.flush(self._t_reached)  # the caller alone knows when t_reached advances
+            self.flush()
 
     def _consolidate(self) -> None:
         """Rewrite the root metadata with every node's current metadata (one atomic file write)."""
@@ -274,6 +316,27 @@ class RunStore:
     def _check_running(self) -> None:
         if self._status != "running":
             raise ValueError(f"run store {self.path} is finished (status {self._status!r}); no more writes")
+
+
+def probe_chunk_for(offsets):
+    """A probe chunk size that divides every writer's first probe (offsets: first probe of each writer
+    and the total), so that no chunk has two writers: the largest divisor of their gcd up to 256."""
+    offsets = [int(o) for o in offsets if o > 0]
+    g = int(np.gcd.reduce(offsets)) if offsets else 1
+    return next(d for d in range(min(g, PROBE_CHUNK), 0, -1) if g % d == 0)
+
+
+def _merge_rows(blocks):
+    """Buffered blocks of one trace set, consecutive rows of the same probes joined into one write."""
+    merged = []
+    for row, probe, values in sorted(blocks, key=lambda b: (b[1], b[0])):
+        if merged:
+            last_row, last_probe, last = merged[-1]
+            if probe == last_probe and row == last_row + last.shape[0] and values.shape[1] == last.shape[1]:
+                merged[-1] = (last_row, probe, np.concatenate([last, values]))
+                continue
+        merged.append((row, probe, values))
+    return merged
 
 
 def open_run(path) -> dict:

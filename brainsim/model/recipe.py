@@ -99,6 +99,24 @@ class Recipe:
         ]
         return min(lows) if lows else None
 
+    def expected_indegree(self, population):
+        """Mean number of incoming connections of a cell of population, from the rules alone."""
+        total = 0.0
+        for c in self.config["connections"]:
+            if c["target"] != population.name:
+                continue
+            rule, src = c["rule"], self._pop_by_name[c["source"]]
+            others = src.count - (1 if src.name == population.name and not rule.get("autapses", False) else 0)
+            total += {
+                "ring": 1.0,
+                "one_to_one": 1.0,
+                "all_to_all": others,
+                "fixed_indegree": rule.get("indegree", 0),
+                "fixed_probability": rule.get("p", 0.0) * others,
+                "pairs": len(rule.get("pairs", [])) / population.count,
+            }[rule["kind"]]
+        return total
+
     def connections_on(self, gid):
         """Incoming connections of one cell, drawn from its own random stream."""
         pop = self.population_of(gid)

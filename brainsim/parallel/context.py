@@ -3,6 +3,8 @@
 import sys
 from dataclasses import dataclass
 
+from ..errors import BrainsimError
+
 _petsc_ready = False
 
 
@@ -45,3 +47,27 @@ class Context:
     @property
     def is_root(self):
         return self.rank == 0
+
+
+def agree(context, error=None):
+    """Collective failure check: every rank passes its exception (or None). If any rank failed, every rank
+    raises: its own exception where it failed, RankFailure naming the first failed rank elsewhere."""
+    if context.size == 1:
+        if error is not None:
+            raise error
+        return
+    messages = context.comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
+    failed = [(rank, text) for rank, text in enumerate(messages) if text is not None]
+    if not failed:
+        return
+    if error is not None:
+        raise error
+    raise RankFailure(*failed[0])
+
+
+class RankFailure(BrainsimError):
+    """Another rank failed; this rank stops with it."""
+
+    def __init__(self, rank, message):
+        self.rank = rank
+        super().__init__(f"rank {rank} failed: {message}")

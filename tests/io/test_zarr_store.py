@@ -1,4 +1,4 @@
-"""Tests of the run-output store: layout, xarray round trip, ordering rules, failure and append behaviour."""
+"""The run-output store: layout, xarray round trip, ordering rules, several writers, failure and resume."""
 
 import json
 import warnings
@@ -9,12 +9,13 @@ import xarray as xr
 import zarr
 
 from brainsim.io import zarr_store
-from brainsim.io.zarr_store import RunStore, open_run
+from brainsim.io.zarr_store import RunStore, open_run, probe_chunk_for
 
 pytestmark = pytest.mark.filterwarnings("error")  # writing must be warning-free too
 
 COUNTS = {"cells": 3, "compartments": 300, "equations": 1200}
 TIMING = {"build_s": 1.5, "run_s": 20.0, "ns_per_compartment_step": 12.5}
+TIMES = np.arange(41) * 0.025  # the sampling grid of a 1 ms run
 
 
 def open_xr(path, group=None) -> xr.Dataset:
@@ -25,14 +26,23 @@ def open_xr(path, group=None) -> xr.Dataset:
 
 
 def make_store(path, **kwargs) -> RunStore:
-    return RunStore.create(path, config={"dt": 0.025, "tstop": 10.0}, counts=COUNTS, **kwargs)
+    return RunStore.create(
+        path, config={"dt": 0.025, "tstop": 1.0}, counts=COUNTS, config_hash="abc", **kwargs
+    )
 
 
-def add_voltage(store, n_probe=3):
-    gid = np.arange(n_probe) % 3
+def add_voltage(store, n_probe=3, probe_chunk=None):
+    gid = np.arange(n_probe)
     locations = [f"dend[{i}](0.25)" if i % 2 else "soma(0.5)" for i in range(n_probe)]
     store.add_trace_set(
-        "v_soma", variable="v", units="mV", gid=gid, compartment=np.arange(n_probe) * 7, location=locations
+        "v_soma",
+        variable="v",
+        units="mV",
+        times=TIMES,
+        gid=gid,
+        compartment=np.arange(n_probe) * 7,
+        location=locations,
+        probe_chunk=probe_chunk,
     )
     return gid, locations
 
@@ -41,197 +51,171 @@ def test_round_trip_through_xarray(tmp_path):
     path = tmp_path / "run.zarr"
     store = make_store(path)
     gid, locations = add_voltage(store, n_probe=3)
-    dend_locations = [f"dend[{i}](0.5)" for i in range(300)]
     store.add_trace_set(
         "m_dend",
         variable="hh.m",
         units="1",
+        times=np.arange(11) * 0.1,
         gid=np.zeros(300, int),
         compartment=np.arange(300),
-        location=dend_locations,
+        location=[f"dend[{i}](0.5)" for i in range(300)],
     )
     rng = np.random.default_rng(0)
-    v = rng.normal(-65.0, 5.0, (5, 3))
+    v = rng.normal(-65.0, 5.0, (30, 3))
     m = rng.uniform(0.0, 1.0, (4, 300))
-    store.append_samples("v_soma", np.arange(5) * 0.025, v)
-    store.append_samples("m_dend", np.arange(4) * 0.1, m)
-    store.append_spikes([2, 0], [1.25, 0.5])
-    store.finish("complete", timing=TIMING, t_reached=0.4)
+    store.write_samples("v_soma", 0, v[:10])
+    store.write_samples("v_soma", 10, v[10:])  # two blocks of consecutive rows
+    store.write_samples("m_dend", 0, m)
+    store.append_spikes([2, 0], [0.5, 0.25])
+    store.finish("complete", timing=TIMING, t_reached=0.725)
 
     root = open_xr(path)
     assert root.attrs["format"] == "brainsim-run" and root.attrs["format_version"] == 1
     assert root.attrs["status"] == "complete" and "error" not in root.attrs
-    assert root.attrs["t_reached"] == 0.4
+    assert root.attrs["t_reached"] == 0.725 and root.attrs["config_hash"] == "abc"
     assert root.attrs["counts"] == COUNTS and root.attrs["timing"] == TIMING
-    assert json.loads(root.attrs["config"]) == {"dt": 0.025, "tstop": 10.0}
+    assert json.loads(root.attrs["config"]) == {"dt": 0.025, "tstop": 1.0}
     assert root.attrs["brainsim_version"] == zarr_store.__version__
 
     spikes = open_xr(path, "spikes")
     assert spikes.gid.dims == ("spike",) and spikes.gid.dtype == np.int64
     np.testing.assert_array_equal(spikes.gid, [0, 2])
-    np.testing.assert_array_equal(spikes.time, [0.5, 1.25])
+    np.testing.assert_array_equal(spikes.time, [0.25, 0.5])
     assert spikes.time.dtype == np.float64 and spikes.time.attrs["units"] == "ms"
 
     ds = open_xr(path, "traces/v_soma")
     assert list(ds.data_vars) == ["v"] and ds.v.dims == ("time", "probe") and ds.v.dtype == np.float32
     assert set(ds.coords) == {"time", "gid", "compartment", "location"}
     assert ds.v.attrs["units"] == "mV" and ds.time.attrs["units"] == "ms" and ds.time.dtype == np.float64
-    np.testing.assert_array_equal(ds.v, v.astype(np.float32))
-    np.testing.assert_array_equal(ds.time, np.arange(5) * 0.025)
+    np.testing.assert_array_equal(ds.time, TIMES)  # the whole grid, written up front
+    np.testing.assert_array_equal(ds.v[:30], v.astype(np.float32))
+    assert np.isnan(ds.v[30:]).all()  # rows not reached yet
     np.testing.assert_array_equal(ds.gid, gid)
-    np.testing.assert_array_equal(ds.compartment, [0, 7, 14])
-    assert ds.gid.dtype == ds.compartment.dtype == np.int64
-    assert list(ds.location.values) == locations and all(type(s) is str for s in ds.location.values)
+    assert [type(x) for x in ds.location.values] == [str] * 3 and list(ds.location.values) == locations
+    m_ds = open_xr(path, "traces/m_dend")
+    np.testing.assert_array_equal(m_ds["hh.m"][:4], m.astype(np.float32))
+    assert zarr.open_array(path / "traces/m_dend/hh.m", mode="r").chunks[1] == 256
 
-    ds = open_xr(path, "traces/m_dend")
-    assert list(ds.data_vars) == ["hh.m"] and ds["hh.m"].shape == (4, 300)
-    np.testing.assert_array_equal(ds["hh.m"], m.astype(np.float32))
-    assert ds.location.values[299] == "dend[299](0.5)"
-
-    assert zarr.open_group(path, mode="r")["traces"].attrs["trace_sets"] == ["v_soma", "m_dend"]
-    assert zarr.open_array(path / "traces/m_dend/hh.m", mode="r").chunks == (1024, 256)
-    assert zarr.open_array(path / "spikes/time", mode="r").chunks == (65536,)
-
-    run = open_run(path)
-    assert run["attrs"]["status"] == "complete"
-    np.testing.assert_array_equal(run["spikes"][0], [0, 2])
-    times, values, run_gid, compartment, location = run["traces"]["v_soma"]
-    np.testing.assert_array_equal(times, np.arange(5) * 0.025)
-    np.testing.assert_array_equal(values, v.astype(np.float32))
-    np.testing.assert_array_equal(run_gid, gid)
-    np.testing.assert_array_equal(compartment, [0, 7, 14])
-    assert list(location) == locations
+    read = open_run(path)
+    assert read["attrs"]["status"] == "complete" and list(read["traces"]) == ["v_soma", "m_dend"]
 
 
-def test_spike_batch_sorted_by_time_then_gid(tmp_path):
+def test_spike_batches_sorted_and_in_order(tmp_path):
     store = make_store(tmp_path / "run.zarr")
-    store.append_spikes([5, 3, 9, 1, 3], [2.0, 1.0, 1.0, 2.0, 0.5])
-    store.append_spikes([8, 6], [2.0, 2.0])  # same time as the last spike (gid 5), larger gids: allowed
-    store.flush(3.0)
-    spikes = open_xr(store.path, "spikes")
-    np.testing.assert_array_equal(spikes.time, [0.5, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0])
-    np.testing.assert_array_equal(spikes.gid, [3, 3, 9, 1, 5, 6, 8])
-
-
-def test_out_of_order_batch_rejected(tmp_path):
-    store = make_store(tmp_path / "run.zarr")
-    store.append_spikes([1, 7], [1.0, 2.0])
-    with pytest.raises(ValueError, match=r"before the last spike appended \(t=2 ms, gid 7\)"):
-        store.append_spikes([0, 1], [3.0, 1.5])
-    with pytest.raises(ValueError, match="before the last spike"):
-        store.append_spikes([6], [2.0])  # a tie in time must not undo the (time, gid) order
-    store.flush(3.0)
-    np.testing.assert_array_equal(open_run(store.path)["spikes"][1], [1.0, 2.0])
-
-
-def test_overwrite_refused_unless_asked(tmp_path):
-    path = tmp_path / "run.zarr"
-    store = make_store(path)
-    store.append_spikes([1], [1.0])
+    store.append_spikes([5, 1, 3, 2], [1.0, 1.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="before the last spike appended"):
+        store.append_spikes([0], [1.0])  # same time as the last, smaller gid
+    store.append_spikes([9], [1.0])
     store.finish("complete")
-    with pytest.raises(FileExistsError, match="pass -o or --overwrite"):
-        make_store(path)
-    assert open_run(path)["attrs"]["status"] == "complete"
-    make_store(path, overwrite=True)
-    run = open_run(path)
-    assert run["attrs"]["status"] == "running" and run["spikes"][0].size == 0
+    gid, time = open_run(tmp_path / "run.zarr")["spikes"]
+    assert gid.tolist() == [3, 1, 2, 5, 9] and time.tolist() == [0.5, 1.0, 1.0, 1.0, 1.0]
 
+
+def test_overwrite_only_when_asked_and_only_stores(tmp_path):
+    path = tmp_path / "run.zarr"
+    make_store(path).finish("complete")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        make_store(path)
+    make_store(path, overwrite=True)
     other = tmp_path / "notes"
     other.mkdir()
-    (other / "keep.txt").write_text("data")
+    (other / "keep.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not a Zarr store"):
         make_store(other, overwrite=True)
-    assert (other / "keep.txt").read_text() == "data"
+    assert (other / "keep.txt").read_text() == "x"
 
 
-def test_failed_run_keeps_flushed_data(tmp_path):
+def test_failed_and_interrupted_runs_keep_what_was_published(tmp_path):
+    for status in ("failed", "interrupted"):
+        path = tmp_path / f"{status}.zarr"
+        store = make_store(path)
+        add_voltage(store)
+        store.write_samples("v_soma", 0, np.full((8, 3), -60.0))
+        store.append_spikes([1], [0.1])
+        store.flush()
+        store.publish(0.175)
+        mid = open_xr(path)
+        assert mid.attrs["status"] == "running" and mid.attrs["t_reached"] == 0.175
+        store.write_samples("v_soma", 8, np.full((4, 3), -50.0))
+        store.finish(status, error=f"{status} on purpose", t_reached=0.275)
+        root = open_xr(path)
+        assert root.attrs["status"] == status and root.attrs["error"] == f"{status} on purpose"
+        v = open_xr(path, "traces/v_soma").v.values
+        assert (v[:8] == -60).all() and (v[8:12] == -50).all() and np.isnan(v[12:]).all()
+        assert open_xr(path, "spikes").gid.values.tolist() == [1]
+
+
+def test_two_writers_own_disjoint_chunk_aligned_columns(tmp_path):
+    """What ranks do: one creates, the others attach; each writes its own probes' columns."""
+    path = tmp_path / "run.zarr"
+    chunk = probe_chunk_for([0, 4, 10])  # writer 0: probes 0..3, writer 1: probes 4..9
+    assert chunk == 2
+    store = make_store(path)
+    add_voltage(store, n_probe=10, probe_chunk=chunk)
+    store.publish(0.0)
+    other = RunStore.attach(path)
+    store.write_samples("v_soma", 0, np.full((41, 4), 1.0), first_probe=0)
+    other.write_samples("v_soma", 0, np.full((41, 6), 2.0), first_probe=4)
+    other.flush()
+    store.finish("complete", t_reached=1.0)
+    v = open_xr(path, "traces/v_soma").v.values
+    assert (v[:, :4] == 1).all() and (v[:, 4:] == 2).all()
+    assert probe_chunk_for([0, 128, 256]) == 128 and probe_chunk_for([0, 85, 171, 256]) == 1
+    assert probe_chunk_for([0, 512, 1024]) == 256
+
+
+def test_resume_drops_later_spikes_and_checks_the_run(tmp_path):
     path = tmp_path / "run.zarr"
     store = make_store(path)
     add_voltage(store)
-    store.append_samples("v_soma", [0.0, 0.1], np.ones((2, 3)))
-    store.append_spikes([0], [0.05])
-    store.flush(0.1)
-    store.append_samples("v_soma", [0.2], np.full((1, 3), 2.0))
-
-    # Interrupted before any further flush: the flushed part is readable, unflushed samples are not visible.
-    ds = open_xr(path, "traces/v_soma")
-    np.testing.assert_array_equal(ds.time, [0.0, 0.1])
-    root = open_xr(path).attrs
-    assert root["status"] == "running" and root["t_reached"] == 0.1
-
-    store.finish("failed", error="NumericalError: V=nan mV in gid 0 at t=0.2 ms")
-    root = open_xr(path).attrs
-    assert root["status"] == "failed" and root["error"].startswith("NumericalError")
-    assert root["t_reached"] == 0.1  # the failure did not reach further
-    ds = open_xr(path, "traces/v_soma")
-    np.testing.assert_array_equal(ds.v, [[1, 1, 1], [1, 1, 1], [2, 2, 2]])
-    np.testing.assert_array_equal(open_xr(path, "spikes").time, [0.05])
-    with pytest.raises(ValueError, match="is finished"):
-        store.append_spikes([0], [1.0])
-
-
-def test_many_small_appends_equal_one_big_append(tmp_path):
-    rng = np.random.default_rng(1)
-    n_sample, n_probe, n_spike = 2600, 2, 70_000  # past the first trace chunk and the first spike chunk
-    times = np.arange(n_sample) * 0.025
-    values = rng.normal(size=(n_sample, n_probe))
-    spike_time = np.sort(rng.uniform(0, times[-1], n_spike))
-    spike_gid = rng.integers(0, 3, n_spike)
-
-    big = make_store(tmp_path / "big.zarr")
-    add_voltage(big, n_probe)
-    big.append_samples("v_soma", times, values)
-    big.append_spikes(spike_gid, spike_time)
-    big.finish("complete")
-
-    small = make_store(tmp_path / "small.zarr")
-    add_voltage(small, n_probe)
-    first_chunk = tmp_path / "small.zarr/traces/v_soma/v/c/0/0"
-    edges = np.unique(np.r_[0, rng.integers(0, n_sample, 40), 1100, n_sample])
-    for start, stop in zip(edges[:-1], edges[1:], strict=True):
-        batch = (spike_time >= times[start]) & (spike_time < (times[stop] if stop < n_sample else np.inf))
-        small.append_spikes(spike_gid[batch], spike_time[batch])
-        small.append_samples("v_soma", times[start:stop], values[start:stop])
-        small.flush(times[stop - 1])
-        if stop == 1100:
-            inode = first_chunk.stat().st_ino  # chunk 0 is full now; later appends must leave it alone
-    assert first_chunk.stat().st_ino == inode
-    small.finish("complete")
-
-    a, b = open_run(big.path), open_run(small.path)
-    arrays_a, arrays_b = (*a["spikes"], *a["traces"]["v_soma"]), (*b["spikes"], *b["traces"]["v_soma"])
-    for x, y in zip(arrays_a, arrays_b, strict=True):
-        np.testing.assert_array_equal(x, y)
-    assert arrays_a[0].size == n_spike and arrays_a[3].shape == (n_sample, n_probe)
+    store.append_spikes([0, 1, 2], [0.2, 0.5, 0.7])
+    store.finish("interrupted", error="interrupted by SIGTERM", t_reached=0.5)
+    with pytest.raises(ValueError, match="not the output of this run"):
+        RunStore.resume(path, "another-hash", 0.5)
+    resumed = RunStore.resume(path, "abc", 0.5)
+    root = open_xr(path)
+    assert root.attrs["status"] == "running" and "error" not in root.attrs and root.attrs["t_reached"] == 0.5
+    assert open_xr(path, "spikes").time.values.tolist() == [0.2, 0.5]
+    with pytest.raises(ValueError, match="before the last spike"):
+        resumed.append_spikes([0], [0.4])
+    resumed.append_spikes([2], [0.7])
+    resumed.finish("complete", t_reached=1.0)
+    assert open_xr(path, "spikes").gid.values.tolist() == [0, 1, 2]
 
 
 def test_buffer_flushes_itself_past_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(zarr_store, "AUTO_FLUSH_BYTES", 100)
-    store = make_store(tmp_path / "run.zarr")
+    path = tmp_path / "run.zarr"
+    store = make_store(path)
     add_voltage(store)
-    store.append_samples("v_soma", np.arange(5.0), np.zeros((5, 3)))  # 5*8 + 5*3*4 = 100 bytes: kept
-    assert open_xr(store.path, "traces/v_soma").sizes["time"] == 0
-    store.append_samples("v_soma", [5.0], np.zeros((1, 3)))
-    assert open_xr(store.path, "traces/v_soma").sizes["time"] == 6
-    assert open_run(store.path)["attrs"]["t_reached"] == 0.0  # only the caller advances t_reached
+    store.write_samples("v_soma", 0, np.zeros((20, 3)))  # 240 bytes: written at once
+    assert (zarr.open_array(path / "traces/v_soma/v", mode="r")[:20] == 0).all()
 
 
-def test_invalid_calls_raise(tmp_path):
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda s: s.write_samples("nope", 0, np.zeros((1, 3))), "no trace set 'nope'"),
+        (lambda s: s.write_samples("v_soma", 40, np.zeros((2, 3))), "cannot hold"),
+        (lambda s: s.write_samples("v_soma", 0, np.zeros((2, 4))), "cannot hold"),
+        (lambda s: s.append_spikes([1.5], [0.1]), "must be integers"),
+        (lambda s: s.append_spikes([1], [np.nan]), "finite"),
+        (lambda s: s.finish("done"), "status must be one of"),
+        (lambda s: s.finish("failed"), "error text is required"),
+        (lambda s: s.finish("complete", error="x"), "not allowed"),
+        (lambda s: s.publish(-1.0), "before the last t_reached"),
+        (lambda s: add_voltage(s), "already exists"),
+    ],
+)
+def test_invalid_calls_raise(tmp_path, call, message):
     store = make_store(tmp_path / "run.zarr")
     add_voltage(store)
-    with pytest.raises(ValueError, match="already exists"):
-        add_voltage(store)
-    with pytest.raises(ValueError, match="no trace set 'cai'"):
-        store.append_samples("cai", [0.0], [[1.0]])
-    with pytest.raises(ValueError, match=r"values \(k, 3\)"):
-        store.append_samples("v_soma", [0.0, 1.0], np.zeros((2, 2)))
-    store.append_samples("v_soma", [1.0], np.zeros((1, 3)))
-    with pytest.raises(ValueError, match="increase past the last appended time"):
-        store.append_samples("v_soma", [1.0], np.zeros((1, 3)))
-    with pytest.raises(ValueError, match="must be integers"):
-        store.append_spikes([1.5], [1.0])
-    with pytest.raises(ValueError, match="status must be one of"):
-        store.finish("done")
-    with pytest.raises(ValueError, match='error text is required with status "failed"'):
-        store.finish("failed")
-    assert open_run(store.path)["attrs"]["status"] == "running"
+    with pytest.raises(ValueError, match=message):
+        call(store)
+
+
+def test_no_writes_after_finish(tmp_path):
+    store = make_store(tmp_path / "run.zarr")
+    store.finish("complete")
+    with pytest.raises(ValueError, match="finished"):
+        store.append_spikes([0], [0.1])

@@ -1237,7 +1237,13 @@ def test_defaults_are_filled():
         "location": "soma(0.5)",
         "sampling": None,
     }
-    assert config["output"] == {"path": "out/run.zarr", "overwrite": False, "flush_interval": 10.0}
+    assert config["output"] == {
+        "path": "out/run.zarr",
+        "overwrite": False,
+        "flush_interval": 10.0,
+        "checkpoint_every": None,
+        "checkpoint": None,
+    }
     assert config.source is None
     Recipe(config).check()
 
@@ -1263,7 +1269,13 @@ def test_output_path_default(edits, overrides, path):
 
 def test_output_section_may_be_left_out():
     config = resolve_config(mutated({"output": DELETE}))
-    assert config["output"] == {"path": "out/m2_ring.zarr", "overwrite": False, "flush_interval": 10.0}
+    assert config["output"] == {
+        "path": "out/m2_ring.zarr",
+        "overwrite": False,
+        "flush_interval": 10.0,
+        "checkpoint_every": None,
+        "checkpoint": None,
+    }
 
 
 def test_spike_detector_defaults_fill_a_partial_section():

@@ -58,6 +58,7 @@ class Decomposition:
                 stop -= 1
             if stop == start and start < cost.size:
                 stop = start + 1  # no rank left empty while cells remain (empty ranks come last)
+            stop = max(start, min(stop, cost.size - (left - 1)))  # a cell for each rank after this one
             while stop < reach and _blocks_needed(edges, stop, limit) > left - 1:
                 stop += 1  # the rest must still fit in the ranks left
             bounds.append(stop)

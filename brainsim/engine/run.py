@@ -104,6 +104,9 @@ def _simulate(sim, out, context, progress, folder, every):
         "build_s": summary.build_s,
         "run_s": summary.run_s,
         "ns_per_compartment_step": summary.ns_per_compartment_step,
+        "exchange_s": summary.exchange_s,  # time in the spike exchange, waiting for other ranks included
+        "epochs": summary.epochs,
+        "ranks": context.size,
     }
     out.finish("complete", timing=timing, t_reached=summary.t_end)
     return summary

@@ -3,6 +3,13 @@
 
     python neuron_bench.py m1 [--usetable 0]
     python neuron_bench.py m2 --N 64 [--tstop 200] [--usetable 0]
+    LD_PRELOAD=$VIRTUAL_ENV/lib/libmpi.so.12 mpiexec -n 2 python neuron_bench.py m2 --N 64 --mpi
+
+With --mpi (M2 only; the mpich wheel's mpiexec), cells are dealt round-robin over the ranks through
+ParallelContext, wall_s is the maximum over the ranks between barriers, and rank 0 prints the line
+with every rank's spikes. LD_PRELOAD makes NEURON use the wheel's libmpi: given only
+MPI_LIB_NRN_PATH, NEURON 9.0.2 dlopens the first `libmpi.so` on the library path, here Debian's
+Open MPI, and every rank runs alone (numprocs=1).
 
 Timed region: pc.psolve(tstop) only (h.finitialize is in build_s). M1 records the soma voltage every
 step; its spike times are the −20 mV crossings of that trace, linearly interpolated (NEURON's own
@@ -22,7 +29,11 @@ def parse():
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--tstop", type=float, default=None)
     ap.add_argument("--usetable", type=int, default=1, help="h.usetable_hh (0: exact hh rate functions)")
-    return ap.parse_args()
+    ap.add_argument("--mpi", action="store_true", help="M2 over MPI ranks (run under mpiexec)")
+    a = ap.parse_args()
+    if a.mpi and a.model == "m1":
+        ap.error("--mpi is for m2 (M1 is one cell)")
+    return a
 
 
 def set_hh(sec):
@@ -79,22 +90,24 @@ def m2_cell(h, pc, gid):
     syn.tau, syn.e = P.M2_SYN_TAU, P.M2_SYN_E
     det = h.NetCon(soma(0.5)._ref_v, None, sec=soma)
     det.threshold = P.M2_THRESH
-    pc.set_gid2node(gid, 0)
+    pc.set_gid2node(gid, int(pc.id()))
     pc.cell(gid, det)
     return soma, dends, syn, det
 
 
 def build_m2(h, pc, N):
-    """Ring of N cells, i -> i+1 (delay 5 ms), one kick onto cell 0 at 1 ms."""
-    cells = [m2_cell(h, pc, gid) for gid in range(N)]
+    """Ring of N cells, i -> i+1 (delay 5 ms), one kick onto cell 0 at 1 ms; this rank's cells only."""
+    cells = {gid: m2_cell(h, pc, gid) for gid in range(int(pc.id()), N, int(pc.nhost()))}
     conns = []
-    for gid, (_, _, syn, _) in enumerate(cells):
+    for gid, (_, _, syn, _) in cells.items():
         nc = pc.gid_connect((gid - 1) % N, syn)
         nc.weight[0], nc.delay = P.M2_W, P.M2_DELAY
         conns.append(nc)
-    kick = h.NetCon(None, cells[0][2])
-    kick.weight[0], kick.delay = P.M2_W, P.M2_DELAY  # NetCon.event(t) ignores the delay
-    fih = h.FInitializeHandler(lambda: kick.event(P.M2_KICK_T))
+    kick = fih = None
+    if 0 in cells:
+        kick = h.NetCon(None, cells[0][2])
+        kick.weight[0], kick.delay = P.M2_W, P.M2_DELAY  # NetCon.event(t) ignores the delay
+        fih = h.FInitializeHandler(lambda: kick.event(P.M2_KICK_T))
     return (cells, conns, kick, fih), lambda native: native
 
 
@@ -104,6 +117,8 @@ def main():
     import neuron
     from neuron import h
 
+    if a.mpi:
+        h.nrnmpi_init()
     pc = h.ParallelContext()
     h.celsius, h.usetable_hh, h.dt = P.CELSIUS, a.usetable, P.DT
     if a.model == "m1":
@@ -117,13 +132,22 @@ def main():
     h.CVode().active(0)
     pc.set_maxstep(10)
     h.finitialize(P.V_INIT)
-    build_s = time.perf_counter() - t_build0
+    pc.barrier()
+    build_s = pc.allreduce(time.perf_counter() - t_build0, 2)  # 2: the maximum over the ranks
 
+    pc.barrier()
     t0 = time.perf_counter()
     pc.psolve(tstop)
-    wall = time.perf_counter() - t0
+    pc.barrier()
+    wall = pc.allreduce(time.perf_counter() - t0, 2)
 
-    native = sorted(zip(idvec.to_python(), tvec.to_python()), key=lambda s: (s[1], s[0]))
+    rank, nhost = int(pc.id()), int(pc.nhost())
+    parts = pc.py_gather(list(zip(idvec.to_python(), tvec.to_python())), 0)
+    if a.mpi:
+        pc.done()
+    if rank:
+        return
+    native = sorted((s for part in parts for s in part), key=lambda s: (s[1], s[0]))
     config = "neuron" if a.usetable else "neuron usetable_hh=0"
     out = P.record(
         "neuron",
@@ -137,6 +161,7 @@ def main():
         finish(native),
         version=neuron.__version__,
         usetable_hh=a.usetable,
+        mpi_ranks=nhost,
     )
     print(json.dumps(out), flush=True)
 

@@ -60,12 +60,13 @@ class CellGroup:
         self.cell_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         """Where each cell starts when the cells' nodes are laid end to end (the 'cell-by-cell' numbering)."""
         self.n_nodes = n = int(self.cell_start[-1])
-        cat = lambda name: np.concatenate([getattr(t.geometry, name) for t in types])  # noqa: E731
-        parent = np.concatenate(
+        cat = lambda name, dtype=float: _concat([getattr(t.geometry, name) for t in types], dtype)  # noqa: E731
+        parent = _concat(
             [
                 np.where(t.geometry.parent >= 0, t.geometry.parent + s, -1)
                 for t, s in zip(types, self.cell_start)
-            ]
+            ],
+            np.int64,
         )
         # Group nodes are numbered in the tree solve's elimination order (kernels.cable.solver_order): each
         # cell re-rooted at its centre, all cells' nodes by depth, so the solve's chains overlap and no
@@ -74,10 +75,9 @@ class CellGroup:
         self.position = np.empty(n, dtype=np.int64)
         self.position[self.order] = np.arange(n)
         """Group node of each cell-by-cell index (the inverse of order)."""
-        self.area, self.cap, self.is_junction = (
-            cat(name)[self.order] for name in ("area", "cap", "is_junction")
-        )
-        self.v_init = np.concatenate([np.full(t.geometry.n_nodes, t.v_init) for t in types])[self.order]
+        self.area, self.cap = cat("area")[self.order], cat("cap")[self.order]
+        self.is_junction = cat("is_junction", bool)[self.order]
+        self.v_init = _concat([np.full(t.geometry.n_nodes, t.v_init) for t in types])[self.order]
         self.dax = np.empty(n)
         axial_sum(self.gax, self.parent, self.dax)
         self.n_compartments = int(np.count_nonzero(~self.is_junction))
@@ -291,6 +291,11 @@ class CellGroup:
             self.rates(u[: self.n_nodes])
             u[self.n_nodes :] = self.xinf
         return u
+
+
+def _concat(arrays, dtype=float):
+    """np.concatenate, also of no arrays (a rank may own no cells)."""
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
 
 
 def units_of(variable):

@@ -65,7 +65,8 @@ class Output:
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(context, error)
-        self.store = store if context.is_root else RunStore.attach(path)
+        self.store = store
+        self._collective(lambda: None if context.is_root else setattr(self, "store", RunStore.attach(path)))
         # A resumed store keeps the chunks of the run that created it: where they do not fit this run's
         # ranks, the trace set's samples go to rank 0 to be written (never two writers in one chunk).
         self.gathered = {

@@ -52,7 +52,15 @@ def test_run_writes_a_store_xarray_reads(tmp_path):
     assert a["status"] == "complete" and a["brainsim_version"]
     assert json.loads(a["config"])["cells"][0]["count"] == 8 and len(a["config_hash"]) == 16
     assert a["counts"] == {"cells": 8, "compartments": 8 * 196, "equations": 8 * (203 + 3 + 1)}
-    assert set(a["timing"]) == {"build_s", "run_s", "ns_per_compartment_step"} and a["timing"]["run_s"] > 0
+    assert set(a["timing"]) == {
+        "build_s",
+        "run_s",
+        "ns_per_compartment_step",
+        "exchange_s",
+        "epochs",
+        "ranks",
+    }
+    assert a["timing"]["run_s"] > 0 and a["timing"]["ranks"] == 1 and a["timing"]["epochs"] == 6
     spikes = xr.open_zarr(out, group="spikes")
     assert spikes.gid.dims == ("spike",) and spikes.gid.dtype == np.int64 and spikes.time.dtype == np.float64
     assert spikes.gid.values.tolist() == [0, 1, 2, 3, 4, 5]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = str(ROOT / "configs/bench/random_net.yaml")
@@ -48,12 +49,11 @@ def mpipopen(ranks, *args, cwd):
 def read(store):
     """(spike gids, spike times, {trace set: values}) of a store."""
     spikes = xr.open_zarr(store, group="spikes")
+    names = zarr.open_group(store, mode="r")["traces"].attrs["trace_sets"]
     traces = {}
-    for name in ("soma", "tip"):
-        try:
-            traces[name] = xr.open_zarr(store, group=f"traces/{name}")["v"].values
-        except (FileNotFoundError, KeyError):
-            pass
+    for name in names:
+        ds = xr.open_zarr(store, group=f"traces/{name}")
+        traces[name] = ds[next(iter(ds.data_vars))].values
     return spikes.gid.values, spikes.time.values, traces
 
 

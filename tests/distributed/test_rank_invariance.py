@@ -48,3 +48,15 @@ def test_adaptive_results_agree_within_tolerance(tmp_path):
         runs[ranks] = (gid[order], time[order])
     assert runs[1][0].size > 10 and np.array_equal(runs[1][0], runs[3][0])
     assert np.max(np.abs(runs[1][1] - runs[3][1])) < 0.05
+
+
+def test_more_ranks_than_cells(tmp_path):
+    """Ranks left without cells take part in every collective step and change nothing."""
+    m1 = str(NET).replace("random_net", "m1_hh_cable")
+    runs = []
+    for ranks in (1, 3):
+        store = tmp_path / f"np{ranks}.zarr"
+        res = mpirun(ranks, "run", m1, "-o", str(store), "--set", "simulation.tstop=30", "-q", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        runs.append(read(store))
+    assert runs[0][0].size == 2 and same(runs[0], runs[1])

@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import zarr
-from conftest import NET, PROBES, mpirun, read, same
+from mpi_runs import NET, PROBES, mpirun, read, same
 
 ARGS = ["--set", "cells.net.count=64", "--set", PROBES, "-q", "--set", "simulation.tstop=200"]
 

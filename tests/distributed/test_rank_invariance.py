@@ -1,7 +1,7 @@
 """The same model on 1, 2, 3 and 4 ranks: identical results with a fixed step, within tolerance adaptively."""
 
 import numpy as np
-from conftest import NET, PROBES, mpirun, read, same
+from mpi_runs import NET, PROBES, mpirun, read, same
 
 SMALL = ["--set", "cells.net.count=64", "--set", PROBES, "-q"]
 

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import zarr
-from conftest import NET, PROBES, mpipopen, mpirun, read, same
+from mpi_runs import NET, PROBES, mpipopen, mpirun, read, same
 
 LONG = ["--set", "cells.net.count=64", "--set", PROBES, "--set", "simulation.tstop=1500", "-q"]
 

@@ -13,7 +13,7 @@ A sealed cylinder (L = 1000 µm, d = 2 µm, Ra = 100 Ω·cm, cm = 1 µF/cm², g 
 import numpy as np
 import pytest
 import yaml
-from conftest import simulate, trace
+from support import simulate, trace
 
 L, D, RA, CM, G, I_STEP, NSEG = 1000.0, 2.0, 100.0, 1.0, 1e-4, 0.1, 200
 TAU = CM * 1e-6 / G * 1e3  # ms

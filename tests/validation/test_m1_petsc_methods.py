@@ -8,7 +8,7 @@ agree on that converged solution.
 
 import numpy as np
 import pytest
-from conftest import spikes
+from support import spikes
 
 M1 = "configs/bench/m1_hh_cable.yaml"
 DTS = (0.025, 0.0125, 0.00625)
@@ -23,7 +23,7 @@ METHODS = {  # name: (config overrides, nominal order)
 @pytest.fixture(scope="module")
 def refinement(tmp_path_factory):
     """Spike times of every method at every dt, and the observed orders and extrapolated limits."""
-    from conftest import simulate
+    from support import simulate
 
     out = {}
     for name, (overrides, order) in METHODS.items():
@@ -65,7 +65,7 @@ def test_all_methods_converge_to_the_same_solution(refinement):
     ],
 )
 def test_other_petsc_methods(refinement, tmp_path, name, overrides, tolerance):
-    from conftest import simulate
+    from support import simulate
 
     summary, store = simulate(M1, ["simulation.method=petsc", *overrides], output=tmp_path / "m1.zarr")
     times = spikes(store)[1]

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import REFERENCE, crossings, spikes, trace
+from support import REFERENCE, crossings, spikes, trace
 
 M1 = "configs/bench/m1_hh_cable.yaml"
 
 
 @pytest.fixture(scope="module")
 def m1(tmp_path_factory):
-    from conftest import simulate
+    from support import simulate
 
     return simulate(M1, output=tmp_path_factory.mktemp("m1") / "m1.zarr")
 

@@ -3,7 +3,7 @@
 import csv
 
 import numpy as np
-from conftest import REFERENCE, spikes
+from support import REFERENCE, spikes
 
 
 def reference(name):

@@ -1,0 +1,36 @@
+"""Test helpers: run a config in this process and read its output back."""
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "tests" / "data" / "reference"
+
+
+def simulate(config, overrides=(), output=None):
+    """Run a config file (path relative to the repository) in this process; returns (summary, store path)."""
+    from brainsim.config import load_config
+    from brainsim.engine.run import run_config
+    from brainsim.parallel.context import Context
+
+    cfg = load_config(ROOT / config, list(overrides))
+    return run_config(cfg, Context.world(), output=output, overwrite=True, progress=False)
+
+
+def spikes(store):
+    ds = xr.open_zarr(store, group="spikes")
+    return ds.gid.values, ds.time.values
+
+
+def trace(store, name):
+    ds = xr.open_zarr(store, group=f"traces/{name}")
+    var = next(iter(ds.data_vars))
+    return ds.time.values, ds[var].values.astype(float), ds
+
+
+def crossings(t, v, threshold):
+    """Upward threshold crossings of a sampled trace, linearly interpolated (how MODELS.md compares)."""
+    i = np.nonzero((v[:-1] < threshold) & (v[1:] >= threshold))[0]
+    return t[i] + (threshold - v[i]) * (t[i + 1] - t[i]) / (v[i + 1] - v[i])

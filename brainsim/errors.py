@@ -39,3 +39,11 @@ class Interrupted(BrainsimError):
     def __init__(self, signal_name, time):
         self.signal_name, self.time = signal_name, time
         super().__init__(f"interrupted by {signal_name} at t={time:.6g} ms")
+
+
+class ConnectomeError(BrainsimError):
+    """A connectome is malformed or missing: names the source (file, zip member) and what is allowed."""
+
+    def __init__(self, message, source=None):
+        self.source = source
+        super().__init__(message if source is None else f"{source}: {message}")

@@ -161,6 +161,10 @@ def _unique(items, path, what):
 
 def check_references(data):
     """Cross-references between sections: names exist, indices are in range, delays are >= dt."""
+    if not data["cells"] and data["brain"] is None:
+        raise ConfigError("cells", [], "at least one population, or a 'brain' section that makes them")
+    if data["brain"] is not None:
+        check_brain(data["brain"], data["simulation"]["dt"])
     cells = {c["name"]: c for c in data["cells"]}
     _unique([c["name"] for c in data["cells"]], "cells", "population")
     synapses = {}
@@ -242,3 +246,70 @@ def _check_cells(selection, population, path):
             raise ConfigError(
                 path, bad[0], f"cell indices below {population['count']} (the size of '{population['name']}')"
             )
+
+
+def check_brain(brain, dt):
+    """The brain section's cell types, synapses and factors refer to things that exist."""
+    types = brain["cell_types"]
+    allowed = f"one of the cell types {sorted(types)}"
+
+    def check_type(name, path, extra=()):
+        if name not in types and name not in extra:
+            raise ConfigError(path, name, allowed)
+
+    def check_synapse(type_name, synapse, path):
+        if synapse not in types[type_name]["synapses"]:
+            raise ConfigError(
+                path, synapse, f"a synapse of cell type '{type_name}': {sorted(types[type_name]['synapses'])}"
+            )
+
+    for name in brain["cells_per_region"]:
+        check_type(name, f"brain.cells_per_region.{name}")
+    for i, rule in enumerate(brain["local"]):
+        check_type(rule["source"], f"brain.local[{i}].source")
+        check_type(rule["target"], f"brain.local[{i}].target")
+        check_synapse(rule["target"], rule["synapse"], f"brain.local[{i}].synapse")
+        low = rule["delay"] if not isinstance(rule["delay"], dict) else rule["delay"]["uniform"][0]
+        if low < dt:
+            raise ConfigError(f"brain.local[{i}].delay", rule["delay"], f"delays >= dt = {dt} ms")
+    long_range = brain["long_range"]
+    if long_range is not None:
+        check_type(long_range["source"], "brain.long_range.source")
+        for name, synapse in long_range["targets"].items():
+            check_type(name, f"brain.long_range.targets.{name}")
+            check_synapse(name, synapse, f"brain.long_range.targets.{name}")
+        if long_range["synaptic_delay"] < dt:
+            raise ConfigError(
+                "brain.long_range.synaptic_delay",
+                long_range["synaptic_delay"],
+                f"a delay >= dt = {dt} ms (the conduction delay comes on top)",
+            )
+    for name, drive in brain["background"].items():
+        check_type(name, f"brain.background.{name}")
+        check_synapse(name, drive["synapse"], f"brain.background.{name}.synapse")
+    for label, override in brain["region_overrides"].items():
+        for name in override["cells_per_region"]:
+            check_type(name, f"brain.region_overrides.{label}.cells_per_region.{name}")
+        check_factors(override["factors"], types, f"brain.region_overrides.{label}.factors")
+
+
+def check_factors(factors, types, path):
+    """'<mechanism>.<parameter>' factors per cell type name (or 'all') name real mechanisms and parameters."""
+    from ..kernels.mechanisms import CATALOGUE
+
+    for type_name, per_param in factors.items():
+        if type_name != "all" and type_name not in types:
+            raise ConfigError(
+                f"{path}.{type_name}", type_name, f"'all' or one of the cell types {sorted(types)}"
+            )
+        for key in per_param:
+            mechanism, _, parameter = key.partition(".")
+            if mechanism not in CATALOGUE or parameter not in [p[0] for p in CATALOGUE[mechanism].PARAMS]:
+                known = (
+                    sorted(CATALOGUE)
+                    if mechanism not in CATALOGUE
+                    else [f"{mechanism}.{p[0]}" for p in CATALOGUE[mechanism].PARAMS]
+                )
+                raise ConfigError(
+                    f"{path}.{type_name}.{key}", key, f"'<mechanism>.<parameter>', e.g. {known}"
+                )

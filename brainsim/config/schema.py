@@ -217,6 +217,123 @@ CELL = Section(
     }
 )
 
+SYNAPSE_SITE = Section(
+    {
+        "mechanism": Str(REQUIRED, "point mechanism", choices=tuple(MECHANISMS_BY_KIND["point"])),
+        "location": Location("soma(0.5)"),
+        "params": MapOf(Num(), {}, keys="parameters"),
+    },
+    check=lambda s, path: check_params(s["mechanism"], s["params"], f"{path}.params"),
+)
+
+CELL_TYPE = Section(
+    {
+        **{k: v for k, v in CELL.fields.items() if k not in ("name", "count")},
+        "synapses": MapOf(SYNAPSE_SITE, {}, "synapse sites of this cell type, by name", keys="synapse names"),
+    }
+)
+
+FACTORS = MapOf(
+    MapOf(Num(ge=0), keys="'<mechanism>.<parameter>' (e.g. nata.gbar)"),
+    {},
+    "multiplicative factors of mechanism parameters, per cell type ('all': every type)",
+    keys="cell types",
+)
+
+BRAIN = Section(
+    {
+        "connectome": Tagged(
+            {
+                "tvb_zip": Section({"file": Str(REQUIRED, "The Virtual Brain connectivity zip (or folder)")}),
+                "tvb_h5": Section({"file": Str(REQUIRED, "The Virtual Brain connectivity HDF5 file")}),
+                "tvb_data": Section(
+                    {"name": Str("connectivity_76", "a connectivity of the tvb-data package")}
+                ),
+                "plain": Section(
+                    {
+                        "weights": Str(
+                            REQUIRED, "CSV or .npy matrix; weights[k, j] is from region j to region k"
+                        ),
+                        "tract_lengths": Str(REQUIRED, "CSV or .npy matrix, mm"),
+                        "labels": Str(REQUIRED, "text file, one region label per line"),
+                        "centres": Str(None, "CSV or .npy (n, 3), mm"),
+                    }
+                ),
+            },
+            doc="the region-level connectome (files relative to the config's folder)",
+        ),
+        "regions": Either(
+            (Str(choices=("all",)), ListOf(Str(), min_len=1)),
+            "all",
+            "regions of the connectome to simulate",
+            allowed_text="'all' or a list of region labels",
+        ),
+        "scale": Num(1.0, "", "multiplies every cell count (rounded to whole cells)", gt=0),
+        "conduction_speed": Num(3.0, "mm/ms", "axonal conduction speed: delay = tract length / speed", gt=0),
+        "cell_types": MapOf(
+            CELL_TYPE, REQUIRED, "cell types, each defined like a population", keys="cell types"
+        ),
+        "cells_per_region": MapOf(
+            Num(ge=0), REQUIRED, "cells of each type in every region", keys="cell types"
+        ),
+        "region_overrides": MapOf(
+            Section(
+                {
+                    "cells_per_region": MapOf(Num(ge=0), {}, keys="cell types"),
+                    "factors": FACTORS,
+                }
+            ),
+            {},
+            "per region label: other cell counts, and parameter factors of its cell types",
+            keys="region labels",
+        ),
+        "local": ListOf(
+            Section(
+                {
+                    "source": Str(REQUIRED, "cell type"),
+                    "target": Str(REQUIRED, "cell type"),
+                    "synapse": Str(REQUIRED, "synapse of the target type"),
+                    "indegree": Int(REQUIRED, "inputs of each target cell from its own region", ge=1),
+                    "weight": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="µS"),
+                    "delay": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="ms"),
+                }
+            ),
+            [],
+            "connections within each region (drawn with replacement: multapses allowed)",
+        ),
+        "long_range": Section(
+            {
+                "source": Str(REQUIRED, "cell type that sends long-range axons"),
+                "targets": MapOf(Str(), REQUIRED, "receiving cell type: its synapse", keys="cell types"),
+                "indegree": Int(
+                    REQUIRED,
+                    "long-range inputs of each target cell, split over source regions "
+                    "in proportion to the connectome's weights",
+                    ge=0,
+                ),
+                "weight": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="µS"),
+                "synaptic_delay": Num(1.0, "ms", "added to the conduction delay", ge=0),
+            },
+            None,
+            "connections between regions, from the connectome",
+        ),
+        "background": MapOf(
+            Section(
+                {
+                    "synapse": Str(REQUIRED),
+                    "rate": Num(REQUIRED, "Hz", ge=0),
+                    "weight": Num(REQUIRED, "µS"),
+                }
+            ),
+            {},
+            "independent Poisson input to every cell of a type (the unmodelled rest of the brain)",
+            keys="cell types",
+        ),
+    },
+    None,
+    "a whole brain: regions of a connectome populated with cell types",
+)
+
 SYNAPSE = Section(
     {
         "name": Str(REQUIRED, "synapse name, used by connections and stimuli"),
@@ -342,7 +459,8 @@ CONFIG = Section(
         "name": Str("run", "run name"),
         "description": Str("-", "free text"),
         "simulation": SIMULATION,
-        "cells": ListOf(CELL, REQUIRED, "populations of cells", min_len=1),
+        "cells": ListOf(CELL, [], "populations of cells (besides those a brain generates)"),
+        "brain": BRAIN,
         "synapses": ListOf(SYNAPSE, []),
         "connections": ListOf(CONNECTION, []),
         "stimuli": ListOf(STIMULUS, []),

@@ -202,7 +202,6 @@ def test_unknown_key(edits, path, value, allowed):
         pytest.param("synapses.0.mechanism", "synapses[0].mechanism", [repr(POINT)], id="synapse-mechanism"),
         pytest.param("synapses.0.cell", "synapses[0].cell", ["a non-empty string"], id="synapse-cell"),
         pytest.param("stimuli.0.times", "stimuli[0].times", ["a list"], id="spike-times"),
-        pytest.param("cells", "cells", ["a list", "at least 1"], id="cells"),
         pytest.param(
             "cells.0.morphology",
             "cells[0].morphology",
@@ -228,6 +227,12 @@ def test_missing_required_key(key, path, allowed):
     err = config_error({key: DELETE})
     check_error(err, path, None, allowed)
     assert "this key is required" in str(err)
+
+
+def test_no_population_at_all():
+    """Without cells and without a brain there is nothing to simulate."""
+    err = config_error({"cells": DELETE})
+    check_error(err, "cells", [], ["at least one population, or a 'brain' section that makes them"])
 
 
 def test_missing_swc_file_key():
@@ -310,10 +315,12 @@ def test_empty_file_is_missing_its_required_sections(tmp_path):
             {"cells": {"ring": {}}},
             "cells",
             {"ring": {}},
-            ["a list of at least 1 item(s)"],
+            ["a list, each a mapping with keys"],
             id="map-for-list",
         ),
-        pytest.param({"cells": []}, "cells", [], ["a list of at least 1 item(s)"], id="empty-list"),
+        pytest.param(
+            {"cells": []}, "cells", [], ["at least one population, or a 'brain' section"], id="empty-list"
+        ),
         pytest.param(
             {"output.overwrite": "yes"}, "output.overwrite", "yes", ["true or false"], id="str-for-bool"
         ),

@@ -206,19 +206,24 @@ def check_references(data):
                     [a, b],
                     f"indices below the population sizes ({src['count']}, {tgt['count']})",
                 )
+    brain = (
+        data["brain"] is not None
+    )  # brain populations are known once the connectome is read (Recipe.check)
     for i, s in enumerate(data["stimuli"]):
         path = f"stimuli[{i}]"
-        pop = _check_population(cells, s["cell"], f"{path}.cell")
-        _check_cells(s["cells"], pop, f"{path}.cells")
-        if "synapse" in s:
-            _check_synapse(synapses, s["cell"], s["synapse"], f"{path}.synapse")
+        if not (brain and s["cell"] not in cells):
+            pop = _check_population(cells, s["cell"], f"{path}.cell")
+            _check_cells(s["cells"], pop, f"{path}.cells")
+            if "synapse" in s:
+                _check_synapse(synapses, s["cell"], s["synapse"], f"{path}.synapse")
         if s["kind"] == "poisson" and s["stop"] is not None and s["stop"] < s["start"]:
             raise ConfigError(f"{path}.stop", s["stop"], f"a time >= start ({s['start']} ms)")
     names = []
     for i, p in enumerate(data["probes"]):
         path = f"probes[{i}]"
-        pop = _check_population(cells, p["cell"], f"{path}.cell")
-        _check_cells(p["cells"], pop, f"{path}.cells")
+        if not (brain and p["cell"] not in cells):
+            pop = _check_population(cells, p["cell"], f"{path}.cell")
+            _check_cells(p["cells"], pop, f"{path}.cells")
         if p["name"] is None:
             p["name"] = p["variable"]
         names.append(p["name"])

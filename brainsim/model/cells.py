@@ -1,6 +1,6 @@
 """Cell types: a discretised morphology with its mechanisms, synapse sites and spike detector."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -119,8 +119,16 @@ def build_morphology(spec, config, path):
     return getattr(morph, kind)(**args)
 
 
-def build_cell_type(cell, config, path):
-    """Discretise a population's morphology and place its mechanisms, synapses and detector."""
+def build_cell_type(cell, config, path, synapses=None):
+    """Discretise a population's morphology and place its mechanisms, synapses and detector.
+
+    synapses: [(name, site spec, key path)]; by default the config's `synapses` entries on this cell."""
+    if synapses is None:
+        synapses = [
+            (s["name"], s, f"synapses[{i}]")
+            for i, s in enumerate(config["synapses"])
+            if s["cell"] == cell["name"]
+        ]
     morphology = build_morphology(cell["morphology"], config, f"{path}.morphology")
     regions = morphology.regions()
     spec = cell["regions"]
@@ -152,16 +160,29 @@ def build_cell_type(cell, config, path):
         cell["name"], geometry, placements, {}, 0, cell["spike_detector"]["threshold"], cell["v_init"]
     )
     detector = cell_type.locate(cell["spike_detector"]["location"], f"{path}.spike_detector.location")
-    synapses = {}
-    for i, s in enumerate(config["synapses"]):
-        if s["cell"] == cell["name"]:
-            node = cell_type.locate(s["location"], f"synapses[{i}].location")
-            synapses[s["name"]] = SynapseSite(
-                s["name"], s["mechanism"], node, _params(s["mechanism"], s["params"])
+    sites = {}
+    for name, s, site_path in synapses:
+        node = cell_type.locate(s["location"], f"{site_path}.location")
+        sites[name] = SynapseSite(name, s["mechanism"], node, _params(s["mechanism"], s["params"]))
+    return CellType(cell["name"], geometry, placements, sites, detector, cell_type.threshold, cell["v_init"])
+
+
+def scale_parameters(cell_type, factors, name, path):
+    """A copy of cell_type with mechanism parameters multiplied: factors {'mechanism.parameter': factor}."""
+    placements = {p.mechanism: p for p in cell_type.mechanisms}
+    for key in factors:
+        mechanism = key.partition(".")[0]
+        if mechanism not in placements:
+            raise ConfigError(
+                f"{path}.{key}", key, f"a parameter of a mechanism of this cell type: {sorted(placements)}"
             )
-    return CellType(
-        cell["name"], geometry, placements, synapses, detector, cell_type.threshold, cell["v_init"]
-    )
+    scaled = []
+    for p in cell_type.mechanisms:
+        params = p.params.copy()
+        for i, (param, _default, _unit) in enumerate(CATALOGUE[p.mechanism].PARAMS):
+            params[i] *= factors.get(f"{p.mechanism}.{param}", 1.0)
+        scaled.append(Placement(p.mechanism, p.node, params))
+    return replace(cell_type, name=name, mechanisms=tuple(scaled))
 
 
 def _params(mechanism, given):

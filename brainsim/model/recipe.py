@@ -5,6 +5,7 @@ connections, its stimuli, its probes) is computed from the config and (seed, gid
 rank can build any cell and results cannot depend on which rank does.
 """
 
+import fnmatch
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -12,18 +13,23 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.mechanisms import CATALOGUE
-from .cells import build_cell_type
+from .brain import Brain
+from .cells import build_cell_type, scale_parameters
 
 SALT_CONNECTION = 1_000
 SALT_POISSON = 2_000
+SALT_BRAIN = 3_000
+SALT_BACKGROUND = 4_000
 
 
 @dataclass(frozen=True)
 class Population:
     name: str
-    index: int  # position in the config's cells list
+    index: int  # position in the config's cells list; -1 for a population of the brain
     first_gid: int
     count: int
+    region: int = -1  # brain region (index into Brain.labels), -1 outside the brain
+    cell_type: str = ""  # brain cell type
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,13 @@ class Recipe:
         for i, cell in enumerate(config["cells"]):
             pops.append(Population(cell["name"], i, first, cell["count"]))
             first += cell["count"]
+        self.brain = Brain(config) if config["brain"] is not None else None
+        for bp in self.brain.populations if self.brain else ():
+            pops.append(Population(bp.name(self.brain.labels), -1, first, bp.count, bp.region, bp.cell_type))
+            first += bp.count
         self.populations = tuple(pops)
+        self._starts = np.array([p.first_gid for p in pops], dtype=np.int64)
+        self._brain_pop = {(p.region, p.cell_type): p for p in pops if p.region >= 0}
         self.num_cells = first
         self._types = {}
         self._pop_by_name = {p.name: p for p in pops}
@@ -70,10 +82,10 @@ class Recipe:
         return self.config["simulation"]["seed"]
 
     def population_of(self, gid):
-        for pop in self.populations:
-            if pop.first_gid <= gid < pop.first_gid + pop.count:
-                return pop
-        raise IndexError(f"gid {gid} is not below the number of cells ({self.num_cells})")
+        """The population of gid: the last to start at or before it (empty ones start where the next does)."""
+        if not 0 <= gid < self.num_cells:
+            raise IndexError(f"gid {gid} is not below the number of cells ({self.num_cells})")
+        return self.populations[int(np.searchsorted(self._starts, gid, side="right")) - 1]
 
     def population(self, name):
         return self._pop_by_name[name]
@@ -82,10 +94,31 @@ class Recipe:
         """The CellType of a population (built once, on first use)."""
         if name not in self._types:
             pop = self._pop_by_name[name]
-            self._types[name] = build_cell_type(
-                self.config["cells"][pop.index], self.config, f"cells[{pop.index}]"
-            )
+            if pop.region < 0:
+                self._types[name] = build_cell_type(
+                    self.config["cells"][pop.index], self.config, f"cells[{pop.index}]"
+                )
+            else:
+                factors = self.brain.factors(pop.region, pop.cell_type)
+                label = self.brain.labels[pop.region]
+                self._types[name] = scale_parameters(
+                    self._brain_type(pop.cell_type), factors, name, f"brain.region_overrides.{label}.factors"
+                )
         return self._types[name]
+
+    def _brain_type(self, cell_type):
+        """A brain cell type before any per-region factor (built once)."""
+        key = ("brain type", cell_type)
+        if key not in self._types:
+            spec = self.config["brain"]["cell_types"][cell_type]
+            path = f"brain.cell_types.{cell_type}"
+            synapses = [(n, site, f"{path}.synapses.{n}") for n, site in spec["synapses"].items()]
+            self._types[key] = build_cell_type({**spec, "name": cell_type}, self.config, path, synapses)
+        return self._types[key]
+
+    def matching(self, pattern):
+        """Populations whose name matches pattern (a name, or a glob such as '*.pyr' or 'lh-insula.*')."""
+        return [p for p in self.populations if fnmatch.fnmatchcase(p.name, pattern)]
 
     def cell_type_of(self, gid):
         return self.cell_type(self.population_of(gid).name)
@@ -93,15 +126,21 @@ class Recipe:
     @cached_property
     def min_delay(self):
         """Smallest delay of any connection (ms), or None without connections."""
-        lows = [
-            c["delay"] if not isinstance(c["delay"], dict) else c["delay"]["uniform"][0]
-            for c in self.config["connections"]
-        ]
+        rules = [*self.config["connections"], *(self.config["brain"] or {}).get("local", [])]
+        lows = [c["delay"] if not isinstance(c["delay"], dict) else c["delay"]["uniform"][0] for c in rules]
+        if self.brain is not None and self.brain.min_long_range_delay() is not None:
+            lows.append(self.brain.min_long_range_delay())
         return min(lows) if lows else None
 
     def expected_indegree(self, population):
         """Mean number of incoming connections of a cell of population, from the rules alone."""
         total = 0.0
+        if population.region >= 0:
+            brain = self.config["brain"]
+            total += sum(r["indegree"] for r in brain["local"] if r["target"] == population.cell_type)
+            long_range = brain["long_range"]
+            if long_range is not None and population.cell_type in long_range["targets"]:
+                total += long_range["indegree"]
         for c in self.config["connections"]:
             if c["target"] != population.name:
                 continue
@@ -132,6 +171,12 @@ class Recipe:
             syns += [c["synapse"]] * idx.size
             weights.append(_draw(c["weight"], idx.size, rng))
             delays.append(_draw(c["delay"], idx.size, rng))
+        if pop.region >= 0:
+            for part in self._brain_connections(pop, gid):
+                sources.append(part[0])
+                syns += [part[1]] * part[0].size
+                weights.append(part[2])
+                delays.append(part[3])
         if not sources:
             return Incoming(np.zeros(0, np.int64), (), np.zeros(0), np.zeros(0))
         source = np.concatenate(sources).astype(np.int64)
@@ -143,11 +188,55 @@ class Recipe:
             np.concatenate(delays)[order],
         )
 
+    def _brain_connections(self, pop, gid):
+        """[(source gids, synapse, weights, delays)] of a brain cell: within its region, then long-range."""
+        brain, rng = self.config["brain"], np.random.default_rng([self.seed, gid, SALT_BRAIN])
+        k, j = pop.region, gid - pop.first_gid
+        for rule in brain["local"]:
+            src = self._brain_pop.get((k, rule["source"]))
+            if rule["target"] != pop.cell_type or src is None or src.count - (src is pop) < 1:
+                continue
+            idx = rng.integers(0, src.count - (src is pop), rule["indegree"])
+            if src is pop:
+                idx[idx >= j] += 1  # no autapse
+            n = idx.size
+            yield (
+                src.first_gid + idx,
+                rule["synapse"],
+                _draw(rule["weight"], n, rng),
+                _draw(rule["delay"], n, rng),
+            )
+        long_range = brain["long_range"]
+        if long_range is None or pop.cell_type not in long_range["targets"] or long_range["indegree"] == 0:
+            return
+        sources = [self._brain_pop.get((r, long_range["source"])) for r in range(len(self.brain.labels))]
+        w = np.array(
+            [
+                self.brain.connectome.weights[k, r] if s is not None and s.count else 0.0
+                for r, s in enumerate(sources)
+            ]
+        )
+        if w.sum() <= 0:
+            return
+        counts = rng.multinomial(long_range["indegree"], w / w.sum())
+        for r in np.nonzero(counts)[0]:
+            n = int(counts[r])
+            idx = rng.integers(0, sources[r].count, n)
+            delay = self.brain.conduction_delay(k, r) + long_range["synaptic_delay"]
+            yield (
+                sources[r].first_gid + idx,
+                long_range["targets"][pop.cell_type],
+                _draw(long_range["weight"], n, rng),
+                np.full(n, delay),
+            )
+
     def _selected(self, entry, gid):
-        """Whether a stimulus/probe entry (with 'cell' and 'cells') applies to gid."""
-        pop = self._pop_by_name[entry["cell"]]
+        """Whether a stimulus/probe entry ('cell': a population name or pattern, 'cells') applies to gid."""
+        pop = self.population_of(gid)
         j = gid - pop.first_gid
-        return 0 <= j < pop.count and (entry["cells"] == "all" or j in entry["cells"])
+        return fnmatch.fnmatchcase(pop.name, entry["cell"]) and (
+            entry["cells"] == "all" or j in entry["cells"]
+        )
 
     def iclamps_on(self, gid):
         """[(node, delay ms, duration ms, amplitude nA)] for one cell."""
@@ -168,7 +257,25 @@ class Recipe:
 
     def poisson_on(self, gid):
         tstop = self.config["simulation"]["tstop"]
-        return [
+        pop = self.population_of(gid)
+        drive = (
+            (self.config["brain"] or {}).get("background", {}).get(pop.cell_type) if pop.region >= 0 else None
+        )
+        background = (
+            [
+                Poisson(
+                    drive["synapse"],
+                    drive["rate"],
+                    0.0,
+                    tstop,
+                    drive["weight"],
+                    (self.seed, gid, SALT_BACKGROUND),
+                )
+            ]
+            if drive
+            else []
+        )
+        return background + [
             Poisson(
                 s["synapse"],
                 s["rate"],
@@ -190,16 +297,41 @@ class Recipe:
         ]
 
     def check(self):
-        """Build every cell type and resolve every location and probe variable (what `validate` runs)."""
+        """Build every cell type and resolve every location, synapse and probe variable (what `validate`
+        runs); stimuli and probes may name populations by pattern (e.g. '*.pyr'), which must match one."""
         for pop in self.populations:
-            ct = self.cell_type(pop.name)
-            for i, p in enumerate(self.config["probes"]):
-                if p["cell"] == pop.name:
-                    nodes = ct.locate_set(p["location"], f"probes[{i}].location")
-                    probe_variable_check(ct, p["variable"], nodes, f"probes[{i}].variable")
-            for i, s in enumerate(self.config["stimuli"]):
-                if s["cell"] == pop.name and s["kind"] == "iclamp":
-                    ct.locate(s["location"], f"stimuli[{i}].location")
+            self.cell_type(pop.name)
+        for kind, entries in (("stimuli", self.config["stimuli"]), ("probes", self.config["probes"])):
+            for i, entry in enumerate(entries):
+                pops = [p for p in self.matching(entry["cell"]) if p.count]
+                if not pops:
+                    names = [p.name for p in self.populations]
+                    raise ConfigError(
+                        f"{kind}[{i}].cell",
+                        entry["cell"],
+                        "a population (or a pattern such as "
+                        f"'*.pyr') with cells: {names[:8]}{' ...' if len(names) > 8 else ''}",
+                    )
+                for pop in pops:
+                    self._check_entry(kind, i, entry, pop)
+
+    def _check_entry(self, kind, i, entry, pop):
+        ct, path = self.cell_type(pop.name), f"{kind}[{i}]"
+        if entry["cells"] != "all" and max(entry["cells"]) >= pop.count:
+            raise ConfigError(
+                f"{path}.cells",
+                max(entry["cells"]),
+                f"cell indices below {pop.count} (the size of '{pop.name}')",
+            )
+        if kind == "probes":
+            nodes = ct.locate_set(entry["location"], f"{path}.location")
+            probe_variable_check(ct, entry["variable"], nodes, f"{path}.variable")
+        elif entry["kind"] == "iclamp":
+            ct.locate(entry["location"], f"{path}.location")
+        elif entry["synapse"] not in ct.synapses:
+            raise ConfigError(
+                f"{path}.synapse", entry["synapse"], f"a synapse of '{pop.name}': {sorted(ct.synapses)}"
+            )
 
 
 def probe_variable_check(cell_type, variable, nodes, path):

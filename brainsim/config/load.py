@@ -42,8 +42,41 @@ class RunConfig:
         return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_config(path, overrides=()):
-    """Read, override, validate and resolve the config at path."""
+def load_config(path, overrides=(), patient=None, interventions=()):
+    """Read, override, validate and resolve the config at path, with a patient overlay (a YAML file of the
+    `patient` section) and intervention files (one intervention, or a list under `interventions`)."""
+    raw = _read_yaml(path)
+    raw = {} if raw is None else raw
+    if patient is not None:
+        raw["patient"] = _with_absolute_files(_read_yaml(patient), Path(patient).parent, ("connectome",))
+    for file in interventions:
+        content = _read_yaml(file)
+        items = content.get("interventions", content) if isinstance(content, dict) else content
+        raw.setdefault("interventions", [])
+        raw["interventions"] += items if isinstance(items, list) else [items]
+    return resolve_config(raw, overrides, source=path)
+
+
+def _with_absolute_files(section, folder, keys):
+    """The overlay with the file names inside `keys` made absolute (they are relative to the overlay)."""
+    if not isinstance(section, dict):
+        return section
+    out = dict(section)
+    for key in keys:
+        if isinstance(out.get(key), dict):
+            out[key] = {
+                k: str(folder / v)
+                if k in ("file", "weights", "tract_lengths", "labels", "centres")
+                and isinstance(v, str)
+                and not Path(v).is_absolute()
+                else v
+                for k, v in out[key].items()
+            }
+    return out
+
+
+def _read_yaml(path):
+    """The YAML document at path (None when empty); errors name the file (and line)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -55,7 +88,7 @@ def load_config(path, overrides=()):
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(where, None, "valid YAML", detail=str(getattr(e, "problem", e))) from None
-    return resolve_config(raw, overrides, source=path)
+    return raw
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -165,6 +198,7 @@ def check_references(data):
         raise ConfigError("cells", [], "at least one population, or a 'brain' section that makes them")
     if data["brain"] is not None:
         check_brain(data["brain"], data["simulation"]["dt"])
+    check_overlays(data)
     cells = {c["name"]: c for c in data["cells"]}
     _unique([c["name"] for c in data["cells"]], "cells", "population")
     synapses = {}
@@ -318,3 +352,38 @@ def check_factors(factors, types, path):
                 raise ConfigError(
                     f"{path}.{type_name}.{key}", key, f"'<mechanism>.<parameter>', e.g. {known}"
                 )
+
+
+def check_overlays(data):
+    """A patient and interventions need a brain; their cell types, mechanisms and parameters exist."""
+    brain = data["brain"]
+    for key, present in (
+        ("patient", data["patient"] is not None),
+        ("interventions", bool(data["interventions"])),
+    ):
+        if present and brain is None:
+            raise ConfigError(key, data[key], "only with a 'brain' section (they act on brain regions)")
+    if brain is None:
+        return
+    types = brain["cell_types"]
+    if data["patient"] is not None:
+        for label, factors in data["patient"]["factors"].items():
+            check_factors(factors, types, f"patient.factors.{label}")
+    from ..kernels.mechanisms import CATALOGUE
+
+    for i, item in enumerate(data["interventions"]):
+        path = f"interventions[{i}]"
+        selection = item.get("cell_types", "all")
+        for name in [] if selection == "all" else selection:
+            if name not in types:
+                raise ConfigError(
+                    f"{path}.cell_types", name, f"'all' or cell types of the brain: {sorted(types)}"
+                )
+        if item["kind"] == "drug":
+            params = [p[0] for p in CATALOGUE[item["mechanism"]].PARAMS]
+            if item["parameter"] not in params:
+                raise ConfigError(
+                    f"{path}.parameter", item["parameter"], f"a parameter of '{item['mechanism']}': {params}"
+                )
+        if item["kind"] == "stimulation" and item["stop"] is not None and item["stop"] < item["start"]:
+            raise ConfigError(f"{path}.stop", item["stop"], f"a time >= start ({item['start']} ms)")

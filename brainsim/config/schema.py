@@ -334,6 +334,97 @@ BRAIN = Section(
     "a whole brain: regions of a connectome populated with cell types",
 )
 
+REGIONS_OR_ALL = Either(
+    (Str(choices=("all",)), ListOf(Str(), min_len=1)),
+    "all",
+    "brain regions (labels)",
+    allowed_text="'all' or a list of region labels",
+)
+TYPES_OR_ALL = Either(
+    (Str(choices=("all",)), ListOf(Str(), min_len=1)),
+    "all",
+    "cell types of the brain",
+    allowed_text="'all' or a list of cell types",
+)
+
+PATIENT = Section(
+    {
+        "id": Str(REQUIRED, "patient identifier (recorded in the outputs' provenance)"),
+        "description": Str("-", "free text"),
+        "connectome": replace(BRAIN.fields["connectome"], default=None, doc="this patient's connectome"),
+        "conduction_speed": Num(None, "mm/ms", "this patient's conduction speed", gt=0),
+        "factors": MapOf(
+            FACTORS,
+            {},
+            "per region label ('all': every region): parameter factors per cell type",
+            keys="region labels",
+        ),
+        "lesions": Section(
+            {
+                "regions": ListOf(Str(), [], "regions removed from the brain"),
+                "tracts": ListOf(
+                    Section(
+                        {
+                            "source": Str(REQUIRED, "region label"),
+                            "target": Str(REQUIRED, "region label"),
+                            "scale": Num(REQUIRED, "", "multiplies weights[target, source]", ge=0),
+                            "both_ways": Bool(True, "scale the reverse direction too"),
+                        }
+                    ),
+                    [],
+                    "tracts scaled (0: cut)",
+                ),
+            },
+            {},
+        ),
+    },
+    None,
+    "a patient overlay (`--patient FILE`): what makes the twin this person's brain",
+)
+
+INTERVENTION = Tagged(
+    {
+        "drug": Section(
+            {
+                "mechanism": Str(
+                    REQUIRED, "density mechanism, e.g. nata", choices=tuple(MECHANISMS_BY_KIND["density"])
+                ),
+                "parameter": Str("gbar", "parameter of the mechanism"),
+                "factor": Num(
+                    REQUIRED, "", "the parameter is multiplied by this once the drug has acted", ge=0
+                ),
+                "regions": REGIONS_OR_ALL,
+                "cell_types": TYPES_OR_ALL,
+                "onset": Num(0.0, "ms", ge=0),
+                "ramp": Num(0.0, "ms", "linear ramp from 1 to factor after onset", ge=0),
+            }
+        ),
+        "stimulation": Section(
+            {
+                "regions": REGIONS_OR_ALL,
+                "cell_types": TYPES_OR_ALL,
+                "location": Location("branch[0](0.5)"),
+                "amplitude": Num(REQUIRED, "nA", "current of each pulse (positive: depolarising)"),
+                "frequency": Num(REQUIRED, "Hz", gt=0),
+                "pulse_width": Num(1.0, "ms", gt=0),
+                "start": Num(0.0, "ms", ge=0),
+                "stop": Num(None, "ms", "(default: the end of the run)", ge=0),
+            }
+        ),
+        "lesion": Section(
+            {
+                "at": Num(REQUIRED, "ms", "when the lesion happens", ge=0),
+                "regions": ListOf(Str(), [], "regions whose output is cut (their spikes reach nobody)"),
+                "tracts": replace(
+                    PATIENT.fields["lesions"].fields["tracts"], doc="tracts scaled from then on"
+                ),
+            }
+        ),
+    },
+    doc="drug: scale a mechanism's parameter in target regions and cell types; stimulation: pulse trains of "
+    "current; lesion: cut regions' output or scale tracts from a time on",
+)
+
 SYNAPSE = Section(
     {
         "name": Str(REQUIRED, "synapse name, used by connections and stimuli"),
@@ -461,6 +552,10 @@ CONFIG = Section(
         "simulation": SIMULATION,
         "cells": ListOf(CELL, [], "populations of cells (besides those a brain generates)"),
         "brain": BRAIN,
+        "patient": PATIENT,
+        "interventions": ListOf(
+            INTERVENTION, [], "treatments applied during the run (`--intervention FILE`)"
+        ),
         "synapses": ListOf(SYNAPSE, []),
         "connections": ListOf(CONNECTION, []),
         "stimuli": ListOf(STIMULUS, []),

@@ -8,7 +8,7 @@ source regions in proportion to `weights[target region, source region]`; the del
 connection is tract length / conduction speed + synaptic delay.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,17 +28,29 @@ class BrainPopulation:
 
 class Brain:
     def __init__(self, config):
-        spec = config["brain"]
-        self.spec = spec
-        connectome = load_connectome(spec["connectome"], config)
-        if spec["regions"] != "all":
-            unknown = [r for r in spec["regions"] if r not in connectome.labels]
-            if unknown:
-                raise ConfigError(
-                    "brain.regions", unknown[0], f"labels of {connectome.source}: {list(connectome.labels)}"
-                )
-            connectome = connectome.subset(spec["regions"])
+        spec, patient = config["brain"], config["patient"] or {}
+        self.spec, self.patient = spec, patient
+        self.speed = patient.get("conduction_speed") or spec["conduction_speed"]
+        source = patient.get("connectome") or spec["connectome"]
+        connectome = load_connectome(
+            source, config, "patient.connectome" if patient.get("connectome") else None
+        )
+        regions = list(connectome.labels) if spec["regions"] == "all" else spec["regions"]
+        self._check_labels(regions, connectome.labels, "brain.regions")
+        lesions = patient.get("lesions", {})
+        self._check_labels(lesions.get("regions", []), connectome.labels, "patient.lesions.regions")
+        regions = [r for r in regions if r not in lesions.get("regions", [])]
+        if regions != list(connectome.labels):
+            connectome = connectome.subset(regions)
+        if lesions.get("tracts"):
+            weights = connectome.weights * tract_scales(
+                lesions["tracts"], connectome.labels, "patient.lesions.tracts"
+            )
+            connectome = replace(connectome, weights=weights)
         self.connectome = connectome
+        for label in patient.get("factors", {}):
+            if label != "all":
+                self._check_labels([label], connectome.labels, f"patient.factors.{label}")
         labels = connectome.labels
         for label in spec["region_overrides"]:
             if label not in labels:
@@ -64,13 +76,36 @@ class Brain:
         return self._by_key.get((region, cell_type))
 
     def factors(self, region, cell_type):
-        """{'mechanism.parameter': factor} for a type's cells in a region ('all' first, then the type)."""
-        per_type = self.spec["region_overrides"].get(self.labels[region], {}).get("factors", {})
-        return {**per_type.get("all", {}), **per_type.get(cell_type, {})}
+        """{'mechanism.parameter': factor} for a type's cells in a region: the config's region override
+        ('all' types, then the type) times the patient's (all regions, the region; all types, the type)."""
+        label = self.labels[region]
+        own = self.spec["region_overrides"].get(label, {}).get("factors", {})
+        patient = self.patient.get("factors", {})
+        layers = [own.get("all", {}), own.get(cell_type, {})] + [
+            patient.get(where, {}).get(kind, {}) for where in ("all", label) for kind in ("all", cell_type)
+        ]
+        combined = {}
+        for layer in layers:
+            for key, factor in layer.items():
+                combined[key] = combined.get(key, 1.0) * factor
+        return combined
+
+    def region_indices(self, labels, path):
+        """Indices of region labels ('all': every region), checked."""
+        if labels == "all":
+            return list(range(len(self.labels)))
+        self._check_labels(labels, self.labels, path)
+        return [self.labels.index(label) for label in labels]
+
+    @staticmethod
+    def _check_labels(labels, known, path):
+        for label in labels:
+            if label not in known:
+                raise ConfigError(path, label, f"a region label of the connectome: {list(known)}")
 
     def conduction_delay(self, target_region, source_region):
         """Tract length / conduction speed (ms)."""
-        return self.connectome.tract_lengths[target_region, source_region] / self.spec["conduction_speed"]
+        return self.connectome.tract_lengths[target_region, source_region] / self.speed
 
     def min_long_range_delay(self):
         """The shortest delay of any possible long-range connection (ms), or None."""
@@ -87,12 +122,26 @@ class Brain:
         if not linked.any():
             return None
         tract = self.connectome.tract_lengths[linked].min()
-        return tract / self.spec["conduction_speed"] + long_range["synaptic_delay"]
+        return tract / self.speed + long_range["synaptic_delay"]
 
 
-def load_connectome(spec, config):
-    """The connectome a `brain.connectome` section names (files relative to the config's folder)."""
-    kind, path = spec["kind"], "brain.connectome"
+def tract_scales(tracts, labels, path):
+    """(n, n) factors of weights[target, source] for tract lesions [{source, target, scale, both_ways}]."""
+    scales = np.ones((len(labels), len(labels)))
+    for i, tract in enumerate(tracts):
+        ends = [tract["source"], tract["target"]]
+        Brain._check_labels(ends, labels, f"{path}[{i}]")
+        source, target = (labels.index(label) for label in ends)
+        scales[target, source] *= tract["scale"]
+        if tract["both_ways"]:
+            scales[source, target] *= tract["scale"]
+    return scales
+
+
+def load_connectome(spec, config, path=None):
+    """The connectome a `brain.connectome` (or `patient.connectome`) section names (files relative to the
+    config's folder)."""
+    kind, path = spec["kind"], path or "brain.connectome"
 
     def file(key):
         name = spec[key]

@@ -24,7 +24,9 @@ def main(argv=None):
         parser.error(f"unrecognised arguments: {' '.join(petsc_args)}")
     try:
         return args.func(args, petsc_args)
-    except (ConfigError, MorphologyError) as e:
+    except ConfigError as e:
+        return _report(e.from_overlay(getattr(args, "overlays", {})), EXIT_CONFIG)
+    except MorphologyError as e:
         return _report(e, EXIT_CONFIG)
     except NumericalError as e:
         return _report(e, EXIT_NUMERICAL)
@@ -62,14 +64,8 @@ def _parser():
         "follow and override simulation.petsc.",
     )
     run.add_argument("config", nargs="?", default=str(DEMO), help="YAML config (default: configs/demo.yaml)")
+    _overlay_arguments(run)
     run.add_argument("-o", "--output", help="Zarr store to write (default: output.path)")
-    run.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a config value, e.g. --set simulation.tstop=50 (repeatable)",
-    )
     run.add_argument(
         "--overwrite", action="store_true", default=None, help="replace an existing output store"
     )
@@ -92,14 +88,14 @@ def _parser():
         description="Show the cells, equations and estimated cost per rank for N ranks, and the imbalance.",
     )
     partition.add_argument("config")
+    _overlay_arguments(partition)
     partition.add_argument("--ranks", type=int, required=True)
-    partition.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     partition.add_argument("-o", "--output", help="write the decomposition (JSON) for `run --partition`")
     partition.set_defaults(func=_partition)
 
     validate = sub.add_parser("validate", help="check a config without running it")
     validate.add_argument("config")
-    validate.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+    _overlay_arguments(validate)
     validate.set_defaults(func=_validate)
 
     info = sub.add_parser("info", help="versions of brainsim and its dependencies")
@@ -107,8 +103,39 @@ def _parser():
     return parser
 
 
-def _run(args, petsc_args):
+def _overlay_arguments(parser):
+    """--set, --patient and --intervention: what is laid over a config."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value, e.g. --set simulation.tstop=50 (repeatable)",
+    )
+    parser.add_argument("--patient", metavar="FILE", help="patient overlay (YAML), e.g. configs/patients/...")
+    parser.add_argument(
+        "--intervention",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="intervention (YAML), e.g. configs/interventions/sodium_block.yaml (repeatable)",
+    )
+
+
+def _load(args, overrides=None):
     from .config import load_config
+
+    config = load_config(
+        args.config,
+        args.set if overrides is None else overrides,
+        patient=args.patient,
+        interventions=args.intervention,
+    )
+    args.overlays = config.overlays  # to name the file of a later error in an overlay
+    return config
+
+
+def _run(args, petsc_args):
     from .engine.run import run_config
     from .parallel.context import Context
 
@@ -117,7 +144,7 @@ def _run(args, petsc_args):
         overrides.append(f"output.checkpoint_every={_milliseconds(args.checkpoint_every)}")
     if args.checkpoint is not None:
         overrides.append(f"output.checkpoint={args.checkpoint}")
-    config = load_config(args.config, overrides)
+    config = _load(args, overrides)
     context = Context.world()
     summary, path = run_config(
         config,
@@ -155,13 +182,12 @@ def _milliseconds(text):
 
 
 def _partition(args, petsc_args):
-    from .config import load_config
     from .model.recipe import Recipe
     from .parallel.partition import Decomposition, cell_costs, summary
 
     if args.ranks < 1:
         raise ConfigError("--ranks", args.ranks, "a whole number of ranks >= 1")
-    recipe = Recipe(load_config(args.config, args.set))
+    recipe = Recipe(_load(args))
     decomposition = Decomposition.balanced(cell_costs(recipe), args.ranks)
     rows, imbalance = summary(decomposition, recipe)
     print(f"{'rank':>6} {'gids':>17} {'cells':>8} {'equations':>12} {'est. cost':>12}")
@@ -177,11 +203,9 @@ def _partition(args, petsc_args):
 
 
 def _validate(args, petsc_args):
-    from .config import load_config
     from .model.recipe import Recipe
 
-    config = load_config(args.config, args.set)
-    recipe = Recipe(config)
+    recipe = Recipe(_load(args))
     recipe.check()
     eq = sum(recipe.cell_type(p.name).n_equations * p.count for p in recipe.populations)
     print(f"{args.config}: valid ({recipe.num_cells} cells, {eq} equations)")

@@ -8,10 +8,20 @@ class BrainsimError(Exception):
 class ConfigError(BrainsimError):
     """A config value is invalid: names the key path, the bad value and what is allowed."""
 
-    def __init__(self, path, value, allowed, detail=None):
-        self.path, self.value, self.allowed = path, value, allowed
-        text = f"config error at '{path}': got {value!r}; allowed: {allowed}"
+    def __init__(self, path, value, allowed, detail=None, file=None):
+        self.path, self.value, self.allowed, self.detail, self.file = path, value, allowed, detail, file
+        where = f"'{path}'" if file is None else f"'{path}' (from {file})"
+        text = f"config error at {where}: got {value!r}; allowed: {allowed}"
         super().__init__(text if detail is None else f"{text} ({detail})")
+
+    def from_overlay(self, overlays):
+        """This error naming the overlay file its key path came from ({path prefix: file}), if any."""
+        for prefix, file in overlays.items():
+            if self.file is None and (
+                self.path == prefix or self.path.startswith((prefix + ".", prefix + "["))
+            ):
+                return ConfigError(self.path, self.value, self.allowed, self.detail, file)
+        return self
 
 
 class MorphologyError(BrainsimError):

@@ -4,7 +4,7 @@ import copy
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -20,6 +20,8 @@ class RunConfig:
     data: dict
     source: Path | None
     """The YAML file it came from (relative file names in it are taken from its folder)."""
+    overlays: dict = field(default_factory=dict)
+    """{key path: file} of the sections that came from --patient and --intervention files."""
 
     def __getitem__(self, key):
         return self.data[key]
@@ -47,14 +49,22 @@ def load_config(path, overrides=(), patient=None, interventions=()):
     `patient` section) and intervention files (one intervention, or a list under `interventions`)."""
     raw = _read_yaml(path)
     raw = {} if raw is None else raw
+    overlays = {}
     if patient is not None:
         raw["patient"] = _with_absolute_files(_read_yaml(patient), Path(patient).parent, ("connectome",))
+        overlays["patient"] = str(patient)
     for file in interventions:
         content = _read_yaml(file)
         items = content.get("interventions", content) if isinstance(content, dict) else content
         raw.setdefault("interventions", [])
-        raw["interventions"] += items if isinstance(items, list) else [items]
-    return resolve_config(raw, overrides, source=path)
+        for item in items if isinstance(items, list) else [items]:
+            overlays[f"interventions[{len(raw['interventions'])}]"] = str(file)
+            raw["interventions"].append(item)
+    try:
+        config = resolve_config(raw, overrides, source=path)
+    except ConfigError as e:
+        raise e.from_overlay(overlays) from None
+    return replace(config, overlays=overlays)
 
 
 def _with_absolute_files(section, folder, keys):

@@ -533,6 +533,9 @@ OUTPUT = Section(
         "flush_interval": Num(
             10.0, "s", "wall time between writes of the buffered outputs to the store (and at the end)", gt=0
         ),
+        "region_bin": Num(
+            1.0, "ms", "time bin of the `regions` group (firing rate and mean V per brain region)", gt=0
+        ),
         "checkpoint_every": Num(
             None,
             "ms",

@@ -14,23 +14,28 @@ class ConnectionTable:
     """Incoming connections of the local cells, indexed by source gid, expanded to state targets."""
 
     def __init__(self, recipe, group):
-        src, idx, w, delay = [], [], [], []
+        src, idx, w, delay, target_region = [], [], [], [], []
         for gid in group.gids:
             inc = recipe.connections_on(int(gid))
+            region = int(recipe.regions_of(gid))
             for s, syn, weight, d in zip(inc.source, inc.synapse, inc.weight, inc.delay):
                 index, scale = group.event_target(int(gid), syn)
                 src += [s] * index.size
                 idx.append(index)
                 w.append(weight * scale)
                 delay += [d] * index.size
+                target_region += [region] * index.size
         self.source = np.asarray(src, dtype=np.int64)
         self.index = np.concatenate(idx) if idx else np.zeros(0, np.int64)
         self.weight = np.concatenate(w) if w else np.zeros(0)
         self.delay = np.asarray(delay, dtype=float)
+        self.target_region = np.asarray(target_region, dtype=np.int64)
         order = np.argsort(self.source, kind="stable")
-        self.source, self.index, self.weight, self.delay = (
-            a[order] for a in (self.source, self.index, self.weight, self.delay)
+        self.source, self.index, self.weight, self.delay, self.target_region = (
+            a[order] for a in (self.source, self.index, self.weight, self.delay, self.target_region)
         )
+        self.source_region = recipe.regions_of(self.source)
+        """Brain region of each connection's source and target (-1 outside a brain): for lesions."""
         self.sources = np.unique(self.source)
         """Gids whose spikes this rank needs."""
 

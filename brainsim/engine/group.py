@@ -157,21 +157,32 @@ class CellGroup:
         return blocks
 
     def _stimuli(self, recipe, types):
+        def columns(rows, width):
+            cols = list(zip(*rows)) if rows else [[]] * width
+            return np.asarray(cols[0], dtype=np.int32), [np.asarray(c, dtype=float) for c in cols[1:]]
+
+        starts = list(zip(self.gids, self.cell_start))
         rows = [
-            (self.position[node + start], delay, dur, amp)
-            for g, start in zip(self.gids, self.cell_start)
-            for node, delay, dur, amp in recipe.iclamps_on(int(g))
+            (self.position[node + start], *rest)
+            for g, start in starts
+            for node, *rest in recipe.iclamps_on(int(g))
         ]
-        cols = list(zip(*rows)) if rows else [[], [], [], []]
-        self.iclamp_node = np.asarray(cols[0], dtype=np.int32)
-        self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude = (
-            np.asarray(c, dtype=float) for c in cols[1:]
-        )
+        self.iclamp_node, (self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude) = columns(rows, 4)
+        rows = [
+            (self.position[node + start], *rest)
+            for g, start in starts
+            for node, *rest in recipe.pulse_trains_on(int(g))
+        ]
+        self.pulse_node, self.pulse = columns(rows, 6)
+        """pulse trains: node, and [start, stop, period, width, amplitude] (kernels.stimuli.pulse_train)"""
 
     def stimulus_breaks(self, t0, t1):
-        """Times in (t0, t1) where a current clamp switches on or off (ms, sorted)."""
+        """Times in (t0, t1) where a current clamp or a pulse switches on or off (ms, sorted)."""
         edges = np.concatenate([self.iclamp_delay, self.iclamp_delay + self.iclamp_duration])
-        return np.unique(edges[(edges > t0) & (edges < t1)])
+        edges = edges[(edges > t0) & (edges < t1)]
+        if self.pulse_node.size:
+            edges = np.concatenate([edges, stimuli.pulse_edges(*self.pulse[:4], t0, t1)])
+        return np.unique(edges)
 
     def block(self, name):
         return next(b for b in self.blocks if b.name == name)
@@ -271,6 +282,8 @@ class CellGroup:
                 b.module.current(v, b.node, b.params, s, self.ion, self.i_dens, self.g_dens, b.dids)
             else:
                 b.module.current(v, b.node, b.params, s, self.ion, self.i_pt, self.g_pt, b.dids)
+        if self.pulse_node.size:
+            stimuli.pulse_train(t, self.pulse_node, *self.pulse, self.i_pt)
         if self.iclamp_node.size:
             stimuli.iclamp(
                 t, self.iclamp_node, self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude, self.i_pt

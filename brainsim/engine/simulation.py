@@ -24,6 +24,7 @@ from ..parallel.partition import Decomposition, cell_costs
 from .events import ConnectionTable, EventQueue, Events, PoissonSources, spike_stimulus_events
 from .group import CellGroup
 from .integrators import make_integrator
+from .interventions import Interventions
 from .observe import StepObserver
 
 MAX_EPOCH = 10.0
@@ -72,6 +73,7 @@ class Simulation:
             self.sampling = {p["name"]: p["sampling"] or self.dt for p in config["probes"]}
             self.observer = StepObserver(group, self.probes, self.sampling, self.dt, sim["voltage_limit"])
             self.connections = ConnectionTable(recipe, group)
+            self.interventions = Interventions(recipe, group, self.connections)
             self.queue = EventQueue()
             self.queue.push(spike_stimulus_events(recipe, group))
             self.poisson = PoissonSources(recipe, group)
@@ -117,6 +119,8 @@ class Simulation:
                 error, flags, pending = pending, (0 if pending is None else FAILED), None
                 try:
                     if error is None:
+                        if self.interventions.apply(t):
+                            self.integrator.restart()  # the right-hand side changed
                         due = self.queue.pop_before(t_end)
                         extra = self.poisson.events_before(t_end)
                         if len(extra):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.mechanisms import CATALOGUE
-from .brain import Brain
+from .brain import Brain, tract_scales
 from .cells import build_cell_type, scale_parameters
 
 SALT_CONNECTION = 1_000
@@ -86,6 +86,11 @@ class Recipe:
         if not 0 <= gid < self.num_cells:
             raise IndexError(f"gid {gid} is not below the number of cells ({self.num_cells})")
         return self.populations[int(np.searchsorted(self._starts, gid, side="right")) - 1]
+
+    def regions_of(self, gids):
+        """Brain region of each gid (-1 outside a brain), vectorised."""
+        regions = np.array([p.region for p in self.populations], dtype=np.int64)
+        return regions[np.searchsorted(self._starts, gids, side="right") - 1]
 
     def population(self, name):
         return self._pop_by_name[name]
@@ -247,6 +252,33 @@ class Recipe:
             if s["kind"] == "iclamp" and self._selected(s, gid)
         ]
 
+    def pulse_trains_on(self, gid):
+        """[(node, start, stop, period, width ms, amplitude nA)] of the stimulation interventions on gid."""
+        pop = self.population_of(gid)
+        trains = []
+        for i, item in enumerate(self.config["interventions"]):
+            if item["kind"] == "stimulation" and self.intervention_targets(item, pop, f"interventions[{i}]"):
+                node = self.cell_type_of(gid).locate(item["location"], f"interventions[{i}].location")
+                stop = self.config["simulation"]["tstop"] if item["stop"] is None else item["stop"]
+                trains.append(
+                    (
+                        node,
+                        item["start"],
+                        stop,
+                        1000.0 / item["frequency"],
+                        item["pulse_width"],
+                        item["amplitude"],
+                    )
+                )
+        return trains
+
+    def intervention_targets(self, item, pop, path):
+        """Whether an intervention's regions and cell types include population pop."""
+        if pop.region < 0:
+            return False
+        regions = self.brain.region_indices(item["regions"], f"{path}.regions")
+        return pop.region in regions and (item["cell_types"] == "all" or pop.cell_type in item["cell_types"])
+
     def spike_events_on(self, gid):
         """[(times ms array, synapse name, weight µS)] from 'spikes' stimuli."""
         return [
@@ -314,6 +346,31 @@ class Recipe:
                     )
                 for pop in pops:
                     self._check_entry(kind, i, entry, pop)
+        for i, item in enumerate(self.config["interventions"]):
+            self._check_intervention(i, item)
+
+    def _check_intervention(self, i, item):
+        """Regions and tracts exist; a drug's mechanism and a stimulation's location exist on the cells
+        it targets (an intervention that reaches no cell is an error, not a silent sham)."""
+        path = f"interventions[{i}]"
+        if item["kind"] == "lesion":
+            self.brain.region_indices(item["regions"], f"{path}.regions")
+            tract_scales(item["tracts"], self.brain.labels, f"{path}.tracts")
+            return
+        pops = [p for p in self.populations if p.count and self.intervention_targets(item, p, path)]
+        if not pops:
+            raise ConfigError(f"{path}", item, "regions and cell_types that select at least one cell")
+        if item["kind"] == "stimulation":
+            for pop in pops:
+                self.cell_type(pop.name).locate(item["location"], f"{path}.location")
+            return
+        present = {m.mechanism for pop in pops for m in self.cell_type(pop.name).mechanisms}
+        if item["mechanism"] not in present:
+            raise ConfigError(
+                f"{path}.mechanism",
+                item["mechanism"],
+                f"a mechanism of the targeted cells: {sorted(present)}",
+            )
 
     def _check_entry(self, kind, i, entry, pop):
         ct, path = self.cell_type(pop.name), f"{kind}[{i}]"

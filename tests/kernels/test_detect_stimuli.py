@@ -131,3 +131,22 @@ def test_iclamp_edges():
     np.testing.assert_array_equal(at(2.5), [0.0, 0.0, 0.0])
     for t in (0.0, 1.0, 1.5, 2.0, 2.5):
         np.testing.assert_array_equal(at(t), iclamp_np(t, node, delay, duration, amplitude, 3))
+
+
+def test_pulse_train_matches_twin_and_its_edges():
+    from brainsim.kernels.stimuli import pulse_edges, pulse_train, pulse_train_np
+
+    node = np.array([0, 2, 2], dtype=np.int32)
+    start, stop = np.array([1.0, 0.5, 10.0]), np.array([20.0, 30.0, 12.0])
+    period, width, amp = np.array([5.0, 10.0, 0.5]), np.array([1.0, 2.5, 0.25]), np.array([0.5, 1.0, 2.0])
+    for t in np.arange(0.0, 35.0, 0.125):
+        i_pt = np.full(4, 0.3)
+        pulse_train(t, node, start, stop, period, width, amp, i_pt)
+        np.testing.assert_allclose(i_pt - 0.3, pulse_train_np(t, node, start, stop, period, width, amp, 4))
+    i_pt = np.zeros(4)
+    pulse_train(4.5, node, start, stop, period, width, amp, i_pt)
+    assert i_pt.tolist() == [0.0, 0.0, 0.0, 0.0]  # between pulses (train 0 is on for 1-2, 6-7, 11-12 ms)
+    pulse_train(6.5, node, start, stop, period, width, amp, i_pt)
+    assert i_pt.tolist() == [-0.5, 0.0, 0.0, 0.0]
+    edges = pulse_edges(start[:1], stop[:1], period[:1], width[:1], 0.0, 12.0)
+    assert edges.tolist() == [1.0, 2.0, 6.0, 7.0, 11.0]

@@ -1248,6 +1248,7 @@ def test_defaults_are_filled():
         "path": "out/run.zarr",
         "overwrite": False,
         "flush_interval": 10.0,
+        "region_bin": 1.0,
         "checkpoint_every": None,
         "checkpoint": None,
     }
@@ -1280,6 +1281,7 @@ def test_output_section_may_be_left_out():
         "path": "out/m2_ring.zarr",
         "overwrite": False,
         "flush_interval": 10.0,
+        "region_bin": 1.0,
         "checkpoint_every": None,
         "checkpoint": None,
     }

@@ -1,0 +1,74 @@
+"""Interventions applied during a run, at epoch boundaries (so every rank applies them at the same time).
+
+* drug: a mechanism's parameter in the targeted regions and cell types is multiplied by a factor f(t):
+  1 before the onset, then a linear ramp to `factor` over `ramp` ms (a step when ramp = 0);
+* lesion: from time `at`, the connections leaving the lesioned regions carry nothing, and lesioned tracts
+  carry `scale` times their weight (events already on their way still arrive);
+* stimulation: pulse trains of current, handled as stimuli by the cell group (recipe.pulse_trains_on).
+"""
+
+import numpy as np
+
+from ..kernels.mechanisms import CATALOGUE
+from ..model.brain import tract_scales
+
+
+class Interventions:
+    def __init__(self, recipe, group, connections):
+        self.connections = connections
+        self.drugs, self.lesions = [], []
+        items = recipe.config["interventions"]
+        if not items:
+            return
+        index = group.order  # cell-by-cell index of each group node
+        cell_of_node = np.searchsorted(group.cell_start, index, side="right") - 1
+        populations = [recipe.population_of(int(g)) for g in group.gids]
+        for i, item in enumerate(items):
+            path = f"interventions[{i}]"
+            if item["kind"] == "drug":
+                targeted = np.array(
+                    [recipe.intervention_targets(item, p, path) for p in populations], dtype=bool
+                )
+                for block in group.blocks:
+                    if block.name != item["mechanism"]:
+                        continue
+                    instances = np.nonzero(targeted[cell_of_node[block.node]])[0] if targeted.size else []
+                    if len(instances):
+                        row = [p[0] for p in CATALOGUE[block.name].PARAMS].index(item["parameter"])
+                        base = block.params[row, instances].copy()
+                        self.drugs.append([item, block, row, instances, base, 1.0])
+            elif item["kind"] == "lesion":
+                regions = (
+                    recipe.brain.region_indices(item["regions"], f"{path}.regions") if item["regions"] else []
+                )
+                scales = tract_scales(item["tracts"], recipe.brain.labels, f"{path}.tracts")
+                self.lesions.append([item["at"], regions, scales, False])
+
+    def apply(self, t):
+        """Bring every intervention to its state at time t (ms); True when a parameter changed (the
+        integrator must then forget its multistep history)."""
+        changed = False
+        for drug in self.drugs:
+            item, block, row, instances, base, current = drug
+            factor = drug_factor(item, t)
+            if factor != current:
+                block.params[row, instances] = base * factor
+                drug[5] = factor
+                changed = True
+        c = self.connections
+        for lesion in self.lesions:
+            at, regions, scales, done = lesion
+            if not done and t >= at - 1e-9:
+                c.weight[np.isin(c.source_region, regions)] = 0.0
+                inside = (c.source_region >= 0) & (c.target_region >= 0)
+                c.weight[inside] *= scales[c.target_region[inside], c.source_region[inside]]
+                lesion[3] = True
+        return changed
+
+
+def drug_factor(item, t):
+    """The drug's factor at time t: 1 before onset, then a linear ramp to `factor` over `ramp` ms."""
+    if t < item["onset"]:
+        return 1.0
+    progress = 1.0 if item["ramp"] == 0 else min(1.0, (t - item["onset"]) / item["ramp"])
+    return 1.0 + (item["factor"] - 1.0) * progress

@@ -52,13 +52,13 @@ def load_config(path, overrides=(), patient=None, interventions=()):
     overlays = {}
     if patient is not None:
         raw["patient"] = _with_absolute_files(_read_yaml(patient), Path(patient).parent, ("connectome",))
-        overlays["patient"] = str(patient)
+        overlays["patient"] = str(Path(patient).resolve())
     for file in interventions:
         content = _read_yaml(file)
         items = content.get("interventions", content) if isinstance(content, dict) else content
         raw.setdefault("interventions", [])
         for item in items if isinstance(items, list) else [items]:
-            overlays[f"interventions[{len(raw['interventions'])}]"] = str(file)
+            overlays[f"interventions[{len(raw['interventions'])}]"] = str(Path(file).resolve())
             raw["interventions"].append(item)
     try:
         config = resolve_config(raw, overrides, source=path)

@@ -27,6 +27,7 @@ class StepObserver:
         self.prev_values = [None] * len(probe_sets)
         self.next_k = [0] * len(probe_sets)
         self.t_prev = t0
+        self.regions = None  # a RegionRecorder, given V at the detectors after every step
 
     def start(self, u, t):
         """Take the state at t (the start of the run or of a resumed run); anything recorded before is
@@ -58,6 +59,8 @@ class StepObserver:
         )
         if n:
             self.spikes.append((self.group.gids[self.spike_index[:n]], self.spike_time[:n].copy()))
+        if self.regions is not None:
+            self.regions.add_step(self.v_prev, t0, t)  # crossings() left V at the detectors in v_prev
         self._sample(u, t)
         self.t_prev = t
 

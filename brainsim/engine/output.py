@@ -4,7 +4,8 @@ Rank 0 creates the store, appends the spikes (after the exchange every rank hold
 and writes the attributes. Every rank writes the trace columns of its own probes: probes are ordered by
 gid, ranks own contiguous blocks of gids, so a rank's columns are one contiguous block, and the probe
 chunks are chosen so that no chunk straddles two ranks. The store therefore reads the same whatever the
-number of ranks. Writes are buffered in memory and flushed collectively.
+number of ranks. Writes are buffered in memory and flushed collectively; at each flush the completed rows
+of the region summaries are summed over the ranks and rank 0 writes them.
 """
 
 import numpy as np
@@ -16,11 +17,25 @@ from .group import units_of
 
 class Output:
     def __init__(
-        self, context, path, *, config, counts, probes, sampling, tstop, overwrite, resume_from=None
+        self,
+        context,
+        path,
+        *,
+        config,
+        counts,
+        probes,
+        sampling,
+        tstop,
+        overwrite,
+        resume_from=None,
+        regions=None,
+        provenance=None,
     ):
         """probes: this rank's ProbeSets; sampling: {probe name: interval ms}; resume_from: the time (ms)
-        a resumed run continues from (the store at path is reopened), or None for a new store."""
-        self.context = context
+        a resumed run continues from (the store at path is reopened), or None for a new store; regions:
+        the run's RegionRecorder (runs with a brain), whose rows are written at every flush; provenance:
+        the store's provenance attribute."""
+        self.context, self.regions = context, regions
         layout = context.comm.allgather(
             {p.name: (p.gid, p.compartment, p.location) for p in probes}  # small: once, at start-up
         )
@@ -37,6 +52,7 @@ class Output:
                         config_hash=config.hash(),
                         counts=counts,
                         overwrite=overwrite,
+                        provenance=provenance,
                     )
                 )
             for probe in config["probes"]:
@@ -60,6 +76,15 @@ class Output:
                         location=[loc for part in parts if part is not None for loc in part[2]],
                         probe_chunk=probe_chunk_for(offsets) if context.size > 1 else None,
                     )
+            if context.is_root and resume_from is None and regions is not None:
+                store.add_regions(
+                    bin_ms=regions.bin,
+                    n_bins=regions.n_bins,
+                    labels=regions.labels,
+                    hemisphere=regions.hemisphere,
+                    centres=regions.centres,
+                    n_cells=regions.n_cells,
+                )
             if store is not None:
                 store.publish(resume_from or 0.0)
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
@@ -94,6 +119,9 @@ class Output:
             if self.context.is_root:
                 for name, row, values, first in (block for blocks in held for block in blocks):
                     self.store.write_samples(name, row, values, first)
+        rows = self.regions.reduce(self.context.comm) if self.regions is not None else None
+        if rows is not None:
+            self.store.write_regions(*rows)
         self.store.flush()
 
     def flush(self, t_reached):

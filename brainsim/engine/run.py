@@ -77,6 +77,8 @@ def run_config(
             tstop=sim.tstop,
             overwrite=overwrite,
             resume_from=None if manifest is None else manifest["time"],
+            regions=sim.regions,
+            provenance=sim.provenance,
         )
         summary = _simulate(sim, out, context, progress, folder, config["output"]["checkpoint_every"])
     finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import Interrupted
+from ..errors import BrainsimError, Interrupted
 from ..io import checkpoint as ckpt
 from ..model.recipe import Recipe
 from ..parallel.context import agree
@@ -26,6 +26,7 @@ from .group import CellGroup
 from .integrators import make_integrator
 from .interventions import Interventions
 from .observe import StepObserver
+from .regions import RegionRecorder
 
 MAX_EPOCH = 10.0
 """Longest epoch (ms) when no connection delay is shorter: bounds output and progress latency."""
@@ -72,6 +73,10 @@ class Simulation:
             self.probes = group.probe_sets(recipe)
             self.sampling = {p["name"]: p["sampling"] or self.dt for p in config["probes"]}
             self.observer = StepObserver(group, self.probes, self.sampling, self.dt, sim["voltage_limit"])
+            self.regions = None
+            if recipe.brain is not None:
+                self.regions = RegionRecorder(recipe, group, config["output"]["region_bin"], self.tstop)
+                self.observer.regions = self.regions
             self.connections = ConnectionTable(recipe, group)
             self.interventions = Interventions(recipe, group, self.connections)
             self.queue = EventQueue()
@@ -93,6 +98,20 @@ class Simulation:
     @property
     def counts(self):
         return {"cells": self.cells, "compartments": self.compartments, "equations": self.equations}
+
+    @property
+    def provenance(self):
+        """Where the model came from: config and overlay files, patient, connectome (for the store)."""
+        config, brain = self.config, self.recipe.brain
+        patient = config["patient"]
+        return {
+            "config_file": None if config.source is None else str(config.source.resolve()),
+            "overlay_files": config.overlays,
+            "patient_id": None if patient is None else patient["id"],
+            "interventions": [item["kind"] for item in config["interventions"]],
+            "connectome": None if brain is None else brain.connectome.source,
+            "connectome_notes": [] if brain is None else list(brain.connectome.notes),
+        }
 
     @property
     def time(self):
@@ -129,6 +148,8 @@ class Simulation:
                 except Exception as e:  # noqa: BLE001 - reported to every rank by the exchange
                     error, flags = e, FAILED
                 local_gid, local_time = self.observer.drain_spikes()
+                if self.regions is not None:
+                    self.regions.add_spikes(np.searchsorted(self.group.gids, local_gid), local_time)
                 if stop_requested():
                     flags |= STOP
                 if output is not None and clock.perf_counter() - last_flush >= flush_every:
@@ -143,6 +164,8 @@ class Simulation:
                 n_spikes += gid.size
                 epochs += 1
                 t = t_end
+                if self.regions is not None:
+                    self.regions.close_bins(t)
                 if output is not None:
                     try:
                         output.write_epoch(gid, spike_time, self.observer.drain_samples())
@@ -205,6 +228,9 @@ class Simulation:
                     config_hash=self.config.hash(),
                     ranks=self.context.size,
                     gids_per_part=[(bounds[r], bounds[r + 1] - 1) for r in range(self.context.size)],
+                    regions=None
+                    if self.regions is None
+                    else {"bin": self.regions.bin, "open": self.regions.first},
                 )
         except Exception as e:  # noqa: BLE001
             error = e
@@ -239,6 +265,9 @@ class Simulation:
                 ),
                 "ps_ahead": np.concatenate([s.ahead for s in streams]) if streams else np.zeros(0),
             },
+            regions=np.zeros((g.gids.size, 3))
+            if self.regions is None
+            else np.column_stack(self.regions.open_state()[1:]),
         )
 
     @property
@@ -256,7 +285,7 @@ class Simulation:
         try:
             ckpt.check_compatible(manifest, self.config.hash())
             g = self.group
-            states, events, streams = ckpt.read_cells(manifest, g.gids)
+            states, events, streams, open_bin = ckpt.read_cells(manifest, g.gids)
             canon = g.cell_unknowns
             u = np.empty(g.size)
             for c, state in enumerate(states):
@@ -268,6 +297,14 @@ class Simulation:
             )
             self.queue.pending = Events(events["ev_time"], index, events["ev_weight"], events["ev_source"])
             self.poisson.restore(streams)
+            if self.regions is not None:
+                saved = manifest["regions"]
+                if saved["bin"] != self.regions.bin:
+                    raise BrainsimError(
+                        f"checkpoint {manifest['folder']} has region summaries in {saved['bin']} ms bins, "
+                        f"this run {self.regions.bin} ms: resume with --set output.region_bin={saved['bin']}"
+                    )
+                self.regions.restore(saved["open"], *open_bin.T)
             self.integrator.set_state(u, manifest["time"])
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e

@@ -11,7 +11,8 @@ A folder without manifest.json is never looked at, so a half-written checkpoint 
 Part datasets: gid (n,), offset (n+1,) and state (Σ) — each cell's unknowns in its canonical order
 (`CellGroup.cell_unknowns`) —, the pending events (ev_time, ev_gid, ev_position: an unknown of the target
 cell in that order, ev_weight, ev_source) and the Poisson streams (ps_gid, ps_salt, ps_state: the
-generator's state as JSON, ps_last, ps_offset, ps_ahead: the times drawn ahead).
+generator's state as JSON, ps_last, ps_offset, ps_ahead: the times drawn ahead), and each cell's share of
+the open bin of the region summaries (rg_open (n, 3): ∫V dt, ∫dt, spikes; the bin is in the manifest).
 """
 
 import json
@@ -40,6 +41,7 @@ class Part:
     state: np.ndarray
     events: dict  # ev_time, ev_gid, ev_position, ev_weight, ev_source
     poisson: dict  # ps_gid, ps_salt, ps_state (list of str), ps_last, ps_offset, ps_ahead
+    regions: np.ndarray  # rg_open (n, 3)
 
 
 def step_folder(path, step):
@@ -51,16 +53,17 @@ def write_part(path, step, rank, part):
     folder = _staging(path, step)
     folder.mkdir(parents=True, exist_ok=True)
     with h5py.File(folder / f"part-{rank:05d}.h5", "w") as f:
-        f["gid"], f["offset"], f["state"] = part.gid, part.offset, part.state
+        f["gid"], f["offset"], f["state"], f["rg_open"] = part.gid, part.offset, part.state, part.regions
         for key, value in part.events.items():
             f[key] = value
         for key, value in part.poisson.items():
             f.create_dataset(key, data=value, dtype=h5py.string_dtype() if key == "ps_state" else None)
 
 
-def publish(path, step, *, time, config_hash, ranks, gids_per_part):
+def publish(path, step, *, time, config_hash, ranks, gids_per_part, regions=None):
     """Rank 0, after every part is written: write the manifest, move the folder into place, point
-    `latest` at it and remove checkpoints older than the last KEEP."""
+    `latest` at it and remove checkpoints older than the last KEEP. regions: {bin (ms), open (bin index)}
+    of the region summaries, or None."""
     path = Path(path)
     staging = _staging(path, step)
     manifest = {
@@ -70,6 +73,7 @@ def publish(path, step, *, time, config_hash, ranks, gids_per_part):
         "step": step,
         "config_hash": config_hash,
         "ranks": ranks,
+        "regions": regions,
         "parts": [
             {"file": f"part-{r:05d}.h5", "gids": [int(lo), int(hi)]}
             for r, (lo, hi) in enumerate(gids_per_part)
@@ -126,8 +130,8 @@ def check_compatible(manifest, config_hash):
 
 
 def read_cells(manifest, gids):
-    """The parts of the checkpoint that concern `gids` (sorted): one Part with their rows, in gid order;
-    events and Poisson streams of those cells only."""
+    """What the checkpoint holds for `gids` (sorted): (their states, their pending events, their Poisson
+    streams, their rows of the region summaries' open bin (n, 3)), in gid order."""
     gids = np.asarray(gids, dtype=np.int64)
     found = []
     for entry in manifest["parts"]:
@@ -140,9 +144,9 @@ def read_cells(manifest, gids):
 
 
 def _select(f, gids):
-    gid, offset, state = f["gid"][:], f["offset"][:], f["state"]
+    gid, offset, state, open_bin = f["gid"][:], f["offset"][:], f["state"], f["rg_open"][:]
     rows = np.nonzero(np.isin(gid, gids))[0]
-    cells = [(int(gid[r]), state[offset[r] : offset[r + 1]]) for r in rows]
+    cells = [(int(gid[r]), (state[offset[r] : offset[r + 1]], open_bin[r])) for r in rows]
     ev = {k: f[k][:] for k in ("ev_time", "ev_gid", "ev_position", "ev_weight", "ev_source")}
     mine = np.isin(ev["ev_gid"], gids)
     events = {k: v[mine] for k, v in ev.items()}
@@ -170,4 +174,5 @@ def _merge(found, gids):
     keys = ("ev_time", "ev_gid", "ev_position", "ev_weight", "ev_source")
     events = {k: np.concatenate([part[1][k] for part in found]) if found else np.zeros(0) for k in keys}
     streams = [s for part in found for s in part[2]]
-    return [cells[int(g)] for g in gids], events, streams
+    mine = [cells[int(g)] for g in gids]
+    return [state for state, _ in mine], events, streams, np.array([row for _, row in mine]).reshape(-1, 3)

@@ -4,19 +4,27 @@ Layout (``format`` "brainsim-run", ``format_version`` 1)::
 
     /                               attrs: format, format_version, brainsim_version, config (JSON text),
                                     config_hash, counts, status ("running" | "complete" | "failed" |
-                                    "interrupted"), error, timing, t_reached (ms)
+                                    "interrupted"), error, timing, t_reached (ms), provenance (config
+                                    file, overlay files, patient id, connectome source and notes)
     /spikes/gid, /spikes/time       (spike,) int64 and float64 ms, sorted by (time, gid)
     /traces                         attrs: trace_sets (the names)
     /traces/<name>/<variable>       (time, probe) float32, attr units; one xarray dataset per trace set
     /traces/<name>/time             (time,) float64 ms: the whole run's sampling grid
     /traces/<name>/gid, compartment, location   (probe,) int64, int64, variable-length UTF-8 text
+    /regions                        (runs with a brain) attrs: bin (ms); one xarray dataset
+    /regions/rate, v_mean           (time, region) float32: Hz, mV (mean V at the cells' spike detectors)
+    /regions/time                   (time,) float64 ms: start of each bin ([time, time + bin), the last one
+                                    ends at tstop)
+    /regions/region, hemisphere     (region,) text: label, "left" or "right"
+    /regions/centre_x, _y, _z, n_cells   (region,) float64 mm (NaN if unknown), int64
 
 Trace arrays are created at their full length (the run's sampling grid is known in advance): samples are
 written into their rows, rows not reached yet hold NaN, and ``t_reached`` says how far the data is
-complete. Several processes can therefore write one trace set at once, each its own probe columns, as
-long as the probe chunks do not straddle two writers (``probe_chunk``). Spikes are appended by one
-process. The root metadata is consolidated at every ``publish`` and zarr writes each metadata file
-atomically, so a reader sees the store as of the last publish, even while a run writes it or after it died.
+complete (the same holds for the region rows). Several processes can therefore write one trace set at
+once, each its own probe columns, as long as the probe chunks do not straddle two writers
+(``probe_chunk``). Spikes and region rows are written by one process. The root metadata is consolidated
+at every ``publish`` and zarr writes each metadata file atomically, so a reader sees the store as of the
+last publish, even while a run writes it or after it died.
 """
 
 import json
@@ -65,15 +73,24 @@ class RunStore:
             name: _TraceSet(root[f"traces/{name}/{root[f'traces/{name}'].attrs['variable']}"])
             for name in root["traces"].attrs["trace_sets"]
         }
+        self._regions = root["regions"] if "regions" in root else None
         self._buffered_bytes = 0
         self._t_reached = float(root.attrs.get("t_reached", 0.0))
         self._status = "running"
 
     @classmethod
     def create(
-        cls, path, *, config: dict, counts: dict, config_hash: str = "", overwrite: bool = False
+        cls,
+        path,
+        *,
+        config: dict,
+        counts: dict,
+        config_hash: str = "",
+        overwrite: bool = False,
+        provenance: dict | None = None,
     ) -> "RunStore":
-        """Start a store at `path` with status "running"; an existing path is replaced only if `overwrite`."""
+        """Start a store at `path` with status "running"; an existing path is replaced only if `overwrite`.
+        provenance: where the model came from (JSON-able: files, patient, connectome)."""
         path = Path(path)
         if path.exists() or path.is_symlink():
             if not overwrite:
@@ -95,6 +112,7 @@ class RunStore:
             "counts": {key: int(value) for key, value in counts.items()},
             "status": "running",
             "t_reached": 0.0,
+            "provenance": provenance or {},
         }
         root = zarr.open_group(path, mode="w-", zarr_format=3, attributes=attrs)
         spikes = root.create_group("spikes")
@@ -198,6 +216,59 @@ class RunStore:
             array[:] = values
         self._traces[name] = _TraceSet(data)
         self._root["traces"].attrs["trace_sets"] = list(self._traces)
+
+    def add_regions(self, *, bin_ms, n_bins, labels, hemisphere, centres, n_cells) -> None:
+        """Create the `regions` group: rows of n_bins bins of bin_ms (ms) for the regions `labels`, with
+        their hemisphere ("left"/"right"), centres (n, 3) mm or None, and cell counts."""
+        self._check_running()
+        n = len(labels)
+        centres = np.full((n, 3), np.nan) if centres is None else np.asarray(centres, dtype=float)
+        group = self._root.create_group("regions", attributes={"bin": float(bin_ms)})
+        coords = "hemisphere centre_x centre_y centre_z n_cells"
+        time_chunk = max(1, min(n_bins, CHUNK_VALUES // max(1, n)))
+        for name, units, doc in (
+            ("rate", "Hz", "population firing rate"),
+            ("v_mean", "mV", "mean membrane potential at the cells' spike detectors (an LFP proxy)"),
+        ):
+            group.create_array(
+                name,
+                shape=(n_bins, n),
+                dtype="float32",
+                chunks=(time_chunk, n),
+                fill_value=np.nan,
+                dimension_names=["time", "region"],
+                attributes={"units": units, "long_name": doc, "coordinates": coords},
+            )
+        columns = {
+            "time": (np.arange(n_bins) * float(bin_ms), "float64", "ms"),
+            "region": (list(labels), str, None),
+            "hemisphere": (list(hemisphere), str, None),
+            "centre_x": (centres[:, 0], "float64", "mm"),
+            "centre_y": (centres[:, 1], "float64", "mm"),
+            "centre_z": (centres[:, 2], "float64", "mm"),
+            "n_cells": (np.asarray(n_cells, dtype=np.int64), "int64", None),
+        }
+        for name, (values, dtype, units) in columns.items():
+            dim = "time" if name == "time" else "region"
+            array = group.create_array(
+                name,
+                shape=(len(values),),
+                dtype=dtype,
+                chunks=(max(1, len(values)),),
+                dimension_names=[dim],
+                attributes={} if units is None else {"units": units},
+            )
+            array[:] = values
+        self._regions = group
+
+    def write_regions(self, first_bin, rate, v_mean) -> None:
+        """Write the rows first_bin.. of the regions' rate (Hz) and v_mean (mV), each (k, n_regions)."""
+        self._check_running()
+        if self._regions is None:
+            raise ValueError("this store has no regions group (add_regions first)")
+        k = np.asarray(rate).shape[0]
+        self._regions["rate"][first_bin : first_bin + k] = np.asarray(rate, dtype=np.float32)
+        self._regions["v_mean"][first_bin : first_bin + k] = np.asarray(v_mean, dtype=np.float32)
 
     def probe_chunk(self, name) -> int:
         """Probes per chunk of trace set `name` (a writer's columns must start and end on multiples)."""
@@ -341,7 +412,7 @@ def _merge_rows(blocks):
 
 def open_run(path) -> dict:
     """Read a run store into memory: {"attrs", "spikes": (gid, time), "traces": {name: (times, values, gid,
-    compartment, location)}}; times in ms."""
+    compartment, location)}, "regions": {array name: values, "bin": ms} or None}; times in ms."""
     root = zarr.open_group(Path(path), mode="r")
     attrs = root.attrs.asdict()
     if attrs.get("format") != FORMAT:
@@ -351,7 +422,16 @@ def open_run(path) -> dict:
         group = root[f"traces/{name}"]
         coords = (group[coord][:] for coord in PROBE_COORDS)
         traces[name] = (group["time"][:], group[group.attrs["variable"]][:], *coords)
-    return {"attrs": attrs, "spikes": (root["spikes/gid"][:], root["spikes/time"][:]), "traces": traces}
+    regions = None
+    if "regions" in root:
+        regions = {name: array[:] for name, array in root["regions"].arrays()}
+        regions["bin"] = root["regions"].attrs["bin"]
+    return {
+        "attrs": attrs,
+        "spikes": (root["spikes/gid"][:], root["spikes/time"][:]),
+        "traces": traces,
+        "regions": regions,
+    }
 
 
 def _check_node_name(what: str, name) -> None:

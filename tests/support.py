@@ -9,13 +9,14 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "reference"
 
 
-def simulate(config, overrides=(), output=None):
-    """Run a config file (path relative to the repository) in this process; returns (summary, store path)."""
+def simulate(config, overrides=(), output=None, patient=None, interventions=()):
+    """Run a config file (path relative to the repository) in this process, with optional patient and
+    intervention overlay files; returns (summary, store path)."""
     from brainsim.config import load_config
     from brainsim.engine.run import run_config
     from brainsim.parallel.context import Context
 
-    cfg = load_config(ROOT / config, list(overrides))
+    cfg = load_config(ROOT / config, list(overrides), patient=patient, interventions=interventions)
     return run_config(cfg, Context.world(), output=output, overwrite=True, progress=False)
 
 

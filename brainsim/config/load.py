@@ -314,10 +314,24 @@ def check_brain(brain, dt):
 
     for name in brain["cells_per_region"]:
         check_type(name, f"brain.cells_per_region.{name}")
+    for name in brain["cells_per_mm2"]:
+        check_type(name, f"brain.cells_per_mm2.{name}")
+        if name in brain["cells_per_region"]:
+            raise ConfigError(
+                f"brain.cells_per_mm2.{name}", name, "a type counted either per region or per mm², not both"
+            )
+    if not brain["cells_per_region"] and not brain["cells_per_mm2"]:
+        raise ConfigError(
+            "brain.cells_per_region", {}, f"cell counts of the types {sorted(types)} (or brain.cells_per_mm2)"
+        )
     for i, rule in enumerate(brain["local"]):
         check_type(rule["source"], f"brain.local[{i}].source")
         check_type(rule["target"], f"brain.local[{i}].target")
         check_synapse(rule["target"], rule["synapse"], f"brain.local[{i}].synapse")
+        if (rule["indegree"] is None) == (rule["probability"] is None):
+            raise ConfigError(
+                f"brain.local[{i}]", rule, "exactly one of 'indegree' and 'probability' per connection rule"
+            )
         low = rule["delay"] if not isinstance(rule["delay"], dict) else rule["delay"]["uniform"][0]
         if low < dt:
             raise ConfigError(f"brain.local[{i}].delay", rule["delay"], f"delays >= dt = {dt} ms")

@@ -273,8 +273,12 @@ BRAIN = Section(
         "cell_types": MapOf(
             CELL_TYPE, REQUIRED, "cell types, each defined like a population", keys="cell types"
         ),
-        "cells_per_region": MapOf(
-            Num(ge=0), REQUIRED, "cells of each type in every region", keys="cell types"
+        "cells_per_region": MapOf(Num(ge=0), {}, "cells of each type in every region", keys="cell types"),
+        "cells_per_mm2": MapOf(
+            Num(ge=0),
+            {},
+            "or: cells of each type per mm² of region area (the connectome's areas), rounded per region",
+            keys="cell types",
         ),
         "region_overrides": MapOf(
             Section(
@@ -293,13 +297,21 @@ BRAIN = Section(
                     "source": Str(REQUIRED, "cell type"),
                     "target": Str(REQUIRED, "cell type"),
                     "synapse": Str(REQUIRED, "synapse of the target type"),
-                    "indegree": Int(REQUIRED, "inputs of each target cell from its own region", ge=1),
+                    "indegree": Int(None, "inputs of each target cell from its own region", ge=1),
+                    "probability": Num(
+                        None,
+                        "",
+                        "or: each source cell of the region connects with this probability",
+                        ge=0,
+                        le=1,
+                    ),
                     "weight": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="µS"),
                     "delay": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="ms"),
                 }
             ),
             [],
-            "connections within each region (drawn with replacement: multapses allowed)",
+            "connections within each region: a fixed in-degree (sources drawn with replacement, so multapses "
+            "may occur) or a connection probability; never a cell onto itself",
         ),
         "long_range": Section(
             {
@@ -414,7 +426,9 @@ INTERVENTION = Tagged(
         "lesion": Section(
             {
                 "at": Num(REQUIRED, "ms", "when the lesion happens", ge=0),
-                "regions": ListOf(Str(), [], "regions whose output is cut (their spikes reach nobody)"),
+                "regions": ListOf(
+                    Str(), [], "regions cut off: their spikes reach nobody and no input reaches them"
+                ),
                 "tracts": replace(
                     PATIENT.fields["lesions"].fields["tracts"], doc="tracts scaled from then on"
                 ),
@@ -422,7 +436,7 @@ INTERVENTION = Tagged(
         ),
     },
     doc="drug: scale a mechanism's parameter in target regions and cell types; stimulation: pulse trains of "
-    "current; lesion: cut regions' output or scale tracts from a time on",
+    "current; lesion: cut regions off or scale tracts from a time on",
 )
 
 SYNAPSE = Section(

@@ -2,8 +2,10 @@
 
 * drug: a mechanism's parameter in the targeted regions and cell types is multiplied by a factor f(t):
   1 before the onset, then a linear ramp to `factor` over `ramp` ms (a step when ramp = 0);
-* lesion: from time `at`, the connections leaving the lesioned regions carry nothing, and lesioned tracts
-  carry `scale` times their weight (events already on their way still arrive);
+* lesion: from time `at`, the cells of the lesioned regions are cut off — their spikes reach nobody and
+  they receive no more input (synaptic, background or stimulation), so they fall silent unless they fire
+  on their own — and lesioned tracts carry `scale` times their weight (events already on their way still
+  arrive);
 * stimulation: pulse trains of current, handled as stimuli by the cell group (recipe.pulse_trains_on).
 """
 
@@ -14,14 +16,15 @@ from ..model.brain import tract_scales
 
 
 class Interventions:
-    def __init__(self, recipe, group, connections):
-        self.connections = connections
+    def __init__(self, recipe, group, connections, poisson):
+        self.group, self.connections, self.poisson = group, connections, poisson
         self.drugs, self.lesions = [], []
         items = recipe.config["interventions"]
         if not items:
             return
         index = group.order  # cell-by-cell index of each group node
-        cell_of_node = np.searchsorted(group.cell_start, index, side="right") - 1
+        self.cell_of_node = cell_of_node = np.searchsorted(group.cell_start, index, side="right") - 1
+        self.cell_region = recipe.regions_of(group.gids)
         populations = [recipe.population_of(int(g)) for g in group.gids]
         for i, item in enumerate(items):
             path = f"interventions[{i}]"
@@ -55,20 +58,31 @@ class Interventions:
                 block.params[row, instances] = base * factor
                 drug[5] = factor
                 changed = True
-        c = self.connections
         for lesion in self.lesions:
             at, regions, scales, done = lesion
             if not done and t >= at - 1e-9:
-                c.weight[np.isin(c.source_region, regions)] = 0.0
-                inside = (c.source_region >= 0) & (c.target_region >= 0)
-                c.weight[inside] *= scales[c.target_region[inside], c.source_region[inside]]
+                self._lesion(regions, scales)
                 lesion[3] = True
         return changed
+
+    def _lesion(self, regions, scales):
+        c = self.connections
+        c.weight[np.isin(c.source_region, regions) | np.isin(c.target_region, regions)] = 0.0
+        inside = (c.source_region >= 0) & (c.target_region >= 0)
+        c.weight[inside] *= scales[c.target_region[inside], c.source_region[inside]]
+        cut = np.isin(self.cell_region, regions)  # local cells of the lesioned regions
+        for stream in self.poisson.streams:
+            if cut[np.searchsorted(self.group.gids, stream.spec.stream[1])]:
+                stream.weight = np.zeros_like(stream.weight)  # drawn on, so the streams stay in step
+        if self.group.pulse_node.size:
+            amplitude = self.group.pulse[4]
+            amplitude[cut[self.cell_of_node[self.group.pulse_node]]] = 0.0
 
 
 def drug_factor(item, t):
     """The drug's factor at time t: 1 before onset, then a linear ramp to `factor` over `ramp` ms."""
     if t < item["onset"]:
         return 1.0
-    progress = 1.0 if item["ramp"] == 0 else min(1.0, (t - item["onset"]) / item["ramp"])
-    return 1.0 + (item["factor"] - 1.0) * progress
+    if t >= item["onset"] + item["ramp"]:
+        return item["factor"]
+    return 1.0 + (item["factor"] - 1.0) * (t - item["onset"]) / item["ramp"]

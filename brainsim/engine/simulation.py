@@ -78,10 +78,10 @@ class Simulation:
                 self.regions = RegionRecorder(recipe, group, config["output"]["region_bin"], self.tstop)
                 self.observer.regions = self.regions
             self.connections = ConnectionTable(recipe, group)
-            self.interventions = Interventions(recipe, group, self.connections)
             self.queue = EventQueue()
             self.queue.push(spike_stimulus_events(recipe, group))
             self.poisson = PoissonSources(recipe, group)
+            self.interventions = Interventions(recipe, group, self.connections, self.poisson)
             self.epoch = epoch_length(recipe.min_delay, self.dt)
             self.integrator = make_integrator(
                 PETSc, sim["method"], group, self.observer, self.dt, sim["petsc"]

@@ -1,11 +1,12 @@
 """A whole brain: the regions of a connectome, each populated with cell types.
 
 The config's `brain` section names a connectome, the cell types and how many cells of each type every
-region holds (times `scale`). Populations are named `<region label>.<cell type>`, region after region
-in the connectome's order. Connections are drawn per target cell by the recipe (`recipe.py`): within a
-region by in-degree, and between regions with each target's long-range in-degree split over the
-source regions in proportion to `weights[target region, source region]`; the delay of a long-range
-connection is tract length / conduction speed + synaptic delay.
+region holds — a number per region, or a density per mm² of the region's area — times `scale`.
+Populations are named `<region label>.<cell type>`, region after region in the connectome's order.
+Connections are drawn per target cell by the recipe (`recipe.py`): within a region by in-degree, and
+between regions with each target's long-range in-degree split over the source regions in proportion to
+`weights[target region, source region]`; the delay of a long-range connection is tract length /
+conduction speed + synaptic delay.
 """
 
 from dataclasses import dataclass, replace
@@ -57,10 +58,18 @@ class Brain:
                 raise ConfigError(
                     f"brain.region_overrides.{label}", label, f"a simulated region: {list(labels)}"
                 )
+        if spec["cells_per_mm2"] and connectome.areas is None:
+            raise ConfigError(
+                "brain.cells_per_mm2",
+                spec["cells_per_mm2"],
+                "counts per region (brain.cells_per_region): the connectome has no region areas",
+                detail=f"connectome {connectome.source}",
+            )
         self.populations = []
         for k, label in enumerate(labels):
             per_type = {
                 **spec["cells_per_region"],
+                **{name: d * connectome.areas[k] for name, d in spec["cells_per_mm2"].items()},
                 **spec["region_overrides"].get(label, {}).get("cells_per_region", {}),
             }
             for cell_type in spec["cell_types"]:

@@ -142,7 +142,13 @@ class Recipe:
         total = 0.0
         if population.region >= 0:
             brain = self.config["brain"]
-            total += sum(r["indegree"] for r in brain["local"] if r["target"] == population.cell_type)
+            for rule in brain["local"]:
+                if rule["target"] == population.cell_type:
+                    src = self._brain_pop.get((population.region, rule["source"]))
+                    others = 0 if src is None else src.count - (src == population)
+                    total += (
+                        rule["indegree"] if rule["indegree"] is not None else rule["probability"] * others
+                    )
             long_range = brain["long_range"]
             if long_range is not None and population.cell_type in long_range["targets"]:
                 total += long_range["indegree"]
@@ -201,7 +207,11 @@ class Recipe:
             src = self._brain_pop.get((k, rule["source"]))
             if rule["target"] != pop.cell_type or src is None or src.count - (src is pop) < 1:
                 continue
-            idx = rng.integers(0, src.count - (src is pop), rule["indegree"])
+            others = src.count - (src is pop)
+            if rule["indegree"] is not None:
+                idx = rng.integers(0, others, rule["indegree"])
+            else:
+                idx = np.nonzero(rng.random(others) < rule["probability"])[0]
             if src is pop:
                 idx[idx >= j] += 1  # no autapse
             n = idx.size

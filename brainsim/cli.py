@@ -203,12 +203,20 @@ def _partition(args, petsc_args):
 
 
 def _validate(args, petsc_args):
+    from .engine.interventions import describe
     from .model.recipe import Recipe
 
     recipe = Recipe(_load(args))
     recipe.check()
     eq = sum(recipe.cell_type(p.name).n_equations * p.count for p in recipe.populations)
     print(f"{args.config}: valid ({recipe.num_cells} cells, {eq} equations)")
+    config = recipe.config
+    if recipe.brain is not None:
+        print(f"  brain: {len(recipe.brain.labels)} regions of {recipe.brain.connectome.source}")
+    if config["patient"] is not None:
+        print(f"  patient: {config['patient']['id']}")
+    for item in config["interventions"]:
+        print(f"  {describe(item, config['simulation']['tstop'])}")
     return 0
 
 

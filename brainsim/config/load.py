@@ -354,6 +354,13 @@ def check_brain(brain, dt):
         for name in override["cells_per_region"]:
             check_type(name, f"brain.region_overrides.{label}.cells_per_region.{name}")
         check_factors(override["factors"], types, f"brain.region_overrides.{label}.factors")
+        for name in override["background"]:
+            if name not in brain["background"]:
+                raise ConfigError(
+                    f"brain.region_overrides.{label}.background.{name}",
+                    name,
+                    f"a cell type with a background drive (brain.background): {sorted(brain['background'])}",
+                )
 
 
 def check_factors(factors, types, path):

@@ -285,10 +285,21 @@ BRAIN = Section(
                 {
                     "cells_per_region": MapOf(Num(ge=0), {}, keys="cell types"),
                     "factors": FACTORS,
+                    "background": MapOf(
+                        Section(
+                            {
+                                "rate": Num(None, "Hz", "(default: brain.background's)", ge=0),
+                                "weight": Num(None, "µS", "(default: brain.background's)"),
+                            }
+                        ),
+                        {},
+                        "this region's background drive per cell type",
+                        keys="cell types",
+                    ),
                 }
             ),
             {},
-            "per region label: other cell counts, and parameter factors of its cell types",
+            "per region label: other cell counts, parameter factors and background drive of its cell types",
             keys="region labels",
         ),
         "local": ListOf(
@@ -365,6 +376,12 @@ PATIENT = Section(
         "description": Str("-", "free text"),
         "connectome": replace(BRAIN.fields["connectome"], default=None, doc="this patient's connectome"),
         "conduction_speed": Num(None, "mm/ms", "this patient's conduction speed", gt=0),
+        "cell_loss": MapOf(
+            Num(ge=0, le=1),
+            {},
+            "per region label ('all': every region): the fraction of its cells lost (e.g. from MRI atrophy)",
+            keys="region labels",
+        ),
         "factors": MapOf(
             FACTORS,
             {},

@@ -86,3 +86,33 @@ def drug_factor(item, t):
     if t >= item["onset"] + item["ramp"]:
         return item["factor"]
     return 1.0 + (item["factor"] - 1.0) * (t - item["onset"]) / item["ramp"]
+
+
+def describe(item, tstop):
+    """One line saying what an intervention does, for people."""
+    where = (
+        f"{_names(item.get('regions', 'all'), 'regions')}, {_names(item.get('cell_types', 'all'), 'types')}"
+    )
+    if item["kind"] == "drug":
+        ramp = f" over {item['ramp']:g} ms" if item["ramp"] else ""
+        return (
+            f"drug: {item['mechanism']}.{item['parameter']} x {item['factor']:g} in {where}, "
+            f"from {item['onset']:g} ms{ramp}"
+        )
+    if item["kind"] == "stimulation":
+        stop = tstop if item["stop"] is None else item["stop"]
+        return (
+            f"stimulation: {item['amplitude']:g} nA pulses of {item['pulse_width']:g} ms at "
+            f"{item['frequency']:g} Hz into {item['location']} of {where}, {item['start']:g}-{stop:g} ms"
+        )
+    return (
+        f"lesion at {item['at']:g} ms: {_names(item['regions'] or 'no', 'regions')} cut off, "
+        f"{len(item['tracts'])} tract(s) scaled"
+    )
+
+
+def _names(selection, what):
+    if isinstance(selection, str):
+        return f"{selection} {what}"
+    shown = ", ".join(selection[:4]) + (f" and {len(selection) - 4} more" if len(selection) > 4 else "")
+    return f"{what} {shown}"

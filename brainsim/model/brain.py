@@ -49,9 +49,11 @@ class Brain:
             )
             connectome = replace(connectome, weights=weights)
         self.connectome = connectome
-        for label in patient.get("factors", {}):
-            if label != "all":
-                self._check_labels([label], connectome.labels, f"patient.factors.{label}")
+        for key in ("factors", "cell_loss"):
+            for label in patient.get(key, {}):
+                if label != "all":
+                    self._check_labels([label], connectome.labels, f"patient.{key}.{label}")
+        loss = patient.get("cell_loss", {})
         labels = connectome.labels
         for label in spec["region_overrides"]:
             if label not in labels:
@@ -72,8 +74,9 @@ class Brain:
                 **{name: d * connectome.areas[k] for name, d in spec["cells_per_mm2"].items()},
                 **spec["region_overrides"].get(label, {}).get("cells_per_region", {}),
             }
+            kept = (1.0 - loss.get("all", 0.0)) * (1.0 - loss.get(label, 0.0))
             for cell_type in spec["cell_types"]:
-                count = int(round(per_type.get(cell_type, 0) * spec["scale"]))
+                count = int(round(per_type.get(cell_type, 0) * spec["scale"] * kept))
                 self.populations.append(BrainPopulation(k, cell_type, count))
         self._by_key = {(p.region, p.cell_type): p for p in self.populations}
 
@@ -154,7 +157,7 @@ def load_connectome(spec, config, path=None):
 
     def file(key):
         name = spec[key]
-        resolved = config.resolve_path(name)
+        resolved = config.resolve_path(name).resolve()
         if not resolved.exists():
             raise ConfigError(f"{path}.{key}", name, "an existing file (relative to the config's folder)")
         return resolved

@@ -89,8 +89,11 @@ class Recipe:
 
     def regions_of(self, gids):
         """Brain region of each gid (-1 outside a brain), vectorised."""
-        regions = np.array([p.region for p in self.populations], dtype=np.int64)
-        return regions[np.searchsorted(self._starts, gids, side="right") - 1]
+        return self._population_regions[np.searchsorted(self._starts, gids, side="right") - 1]
+
+    @cached_property
+    def _population_regions(self):
+        return np.array([p.region for p in self.populations], dtype=np.int64)
 
     def population(self, name):
         return self._pop_by_name[name]
@@ -300,9 +303,15 @@ class Recipe:
     def poisson_on(self, gid):
         tstop = self.config["simulation"]["tstop"]
         pop = self.population_of(gid)
-        drive = (
-            (self.config["brain"] or {}).get("background", {}).get(pop.cell_type) if pop.region >= 0 else None
-        )
+        drive = None
+        if pop.region >= 0 and pop.cell_type in self.config["brain"]["background"]:
+            label = self.brain.labels[pop.region]
+            own = self.config["brain"]["region_overrides"].get(label, {}).get("background", {})
+            given = own.get(pop.cell_type, {})
+            drive = {
+                **self.config["brain"]["background"][pop.cell_type],
+                **{key: value for key, value in given.items() if value is not None},
+            }
         background = (
             [
                 Poisson(

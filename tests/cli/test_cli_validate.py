@@ -19,6 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 M1 = ROOT / "configs" / "bench" / "m1_hh_cable.yaml"
 M2 = ROOT / "configs" / "bench" / "m2_ring.yaml"
+SMALL_BRAIN = ROOT / "tests" / "data" / "small_brain.yaml"
 TIMEOUT = 120
 
 SENTINEL = "an earlier run's results\n"
@@ -54,6 +55,30 @@ CASES = {  # the slowest first
     "validate-model-error": Case(("validate", "bad.yaml"), {"bad.yaml": MODEL_ERROR}),
     "run-schema-error": Case(("run", "bad.yaml"), {"bad.yaml": SCHEMA_ERROR}),
     "run-model-error": Case(("run", "bad.yaml"), {"bad.yaml": MODEL_ERROR}),
+    "validate-overlays": Case(
+        (
+            "validate",
+            str(SMALL_BRAIN),
+            "--patient",
+            "p.yaml",
+            "--intervention",
+            "drug.yaml",
+            "--intervention",
+            "lesion.yaml",
+        ),
+        {
+            "p.yaml": "id: P-9\nlesions: {regions: [rh-postcentral]}\n",
+            "drug.yaml": "kind: drug\nmechanism: nata\nfactor: 0.5\nregions: [lh-precentral]\nonset: 20\n",
+            "lesion.yaml": "kind: lesion\nat: 50\nregions: [lh-postcentral]\n",
+        },
+    ),
+    "run-bad-intervention": Case(
+        ("run", str(SMALL_BRAIN), "--intervention", "drug.yaml", "--intervention", "bad.yaml"),
+        {
+            "drug.yaml": "kind: drug\nmechanism: nata\nfactor: 0.5\n",
+            "bad.yaml": "kind: stimulation\nregions: [lh-precentral, V9]\namplitude: 1\nfrequency: 10\n",
+        },
+    ),
     "run-existing-output": Case(
         ("run", str(M2), "--set", "output.overwrite=false", "--set", "simulation.tstop=1", "-q"),
         {"out/m2_ring.zarr/zarr.json": SENTINEL},
@@ -118,6 +143,28 @@ def no_traceback(result):
 
 
 # --- validate ------------------------------------------------------------------------------------
+
+
+def test_validate_with_patient_and_interventions(results):
+    r = results["validate-overlays"]
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        f"{SMALL_BRAIN}: valid (100 cells, 1680 equations)",
+        "  brain: 5 regions of " + str(ROOT / "configs/connectomes/synthetic_68.zip"),
+        "  patient: P-9",
+        "  drug: nata.gbar x 0.5 in regions lh-precentral, all types, from 20 ms",
+        "  lesion at 50 ms: regions lh-postcentral cut off, 0 tract(s) scaled",
+    ]
+    assert r.files() == r.before
+
+
+def test_a_bad_intervention_file_is_named_and_nothing_runs(results):
+    r = results["run-bad-intervention"]
+    assert r.returncode == 2
+    assert r.stderr.startswith("brainsim: config error at 'interventions[1].regions' (from ")
+    assert str(r.cwd / "bad.yaml") in r.stderr and "got 'V9'" in r.stderr and "'lh-precentral'" in r.stderr
+    assert r.files() == r.before
+    no_traceback(r)
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,20 @@ def test_region_factors_scale_the_cell_type_parameters():
     assert np.allclose(param(r.cell_type("lh-precentral.fs"), "pas", "g"), 1e-4)
 
 
+def test_background_drive_per_region():
+    r = recipe("brain.region_overrides={rh-precentral: {background: {pyr: {rate: 2000}}}}")
+    drive = {label: r.poisson_on(r.population(f"{label}.pyr").first_gid)[0] for label in REGIONS}
+    assert drive["rh-precentral"].rate == 2000 and drive["rh-precentral"].weight == 0.0005
+    assert drive["lh-precentral"].rate == 1000 and drive["lh-precentral"].synapse == "ampa"
+    gids = [r.population(f"{label}.pyr").first_gid + 1 for label in REGIONS[:2]]
+    assert r.poisson_on(gids[0])[0].stream != r.poisson_on(gids[1])[0].stream  # own stream per cell
+    with pytest.raises(ConfigError, match="background.pyr.*brain.background"):
+        recipe(
+            "brain.background={fs: {synapse: ampa, rate: 10, weight: 0.001}}",
+            "brain.region_overrides={rh-precentral: {background: {pyr: {rate: 2000}}}}",
+        )
+
+
 # ------------------------------------------------------------------------------------------ connectivity
 
 
@@ -194,6 +208,7 @@ def test_patient_overlay(tmp_path):
         """
 id: P-17
 conduction_speed: 2.5
+cell_loss: {all: 0.1, lh-postcentral: 0.5}
 factors:
   all: {fs: {nata.gbar: 0.5}}
   lh-postcentral: {pyr: {kv31.gbar: 0.25}}
@@ -204,7 +219,20 @@ lesions:
 """,
     )
     base, r = recipe(), recipe(patient=patient)
-    assert r.brain.labels == tuple(REGIONS[:5]) and r.num_cells == 100  # a resected region
+    assert r.brain.labels == tuple(REGIONS[:5])  # a resected region
+    counts = [p.count for p in r.populations]
+    assert counts == [
+        14,
+        4,
+        7,
+        2,
+        14,
+        4,
+        14,
+        4,
+        14,
+        4,
+    ]  # 16 × 0.9 = 14.4, 16 × 0.9 × 0.5 = 7.2, 4 × 0.45 = 1.8
     assert r.brain.speed == 2.5
     w0, w = base.brain.connectome.weights, r.brain.connectome.weights
     i, j = REGIONS.index("lh-precentral"), REGIONS.index("rh-precentral")
@@ -235,6 +263,8 @@ def test_patient_connectome_file_relative_to_the_overlay(tmp_path):
     "text, path, allowed",
     [
         ("id: x\nlesions: {regions: [lh-nowhere]}\n", "patient.lesions.regions", "rh-superiorfrontal"),
+        ("id: x\ncell_loss: {lh-nowhere: 0.2}\n", "patient.cell_loss.lh-nowhere", "rh-superiorfrontal"),
+        ("id: x\ncell_loss: {all: 1.5}\n", "patient.cell_loss.all", "<= 1"),
         (
             "id: x\nfactors: {lh-nowhere: {pyr: {nata.gbar: 2}}}\n",
             "patient.factors.lh-nowhere",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up brainsim in .venv/ at the repository root, from nothing or by reusing what is there.
 #
-#   ./setup.sh            system packages (PETSc, petsc4py, MPI, mpi4py), .venv, brainsim + test tools
+#   ./setup.sh            system packages (PETSc, petsc4py, MPI, mpi4py, Chromium for the report tests),
+#                         .venv, brainsim + test tools
 #
 # PETSc and MPI: on Debian/Ubuntu the distribution's petsc4py (PETSc 3.18, Open MPI) is used, seen
 # through a venv made with --system-site-packages. On a cluster, load the PETSc/MPI modules first
@@ -14,7 +15,7 @@ venv="$root/.venv"
 debian_python=/usr/bin/python3
 python=${BRAINSIM_PYTHON:-$debian_python}
 deb_packages=(python3-venv python3-dev python3-petsc4py python3-petsc4py-real python3-mpi4py openmpi-bin
-              libopenmpi-dev)
+              libopenmpi-dev chromium)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -74,7 +75,7 @@ if [ -n "$petsc_dir" ] && [ -d "$petsc_dir/lib/python3/dist-packages" ]; then
 fi
 log "installing brainsim and its dependencies"
 pip_log="$venv/pip-install.log"
-"$venv/bin/python" -m pip install --disable-pip-version-check -c constraints.txt -e ".[test,lint,brain]" \
+"$venv/bin/python" -m pip install --disable-pip-version-check -c constraints.txt -e ".[test,lint,brain,cluster]" \
     >"$pip_log" 2>&1 || { tail -n 30 "$pip_log" >&2; log "pip install failed (full log: $pip_log)"; exit 1; }
 "$venv/bin/python" -c 'import brainsim, petsc4py, mpi4py, numba, zarr' \
     || { log "installation incomplete"; exit 1; }

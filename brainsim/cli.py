@@ -1,4 +1,4 @@
-"""The `brainsim` command: run, validate, partition, info."""
+"""The `brainsim` command: run, validate, partition, summarize, report, compare, info."""
 
 import argparse
 import platform
@@ -11,6 +11,8 @@ from .errors import BrainsimError, ConfigError, Interrupted, MorphologyError, Nu
 EXIT_FAILED, EXIT_CONFIG, EXIT_NUMERICAL = 1, 2, 3
 EXIT_CHECKPOINTED = 75
 """Stopped by SIGTERM/SIGUSR1 after writing a checkpoint (EX_TEMPFAIL: run it again with --resume)."""
+EXIT_ALERT = 4
+"""`summarize --fail-on-alert`: an alert rule matched."""
 EXIT_INTERRUPTED = 130
 """Stopped by Ctrl-C (SIGINT): after a checkpoint, or at once on a second Ctrl-C."""
 
@@ -97,6 +99,51 @@ def _parser():
     validate.add_argument("config")
     _overlay_arguments(validate)
     validate.set_defaults(func=_validate)
+
+    summarize = sub.add_parser(
+        "summarize",
+        help="turn a run's store into its twin summary (Dask)",
+        description="Region rates, irregularity, synchrony, LFP/EEG proxies, band power, BOLD, functional "
+        "connectivity and twin indicators of a run, computed with Dask in bounded memory; alert rules "
+        "(the run config's summary.alerts and --alerts files) are evaluated on the result.",
+    )
+    summarize.add_argument("run", help="the run's Zarr store")
+    summarize.add_argument("-o", "--output", help="summary store to write (default RUN.summary.zarr)")
+    summarize.add_argument(
+        "--scheduler",
+        default="local",
+        help="local (default: worker processes on this machine), tcp://host:port, slurm (dask-jobqueue), "
+        "mpi (dask-mpi, under mpiexec/srun), threads or sync",
+    )
+    summarize.add_argument("--workers", type=int, help="Dask workers (local: default one per core)")
+    summarize.add_argument("--bin", type=float, help="time bin, ms (default summary.bin of the run config)")
+    summarize.add_argument("--window", type=float, help="indicator window, ms (default summary.window)")
+    summarize.add_argument("--tr", type=float, help="BOLD sampling interval, ms (default summary.tr)")
+    summarize.add_argument(
+        "--alerts", action="append", default=[], metavar="FILE", help="YAML file of alert rules (repeatable)"
+    )
+    summarize.add_argument(
+        "--fail-on-alert", action="store_true", help=f"exit with status {EXIT_ALERT} when any alert matches"
+    )
+    summarize.add_argument("--overwrite", action="store_true", help="replace an existing summary store")
+    summarize.set_defaults(func=_summarize)
+
+    report = sub.add_parser("report", help="write a summary as one self-contained HTML page")
+    report.add_argument("summary", help="a summary store (from `brainsim summarize`)")
+    report.add_argument("-o", "--output", help="HTML file (default SUMMARY.html beside the store)")
+    report.set_defaults(func=_html_report)
+
+    compare = sub.add_parser(
+        "compare",
+        help="per-region differences of summaries, and treatments ranked by distance to a target",
+        description="Compare each TREATED summary with BASELINE (per-region differences and effect sizes) "
+        "and rank all of them by their distance to a target summary (default: the baseline).",
+    )
+    compare.add_argument("baseline", help="baseline summary store")
+    compare.add_argument("treated", nargs="+", help="summary stores to compare with it")
+    compare.add_argument("--target", help="summary store to rank by distance to (e.g. a healthy twin)")
+    compare.add_argument("-o", "--output", help="folder for differences.csv, ranking.csv and ranking.png")
+    compare.set_defaults(func=_compare)
 
     info = sub.add_parser("info", help="versions of brainsim and its dependencies")
     info.set_defaults(func=_info)
@@ -220,9 +267,67 @@ def _validate(args, petsc_args):
     return 0
 
 
+def _summarize(args, petsc_args):
+    from .postprocess.summarize import summarize
+
+    try:
+        result = summarize(
+            args.run,
+            args.output,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            bin_ms=args.bin,
+            window_ms=args.window,
+            tr=args.tr,
+            alert_files=args.alerts,
+            overwrite=args.overwrite,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except (ValueError, FileNotFoundError) as e:
+        return _report(e, EXIT_FAILED)
+    print(f"summary: {result.path}")
+    for match in result.alerts:
+        print(
+            f"ALERT {match['rule']}: {match['region']} {match['variable']} from {match['start']:g} to "
+            f"{match['end']:g} ms (peak {match['peak']:.3g})"
+        )
+    if not result.alerts:
+        print("no alerts")
+    return EXIT_ALERT if result.alerts and args.fail_on_alert else 0
+
+
+def _html_report(args, petsc_args):
+    from .postprocess.report import write_report
+
+    summary = Path(args.summary)
+    out = args.output or summary.with_name(summary.name.removesuffix(".zarr") + ".html")
+    try:
+        path = write_report(summary, out, log=lambda line: print(line, file=sys.stderr))
+    except (ValueError, FileNotFoundError) as e:
+        return _report(e, EXIT_FAILED)
+    print(f"report: {path}")
+    return 0
+
+
+def _compare(args, petsc_args):
+    from .postprocess.compare import compare, format_comparison
+
+    try:
+        result = compare(
+            [args.baseline, *args.treated],
+            target=args.target,
+            out=args.output,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except (ValueError, FileNotFoundError) as e:
+        return _report(e, EXIT_FAILED)
+    print(format_comparison(result))
+    return 0
+
+
 def _info(args, petsc_args):
     rows = [("brainsim", __version__), ("python", platform.python_version())]
-    for name in ("numpy", "numba", "zarr", "h5py", "dask", "xarray", "mpi4py"):
+    for name in ("numpy", "numba", "zarr", "h5py", "dask", "distributed", "xarray", "scipy", "mpi4py"):
         rows.append((name, _version_of(name)))
     try:
         from .parallel.context import init_petsc

@@ -579,6 +579,48 @@ OUTPUT = Section(
     "where and how the run's Zarr store is written",
 )
 
+ALERT_VARIABLES = ("rate", "window_rate", "hypersynchrony", "ei_balance", "bold")
+
+
+def _check_alert(rule, path):
+    if (rule["above"] is None) == (rule["below"] is None):
+        raise ConfigError(
+            f"{path}.above", rule["above"], "exactly one of 'above' and 'below'", detail="give one threshold"
+        )
+
+
+ALERT = Section(
+    {
+        "name": Str(REQUIRED, "what the alert is called in reports"),
+        "variable": Str(REQUIRED, "summary variable watched", choices=ALERT_VARIABLES),
+        "above": Num(None, "", "match where the variable exceeds this"),
+        "below": Num(None, "", "match where the variable falls below this"),
+        "for": Num(0.0, "ms", "shortest duration of a match (0: any single sample)", ge=0),
+        "regions": Either(
+            (Str(choices=("all",)), ListOf(Str(), min_len=1)),
+            "all",
+            "regions watched",
+            allowed_text="'all' or a list of region labels",
+        ),
+    },
+    check=_check_alert,
+)
+
+SUMMARY = Section(
+    {
+        "bin": Num(None, "ms", "time bin of rates and signals (default: output.region_bin, else 1 ms)", gt=0),
+        "window": Num(
+            50.0, "ms", "window of the indicators (hypersynchrony, E/I balance); a multiple of bin", gt=0
+        ),
+        "tr": Num(100.0, "ms", "BOLD sampling interval; a multiple of bin", gt=0),
+        "alerts": ListOf(
+            ALERT, [], "rules evaluated on the summary (`brainsim summarize --alerts FILE` adds more)"
+        ),
+    },
+    {},
+    "twin summary (`brainsim summarize`) settings and alert rules",
+)
+
 CONFIG = Section(
     {
         "name": Str("run", "run name"),
@@ -595,5 +637,6 @@ CONFIG = Section(
         "stimuli": ListOf(STIMULUS, []),
         "probes": ListOf(PROBE, []),
         "output": OUTPUT,
+        "summary": SUMMARY,
     }
 )

@@ -30,11 +30,12 @@ class Output:
         resume_from=None,
         regions=None,
         provenance=None,
+        populations=None,
     ):
         """probes: this rank's ProbeSets; sampling: {probe name: interval ms}; resume_from: the time (ms)
         a resumed run continues from (the store at path is reopened), or None for a new store; regions:
         the run's RegionRecorder (runs with a brain), whose rows are written at every flush; provenance:
-        the store's provenance attribute."""
+        the store's provenance attribute; populations: the recipe's population table."""
         self.context, self.regions = context, regions
         layout = context.comm.allgather(
             {p.name: (p.gid, p.compartment, p.location) for p in probes}  # small: once, at start-up
@@ -53,6 +54,7 @@ class Output:
                         counts=counts,
                         overwrite=overwrite,
                         provenance=provenance,
+                        populations=populations,
                     )
                 )
             for probe in config["probes"]:

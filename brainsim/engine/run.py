@@ -79,6 +79,7 @@ def run_config(
             resume_from=None if manifest is None else manifest["time"],
             regions=sim.regions,
             provenance=sim.provenance,
+            populations=sim.recipe.population_table(),
         )
         summary = _simulate(sim, out, context, progress, folder, config["output"]["checkpoint_every"])
     finally:

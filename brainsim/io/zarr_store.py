@@ -5,7 +5,9 @@ Layout (``format`` "brainsim-run", ``format_version`` 1)::
     /                               attrs: format, format_version, brainsim_version, config (JSON text),
                                     config_hash, counts, status ("running" | "complete" | "failed" |
                                     "interrupted"), error, timing, t_reached (ms), provenance (config
-                                    file, overlay files, patient id, connectome source and notes)
+                                    file, overlay files, patient id, connectome source and notes),
+                                    populations (name, region label or null, cell_type, first_gid, count,
+                                    kind "excitatory" | "inhibitory" | ""): gids first_gid.. are its cells
     /spikes/gid, /spikes/time       (spike,) int64 and float64 ms, sorted by (time, gid)
     /traces                         attrs: trace_sets (the names)
     /traces/<name>/<variable>       (time, probe) float32, attr units; one xarray dataset per trace set
@@ -88,9 +90,11 @@ class RunStore:
         config_hash: str = "",
         overwrite: bool = False,
         provenance: dict | None = None,
+        populations: list | None = None,
     ) -> "RunStore":
         """Start a store at `path` with status "running"; an existing path is replaced only if `overwrite`.
-        provenance: where the model came from (JSON-able: files, patient, connectome)."""
+        provenance: where the model came from (JSON-able: files, patient, connectome); populations: the
+        run's populations (dicts: name, region, cell_type, first_gid, count, kind)."""
         path = Path(path)
         if path.exists() or path.is_symlink():
             if not overwrite:
@@ -113,6 +117,7 @@ class RunStore:
             "status": "running",
             "t_reached": 0.0,
             "provenance": provenance or {},
+            "populations": populations or [],
         }
         root = zarr.open_group(path, mode="w-", zarr_format=3, attributes=attrs)
         spikes = root.create_group("spikes")

@@ -95,6 +95,46 @@ class Recipe:
     def _population_regions(self):
         return np.array([p.region for p in self.populations], dtype=np.int64)
 
+    def population_table(self):
+        """Every population as a JSON-able dict (name, region label or None, cell type, first_gid, count,
+        kind), for readers of the output that have no recipe. kind: 'inhibitory' when every synapse its
+        cells contact reverses below -40 mV, 'excitatory' when none does, '' otherwise or if it has no
+        targets."""
+        return [
+            {
+                "name": p.name,
+                "region": None if p.region < 0 else self.brain.labels[p.region],
+                "cell_type": p.cell_type or p.name,
+                "first_gid": p.first_gid,
+                "count": p.count,
+                "kind": self._kind(p),
+            }
+            for p in self.populations
+        ]
+
+    def _kind(self, pop):
+        targets = [(c["target"], c["synapse"]) for c in self.config["connections"] if c["source"] == pop.name]
+        if pop.region >= 0:
+            brain = self.config["brain"]
+            own = [(r["target"], r["synapse"]) for r in brain["local"] if r["source"] == pop.cell_type]
+            long_range = brain["long_range"]
+            if long_range is not None and long_range["source"] == pop.cell_type:
+                own += list(long_range["targets"].items())
+            label = self.brain.labels[pop.region]
+            targets += [(f"{label}.{target}", synapse) for target, synapse in own]
+        reversals = []
+        for target, synapse in targets:
+            if target not in self._pop_by_name:
+                continue
+            site = self.cell_type(target).synapses[synapse]
+            names = [name for name, _, _ in CATALOGUE[site.mechanism].PARAMS]
+            if "e" in names:
+                reversals.append(site.params[names.index("e")])
+        if not reversals:
+            return ""
+        inhibitory = [e < -40.0 for e in reversals]
+        return "inhibitory" if all(inhibitory) else "excitatory" if not any(inhibitory) else ""
+
     def population(self, name):
         return self._pop_by_name[name]
 

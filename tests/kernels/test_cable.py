@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from brainsim.kernels.cable import (
     AREA_SCALE,
     axial_sum,

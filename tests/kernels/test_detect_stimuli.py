@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from brainsim.kernels.detect import crossings, crossings_np
 from brainsim.kernels.stimuli import iclamp, iclamp_np
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from brainsim.kernels.cable import axial_sum
 from brainsim.kernels.implicit import (
     jacobian_dense_np,

@@ -5,9 +5,10 @@ import re
 
 import numpy as np
 import pytest
+from numba import njit
+
 from brainsim.kernels import JIT
 from brainsim.kernels.mathfn import exprelr, exprelr_np, vexp, vlog
-from numba import njit
 
 
 @njit(fastmath=True, error_model="numpy")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from brainsim.kernels.ions import CAI, ICA, ION_FIELDS
 from brainsim.kernels.mechanisms import CATALOGUE
 

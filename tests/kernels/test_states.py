@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from brainsim.kernels.states import (
     exp_euler,
     exp_euler_np,

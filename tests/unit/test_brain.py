@@ -39,6 +39,23 @@ def test_populations_per_region_and_type_in_connectome_order():
     assert [p.name for p in r.matching("*.fs")] == [f"{label}.fs" for label in REGIONS]
 
 
+def test_population_table_for_readers_of_the_output():
+    table = recipe().population_table()
+    assert table[0] == {
+        "name": "lh-precentral.pyr",
+        "region": "lh-precentral",
+        "cell_type": "pyr",
+        "first_gid": 0,
+        "count": 16,
+        "kind": "excitatory",
+    }
+    assert [row["kind"] for row in table] == ["excitatory", "inhibitory"] * 6
+    assert [row["first_gid"] for row in table[:3]] == [0, 16, 20]
+    demo = {row["name"]: row for row in Recipe(load_config(REPO / "configs/demo.yaml")).population_table()}
+    assert demo["pyr"]["kind"] == "excitatory" and demo["inh"]["kind"] == "inhibitory"
+    assert demo["l5pc"]["kind"] == "" and demo["l5pc"]["region"] is None  # it contacts no cell
+
+
 def test_scale_rounds_counts_and_overrides_replace_them():
     r = recipe(
         "brain.scale=2.5",

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from brainsim.kernels.mechanisms import CATALOGUE
 
 from brainsim.config import load_config, resolve_config
 from brainsim.config.load import apply_override
 from brainsim.errors import ConfigError
+from brainsim.kernels.mechanisms import CATALOGUE
 from brainsim.model.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,370 @@
+"""Set twin summaries side by side: how each treated run differs from the baseline, region by region, and
+which run lies closest to a target (a healthy twin, say; by default the baseline itself, in which case the
+ranking orders the treatments by how little they change the baseline).
+
+The paths are [baseline, treated, ...]; every store must be a summary store (``layout``) with the same
+region labels. Features per region, computed nan-safely (``region_features``):
+
+    mean_rate (Hz), cv_isi, synchrony, hypersynchrony and ei_balance (means over windows),
+    rel_power_<band> = band_power / (sum of band_power over bands)   (NaN where that sum is 0)
+
+Differences (``Comparison.differences``, one row per run, region and feature; treated minus baseline,
+relative difference = difference / |baseline|, NaN where the baseline is 0). For mean_rate the rows also
+carry an effect size and a p-value taken from window_rate, the per-window rates being the observations:
+
+    d = (m_T - m_B) / s_p,   s_p = sqrt(((n_T - 1) s_T^2 + (n_B - 1) s_B^2) / (n_T + n_B - 2))
+
+with m the mean and s the sample standard deviation (ddof 1) over a run's windows, n the number of
+windows (NaN ignored); d is NaN where either run has fewer than 2 windows or s_p is 0. p is the two-sided
+Welch t-test (unequal variances) of the same samples.
+
+Distance of a run to the target (``Comparison.ranking``, ascending: rank 1 is closest). For region r and
+feature f, with t the target's features and x the run's,
+
+    z[r, f] = (x[r, f] - t[r, f]) / s_f,   s_f = max(std over regions of t[:, f] (ddof 0, NaN ignored), EPS);
+    where that std is 0 or NaN:  s_f = max(|mean over regions of t[:, f]|, EPS)   (a relative difference)
+    (EPS keeps a feature that is nearly constant and near 0 in the target, e.g. hypersynchrony, from
+    outweighing all others)
+    feature_distance = sqrt(mean of z^2 over the (r, f) pairs finite in both)
+    fc_distance = 1 - Pearson correlation of the upper triangles (diagonal excluded) of fc_rate, over
+                  the pairs finite in both (NaN with fewer than 2 such pairs or a constant triangle)
+    distance = feature_distance + fc_weight * fc_distance   (the FC term left out where it is NaN)
+
+A run identical to the target has distance 0.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+from scipy import stats
+
+from brainsim.io.zarr_store import FORMAT as RUN_FORMAT
+
+from .layout import FORMAT, FORMAT_VERSION
+
+VARIABLES = (
+    "mean_rate",
+    "cv_isi",
+    "synchrony",
+    "band_power",
+    "window_rate",
+    "hypersynchrony",
+    "ei_balance",
+    "fc_rate",
+)
+EPS = 0.05  # floor of the scale of a feature (feature units: Hz, or 1 for the dimensionless ones)
+TOP = 10  # regions listed per treated run by format_comparison
+
+
+@dataclass
+class Comparison:
+    """What ``compare`` found: names[0] and paths[0] are the baseline, the rest the treated runs."""
+
+    names: list[str]
+    paths: list[Path]
+    target_name: str
+    target_path: Path
+    differences: pd.DataFrame  # run, region, feature, baseline, treated, difference, relative_difference,
+    #                            cohen_d, p_value (the last two for mean_rate only)
+    ranking: pd.DataFrame  # rank, run, role, path, distance, feature_distance, fc_distance
+    files: list[Path] = field(default_factory=list)  # written into ``out``
+
+
+def compare(paths, *, target=None, out=None, log=print, fc_weight: float = 1.0) -> Comparison:
+    """Compare summary stores [baseline, treated, ...] with each other and with ``target`` (a summary store;
+    default the baseline); write differences.csv, ranking.csv and ranking.png into ``out`` if given, telling
+    ``log`` each file written. ``fc_weight`` scales the FC term of the distance (0 leaves it out)."""
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise ValueError(f"compare needs a baseline and at least one treated summary store, got {len(paths)}")
+    stores = [_read(p) for p in paths]
+    target_path = paths[0] if target is None else Path(target)
+    target_ds = stores[0] if target is None else _read(target_path)
+    named_paths = paths if target is None else paths + [target_path]
+    named = stores if target is None else stores + [target_ds]
+    for path, ds in zip(named_paths[1:], named[1:]):
+        _check_regions(ds, path, stores[0], paths[0])
+
+    names = _unique_names(
+        [ds.attrs.get("source_name") or _stem(p) for ds, p in zip(named, named_paths)], named_paths
+    )
+    target_name = names[0] if target is None else names[-1]
+    names = names[: len(paths)]
+    features = [region_features(ds) for ds in stores]
+    differences = pd.concat(
+        [
+            _differences(n, features[0], f, stores[0], ds)
+            for n, f, ds in zip(names[1:], features[1:], stores[1:])
+        ],
+        ignore_index=True,
+    )
+    ranking = _ranking(names, paths, features, stores, region_features(target_ds), target_ds, fc_weight)
+    comparison = Comparison(names, paths, target_name, target_path, differences, ranking)
+    if out is not None:
+        comparison.files = write(comparison, out, log=log)
+    return comparison
+
+
+def region_features(ds: xr.Dataset) -> pd.DataFrame:
+    """Feature table of one summary: index region, one column per feature (see the module docs)."""
+    columns = {
+        "mean_rate": ds.mean_rate,
+        "cv_isi": ds.cv_isi,
+        "synchrony": ds.synchrony,
+        "hypersynchrony": ds.hypersynchrony.mean("window"),
+        "ei_balance": ds.ei_balance.mean("window"),
+    }
+    total = ds.band_power.sum("band", min_count=1)
+    relative = ds.band_power / total.where(total > 0)
+    for band in relative.band.values:
+        columns[f"rel_power_{band}"] = relative.sel(band=band)
+    index = pd.Index(_labels(ds), name="region")
+    return pd.DataFrame(
+        {name: np.asarray(value, dtype=float) for name, value in columns.items()}, index=index
+    )
+
+
+def cohen_d(treated: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Cohen's d (pooled SD) per column of two (observation, column) arrays, NaN ignored; NaN where a
+    sample has fewer than 2 values or the pooled SD is 0."""
+    n_t, n_b = _count(treated), _count(baseline)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        var_t, var_b = np.nanvar(treated, axis=0, ddof=1), np.nanvar(baseline, axis=0, ddof=1)
+        pooled = np.sqrt(((n_t - 1) * var_t + (n_b - 1) * var_b) / (n_t + n_b - 2))
+        d = (np.nanmean(treated, axis=0) - np.nanmean(baseline, axis=0)) / pooled
+    return np.where((n_t >= 2) & (n_b >= 2) & (pooled > 0), d, np.nan)
+
+
+def welch_p(treated: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Two-sided Welch t-test p-value per column of two (observation, column) arrays, NaN ignored; NaN
+    where a sample has fewer than 2 values."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = stats.ttest_ind(treated, baseline, axis=0, equal_var=False, nan_policy="omit").pvalue
+    return np.where((_count(treated) >= 2) & (_count(baseline) >= 2), np.asarray(p, dtype=float), np.nan)
+
+
+def feature_distance(run: pd.DataFrame, target: pd.DataFrame) -> float:
+    """Root mean square of the target-scaled feature differences (see the module docs); NaN if no pair."""
+    spread = target.std(ddof=0)
+    scale = np.maximum(spread, EPS).where(spread > 0, np.maximum(target.mean().abs(), EPS))
+    z = ((run - target) / scale).to_numpy()
+    z = z[np.isfinite(z)]
+    return float(np.sqrt(np.mean(z**2))) if z.size else np.nan
+
+
+def fc_distance(fc: np.ndarray, target_fc: np.ndarray) -> float:
+    """1 - Pearson correlation of the upper triangles of two FC matrices over the pairs finite in both;
+    NaN with fewer than 2 pairs or a constant triangle."""
+    upper = np.triu_indices_from(fc, k=1)
+    a, b = fc[upper], target_fc[upper]
+    both = np.isfinite(a) & np.isfinite(b)
+    a, b = a[both], b[both]
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return np.nan
+    return float(max(0.0, 1.0 - np.corrcoef(a, b)[0, 1]))
+
+
+def write(comparison: Comparison, out, log=print) -> list[Path]:
+    """Write differences.csv, ranking.csv and ranking.png into folder ``out``; return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "differences.csv", out / "ranking.csv", out / "ranking.png"]
+    comparison.differences.to_csv(files[0], index=False)
+    comparison.ranking.to_csv(files[1], index=False)
+    _figure(comparison).savefig(files[2], dpi=120)
+    for path in files:
+        log(f"wrote {path}")
+    return files
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """Terminal text: the ranking, then per treated run the regions with the largest |Cohen's d|."""
+    ranking = comparison.ranking
+    rows = [
+        [
+            _int(r.rank),
+            r.run,
+            r.role,
+            f"{r.distance:.3f}",
+            f"{r.feature_distance:.3f}",
+            f"{r.fc_distance:.3f}",
+        ]
+        for r in ranking.itertuples()
+    ]
+    lines = [f"Distance to target {comparison.target_name!r} (rank 1 is closest)"]
+    lines += _table(["rank", "run", "role", "distance", "features", "fc"], rows, "rllrrr")
+    rate = comparison.differences[comparison.differences.feature == "mean_rate"]
+    for name in comparison.names[1:]:
+        top = rate[rate.run == name].sort_values("cohen_d", key=np.abs, ascending=False, na_position="last")
+        rows = [
+            [r.region, f"{r.baseline:.2f}", f"{r.treated:.2f}", f"{r.difference:+.2f}", f"{r.cohen_d:+.2f}"]
+            for r in top.head(TOP).itertuples()
+        ]
+        lines += ["", f"{name} vs baseline {comparison.names[0]!r}: regions with the largest |Cohen's d|"]
+        lines += _table(["region", "baseline Hz", "treated Hz", "difference Hz", "d"], rows, "lrrrr")
+    return "\n".join(lines)
+
+
+def _read(path: Path) -> xr.Dataset:
+    """The compared variables of a summary store, in memory; ValueError if it is not one."""
+    try:
+        attrs = zarr.open_group(path, mode="r").attrs.asdict()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no Zarr store there") from None
+    kind = attrs.get("format")
+    if kind == RUN_FORMAT:
+        raise ValueError(f"{path} is a run store, not a summary: run `brainsim summarize {path}` first")
+    if kind != FORMAT:
+        raise ValueError(f"{path} is not a brainsim summary store: format {kind!r}, not {FORMAT!r}")
+    if attrs.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: summary format_version {attrs.get('format_version')!r}, "
+            f"this brainsim reads {FORMAT_VERSION}"
+        )
+    ds = xr.open_zarr(path)
+    missing = [name for name in VARIABLES if name not in ds]
+    if missing:
+        raise ValueError(f"{path}: summary store lacks {', '.join(missing)}")
+    return ds[list(VARIABLES)].load()
+
+
+def _labels(ds: xr.Dataset) -> list[str]:
+    return [str(label) for label in ds.region.values]
+
+
+def _check_regions(ds: xr.Dataset, path: Path, reference: xr.Dataset, reference_path: Path) -> None:
+    """ValueError naming the first region label of ``ds`` that differs from ``reference``."""
+    mine, theirs = _labels(ds), _labels(reference)
+    if mine == theirs:
+        return
+    i = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+    a = repr(mine[i]) if i < len(mine) else "nothing"
+    b = repr(theirs[i]) if i < len(theirs) else "nothing"
+    raise ValueError(
+        f"{path}: region labels differ from {reference_path}: region {i} is {a} there, {b} in "
+        f"{reference_path} ({len(mine)} vs {len(theirs)} regions)"
+    )
+
+
+def _stem(path: Path) -> str:
+    return path.resolve().with_suffix("").name
+
+
+def _unique_names(names: list[str], paths: list[Path]) -> list[str]:
+    """Names made unique by appending, where two coincide, the shortest tail of their store paths that tells
+    them apart (the store's folder name without .zarr, then its parent, ...)."""
+    out = list(names)
+    for name in set(names):
+        same = [i for i, n in enumerate(names) if n == name]
+        if len(same) > 1:
+            for i, tail in zip(same, _distinct_tails([paths[i] for i in same])):
+                out[i] = f"{name} ({tail})"
+    return out
+
+
+def _distinct_tails(paths: list[Path]) -> list[str]:
+    parts = [p.resolve().with_suffix("").parts for p in paths]
+    for k in range(1, max(map(len, parts)) + 1):
+        tails = ["/".join(p[-k:]) for p in parts]
+        if len(set(tails)) == len(tails):
+            return tails
+    return [f"#{i + 1}" for i in range(len(paths))]  # the same store given twice
+
+
+def _count(samples: np.ndarray) -> np.ndarray:
+    return np.sum(~np.isnan(samples), axis=0)
+
+
+def _differences(name, base: pd.DataFrame, treated: pd.DataFrame, base_ds, treated_ds) -> pd.DataFrame:
+    """Tidy rows (run, region, feature) of one treated run against the baseline."""
+    treated = treated.reindex(columns=base.columns)
+    regions, features = base.index.to_numpy(), base.columns.to_numpy()
+    b, t = base.to_numpy().ravel(), treated.to_numpy().ravel()
+    with np.errstate(all="ignore"):
+        relative = np.where(b != 0, (t - b) / np.abs(b), np.nan)
+    table = pd.DataFrame(
+        {
+            "run": name,
+            "region": np.repeat(regions, len(features)),
+            "feature": np.tile(features, len(regions)),
+            "baseline": b,
+            "treated": t,
+            "difference": t - b,
+            "relative_difference": relative,
+            "cohen_d": np.nan,
+            "p_value": np.nan,
+        }
+    )
+    samples_t = treated_ds.window_rate.transpose("window", "region").values
+    samples_b = base_ds.window_rate.transpose("window", "region").values
+    rate = (table.feature == "mean_rate").to_numpy()
+    table.loc[rate, "cohen_d"] = cohen_d(samples_t, samples_b)
+    table.loc[rate, "p_value"] = welch_p(samples_t, samples_b)
+    return table
+
+
+def _ranking(names, paths, features, stores, target_features, target_ds, fc_weight) -> pd.DataFrame:
+    """Runs sorted by distance to the target (NaN last), rank 1 the closest."""
+    target_fc = target_ds.fc_rate.values
+    table = pd.DataFrame(
+        {
+            "run": names,
+            "role": ["baseline"] + ["treated"] * (len(names) - 1),
+            "path": [str(p) for p in paths],
+            "feature_distance": [feature_distance(f, target_features) for f in features],
+            "fc_distance": [fc_distance(ds.fc_rate.values, target_fc) for ds in stores],
+        }
+    )
+    table["distance"] = table.feature_distance + fc_weight * table.fc_distance.fillna(0.0)
+    table["rank"] = table.distance.rank(method="min").astype("Int64")
+    columns = ["rank", "run", "role", "path", "distance", "feature_distance", "fc_distance"]
+    return table.sort_values("distance", na_position="last", kind="stable")[columns].reset_index(drop=True)
+
+
+def _figure(comparison: Comparison):
+    """Left: distances to the target, best on top; right: region x run heatmap of the mean rate change."""
+    from matplotlib.figure import Figure  # renders through Agg without touching pyplot's backend
+
+    ranking = comparison.ranking
+    rate = comparison.differences[comparison.differences.feature == "mean_rate"]
+    change = rate.pivot(index="region", columns="run", values="difference")
+    change = change.reindex(index=rate.region.unique(), columns=comparison.names[1:])
+    height = max(4.0, 0.2 * len(change))
+    fig = Figure(figsize=(6 + 0.6 * change.shape[1], height), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1, max(1.0, 0.25 * change.shape[1])])
+    colours = ["tab:gray" if role == "baseline" else "tab:blue" for role in ranking.role]
+    left.barh(ranking.run, ranking.distance, color=colours)
+    left.invert_yaxis()
+    left.set_xlabel(f"distance to {comparison.target_name}")
+    left.set_title("closest to target first (grey: baseline)")
+    limit = np.nanmax(np.abs(change.to_numpy()), initial=0.0) or 1.0
+    image = right.imshow(
+        change.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
+    )
+    right.set_xticks(range(change.shape[1]), change.columns, rotation=45, ha="right")
+    right.set_yticks(range(len(change)), change.index, fontsize=min(9, max(4, 400 / max(len(change), 1))))
+    right.set_title(f"mean rate change vs {comparison.names[0]}")
+    fig.colorbar(image, ax=right, label="treated - baseline (Hz)")
+    return fig
+
+
+def _int(value) -> str:
+    return "-" if pd.isna(value) else str(int(value))
+
+
+def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """Lines of an aligned text table; ``align`` holds one "l" or "r" per column."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row):
+        cells = (cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align))
+        return "  ".join(cells).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]

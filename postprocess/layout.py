@@ -1,0 +1,55 @@
+"""The summary store: one xarray Dataset in Zarr v3 (``xarray.open_zarr(path)``), ``format``
+"brainsim-summary", ``format_version`` 1.
+
+Dimensions and coordinates::
+
+    time        (time,) ms: start of each bin [time, time + bin) of the run's time grid
+    window      (window,) ms: start of each indicator window [window, window + window_ms)
+    bold_time   (bold_time,) ms: BOLD sample times (every ``tr`` ms)
+    region      (region,) text labels; with hemisphere ("left" | "right" | ""), centre_x/_y/_z (mm, NaN if
+                unknown), n_cells, n_excitatory, n_inhibitory (int64). Runs without a brain: one region per
+                population, named after it.
+    region2     (region2,) the same labels: the second axis of the connectivity matrices
+    electrode   (electrode,) 10-20 names; electrode_x/_y/_z (mm)
+    band        (band,) delta theta alpha beta gamma; band_low, band_high (Hz)
+    spike       (spike,) a bounded sample of the raster (see raster_*)
+
+Data variables (attrs: units, long_name)::
+
+    rate            (time, region)      Hz       population firing rate per bin
+    signal          (time, region)      mV       region signal, the LFP proxy: the run's mean membrane
+                                                 potential (regions/v_mean) minus its time mean; without one,
+                                                 the rate smoothed by a 5 ms alpha kernel (units Hz; attr
+                                                 signal_source says which, in words)
+    eeg             (time, electrode)   signal's scalp EEG proxy: lead field @ signal (rows of 1/d^2 weights
+                                        units    summing to 1, so a weighted mean), average referenced
+    mean_rate       (region,)           Hz       over the whole run
+    cv_isi          (region,)           1        mean over cells with >= 3 spikes of CV of the ISIs
+    synchrony       (region,)           1        Golomb's chi^2 of the population count over the run
+    band_power      (region, band)      unit^2   Welch power of signal in each band
+    band_power_eeg  (electrode, band)   unit^2   Welch power of eeg in each band
+    bold            (bold_time, region) %        BOLD signal change (Balloon-Windkessel driven by rate)
+    fc_bold         (region, region2)   1        Pearson correlation of BOLD (NaN if too short)
+    fc_rate         (region, region2)   1        Pearson correlation of rate
+    window_rate     (window, region)    Hz       firing rate per window
+    hypersynchrony  (window, region)    1        chance-corrected chi^2 per window: 0 independent, 1 lockstep
+    ei_balance      (window, region)    1        (r_E - r_I) / (r_E + r_I), per-cell mean rates
+    raster_gid, raster_time, raster_region   (spike,) int64, ms, int64 (index into region); `spike` has
+                                                 no coordinate
+
+Attributes: format, format_version, brainsim_version, created (ISO 8601), source (absolute path of the
+run store), source_name, source_config_hash, source_status ("complete", "failed", "interrupted" or
+"running"), source_t_reached (ms), provenance (JSON text: the run's provenance), bin, window_ms, tr (ms),
+n_spikes, alert_rules and alerts (JSON text: lists of rules, as brainsim.config.schema.ALERT, and of
+matches {rule, variable, region, start (ms), end (ms), peak}). Readers refuse another format_version.
+"""
+
+FORMAT = "brainsim-summary"
+FORMAT_VERSION = 1
+BANDS = {
+    "delta": (1.0, 4.0),
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 13.0),
+    "beta": (13.0, 30.0),
+    "gamma": (30.0, 80.0),
+}

@@ -1,0 +1,511 @@
+"""Render a summary store as one self-contained HTML page: header, alerts, figures (inline PNG), region table.
+
+The page loads nothing from outside: figures are PNGs drawn by matplotlib's Agg renderer and embedded as
+base64 data URLs, and the one inline script only counts the figures the browser decoded (into
+``body.dataset.figuresRendered`` and ``figuresTotal``), so that a headless browser can check them. Long
+series are block-averaged along their time axis (lazily, with Dask) to at most MAX_COLUMNS samples.
+"""
+
+import base64
+import html
+import io
+import json
+import math
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..io.zarr_store import FORMAT as RUN_FORMAT
+from .layout import FORMAT, FORMAT_VERSION
+
+MAX_COLUMNS = 2000  # most samples drawn along a time axis
+MAX_LABELS = 80  # most regions or electrodes named on a figure axis
+MAX_LINES = 20  # most regions drawn as BOLD lines; more are drawn as a heatmap
+DPI = 100
+TIME_DIMS = ("time", "window", "bold_time")
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
+h1 { margin-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.meta dt { font-weight: bold; }
+.warning { background: #fff3cd; border: 2px solid #e0a800; padding: 0.6em 1em; font-weight: bold; }
+.alerts { background: #fde2e1; border: 3px solid #c0392b; padding: 0.6em 1em; }
+.alerts h2 { color: #c0392b; margin-top: 0.2em; }
+.no-alerts { background: #e6f4ea; border: 1px solid #5b9b6b; padding: 0.4em 1em; }
+.row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+figure { margin: 1em 0; flex: 1 1 560px; min-width: 0; }
+figure img { max-width: 100%; height: auto; }
+figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
+.note { font-style: italic; color: #666; border: 1px dashed #aaa; padding: 1em; }
+"""
+
+SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.from(document.images);
+  document.body.dataset.figuresTotal = images.length;
+  document.body.dataset.figuresRendered = images.filter(function (img) {
+    return img.complete && img.naturalWidth > 0;
+  }).length;
+});
+"""
+
+
+def write_report(summary, out, *, log=print) -> Path:
+    """Write the summary store at `summary` as one self-contained HTML page at `out`; returns out.
+
+    log(line) receives progress lines. Raises ValueError when the store is not a brainsim summary.
+    """
+    log(f"report: opening {summary}")
+    ds = open_summary(summary)
+    body = [_header(ds), _alerts(ds), *_figures(ds, log), _region_table(ds)]
+    title = f"brainsim summary: {ds.attrs.get('source_name', '')}"
+    out = Path(out)
+    out.write_text(_page(title, body), encoding="utf-8")
+    log(f"report: wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return out
+
+
+def open_summary(path) -> xr.Dataset:
+    """Open a summary store lazily, checking that it is one."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no summary store at {path}")
+    ds = xr.open_zarr(path)
+    kind = ds.attrs.get("format")
+    if kind == RUN_FORMAT:
+        raise ValueError(
+            f"{path} is a run store (format {kind!r}), not a summary: run `brainsim summarize` first"
+        )
+    if kind != FORMAT:
+        raise ValueError(f"{path} is not a brainsim summary store (format {kind!r}, expected {FORMAT!r})")
+    if ds.attrs.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: summary format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
+            f"{FORMAT_VERSION}: summarize the run again"
+        )
+    return ds
+
+
+# ---------------------------------------------------------------------------------------------- page parts
+
+
+def _page(title, body):
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{_esc(title)}</title>",
+            f"<style>{STYLE}</style>",
+            "</head><body>",
+            *body,
+            f"<script>{SCRIPT}</script>",
+            "</body></html>",
+        ]
+    )
+
+
+def _header(ds):
+    """Run name, source, status (with a warning unless complete), versions, provenance, parameters."""
+    a = ds.attrs
+    provenance = _json_attr(a, "provenance", {})
+    status = a.get("source_status", "")
+    rows = {
+        "source": a.get("source"),
+        "source status": status,
+        "reached": f"{_num(a.get('source_t_reached'))} ms",
+        "brainsim version": a.get("brainsim_version"),
+        "created": a.get("created"),
+        "patient": provenance.get("patient_id"),
+        "interventions": ", ".join(map(str, provenance.get("interventions") or [])) or "none",
+        "connectome": provenance.get("connectome"),
+        "config file": provenance.get("config_file"),
+        "config hash": a.get("source_config_hash"),
+        "bin": f"{_num(a.get('bin'))} ms",
+        "window": f"{_num(a.get('window_ms'))} ms",
+        "BOLD TR": f"{_num(a.get('tr'))} ms",
+        "spikes": _num(a.get("n_spikes")),
+    }
+    items = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(_text(v))}</dd>" for k, v in rows.items())
+    parts = [f"<h1>{_esc(a.get('source_name', ''))}</h1>", f'<dl class="meta">{items}</dl>']
+    if status != "complete":
+        reached = _num(a.get("source_t_reached"))
+        parts.append(
+            f'<p class="warning" id="status-warning">&#9888; The source run is {_esc(status or "unknown")}, '
+            f"not complete: this summary covers only its first {_esc(reached)} ms.</p>"
+        )
+    return "\n".join(parts)
+
+
+def _alerts(ds):
+    """A prominent table of the alert matches, or a short "no alerts" box; then the rules checked."""
+    alerts = _json_attr(ds.attrs, "alerts", [])
+    rules = [f"<li>{_esc(_rule_text(rule))}</li>" for rule in _json_attr(ds.attrs, "alert_rules", [])]
+    checked = (
+        f"<p>Rules checked:</p><ul>{''.join(rules)}</ul>" if rules else "<p>No alert rules were given.</p>"
+    )
+    if not alerts:
+        return f'<section class="no-alerts" id="alerts"><h2>Alerts</h2><p>No alerts.</p>{checked}</section>'
+    columns = ("rule", "variable", "region", "start", "end", "peak")
+    head = "".join(f"<th>{c}{' (ms)' if c in ('start', 'end') else ''}</th>" for c in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_esc(_text(alert.get(c)))}</td>" for c in columns) + "</tr>"
+        for alert in alerts
+    )
+    return (
+        f'<section class="alerts" id="alerts"><h2>&#9888; {len(alerts)} alert{"s" * (len(alerts) != 1)}</h2>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{checked}</section>"
+    )
+
+
+def _rule_text(rule):
+    """An alert rule (brainsim.config.schema.ALERT) in words: "name: variable above x for at least t ms"."""
+    if not isinstance(rule, dict):
+        return _text(rule)
+    side = "below" if rule.get("above") is None else "above"
+    regions = rule.get("regions", "all")
+    where = "all regions" if regions == "all" else ", ".join(map(str, regions))
+    return (
+        f"{rule.get('name')}: {rule.get('variable')} {side} {_num(rule.get(side))} "
+        f"for at least {_num(rule.get('for', 0.0))} ms in {where}"
+    )
+
+
+def _region_table(ds):
+    """Per-region statistics; window indicators averaged over the run."""
+    with _quiet():
+        stats = xr.Dataset(
+            {
+                "mean_rate": ds.mean_rate,
+                "cv_isi": ds.cv_isi,
+                "synchrony": ds.synchrony,
+                "hypersynchrony": ds.hypersynchrony.mean("window"),
+                "ei_balance": ds.ei_balance.mean("window"),
+            }
+        ).compute()
+    columns = {
+        "mean_rate": "mean rate (Hz)",
+        "cv_isi": "CV ISI",
+        "synchrony": "synchrony",
+        "hypersynchrony": "mean hypersynchrony",
+        "ei_balance": "mean E/I balance",
+    }
+    head = "".join(f"<th>{_esc(c)}</th>" for c in ("region", "hemisphere", "cells", *columns.values()))
+    rows = []
+    for i, label in enumerate(ds.region.values):
+        cells = [label, ds.hemisphere.values[i], _num(ds.n_cells.values[i])]
+        cells += [_num(stats[key].values[i]) for key in columns]
+        text = "".join(f"<td>{_esc(x)}</td>" for x in cells[:2])
+        numbers = "".join(f'<td class="num">{_esc(x)}</td>' for x in cells[2:])
+        rows.append(f"<tr>{text}{numbers}</tr>")
+    return (
+        '<section id="regions"><h2>Regions</h2>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+
+def _figures(ds, log):
+    """One HTML row per group of figures, each a <figure> with an image or a note."""
+    groups = (
+        (("raster", "spike raster", _raster),),
+        (("rate", "rate heatmap", _rate),),
+        (("fc_rate", "rate FC matrix", _fc), ("fc_bold", "BOLD FC matrix", _fc)),
+        (("band_power", "band power", _band_power), ("band_power_eeg", "EEG band power", _band_power)),
+        (("bold", "BOLD time series", _bold),),
+        (("hypersynchrony", "hypersynchrony", _indicator),),
+        (("ei_balance", "E/I balance", _indicator),),
+    )
+    rows = ['<section id="figures"><h2>Figures</h2>']
+    for group in groups:
+        cells = []
+        for name, title, draw in group:
+            log(f"report: rendering {title}")
+            cells.append(_figure(name, title, draw(ds, name)))
+        rows.append(f'<div class="row">{"".join(cells)}</div>')
+    rows.append("</section>")
+    return rows
+
+
+def _figure(name, title, drawn):
+    """<figure> for (Figure, caption) or, when there is nothing to draw, for a note (str)."""
+    if isinstance(drawn, str):
+        kind, content, caption = "empty", f'<p class="note">{_esc(title)}: {_esc(drawn)}</p>', "Not drawn."
+    else:
+        fig, caption = drawn
+        kind, content = "drawn", f'<img alt="{_esc(title)} ({name})" src="data:image/png;base64,{_png(fig)}">'
+    return (
+        f'<figure class="{kind}" data-variable="{name}">{content}'
+        f"<figcaption><b>{_esc(title[0].upper() + title[1:])}</b>. {_esc(caption)}</figcaption></figure>"
+    )
+
+
+def _raster(ds, name):
+    """Raster sample: spike time vs gid, one colour per region."""
+    gid, time, region = (ds[f"raster_{k}"].values for k in ("gid", "time", "region"))
+    if len(gid) == 0:
+        return "no spikes in the raster sample"
+    fig, ax = _new_figure(11, 4)
+    scale, unit = _time_unit(time)
+    colours = _region_colours(ds.sizes["region"])
+    ax.scatter(time / scale, gid, s=6, c=colours[region], marker="|", linewidths=1.0, rasterized=True)
+    ax.set(xlabel=f"time ({unit})", ylabel="cell gid")
+    _region_legend(ax, ds.region.values, colours)
+    total = _num(ds.attrs.get("n_spikes"))
+    return fig, f"A sample of {len(gid):,} of the run's {total} spikes, coloured by region."
+
+
+def _rate(ds, name):
+    """Region rate heatmap over time."""
+    da = _reduced(ds[name])
+    if da is None:
+        return _note(ds[name])
+    fig, ax = _new_figure(11, _height(ds.sizes["region"]))
+    _heatmap(fig, ax, da, "time", "region", f"rate ({_units(da)})", cmap="viridis", vmin=0)
+    return fig, f"Population firing rate ({_units(da)}) per region over time{_decimated(ds[name], da)}."
+
+
+def _fc(ds, name):
+    """Correlation matrix, colour scale -1..1."""
+    da = _reduced(ds[name])
+    if da is None:
+        return _note(ds[name])
+    fig, ax = _new_figure(5.8, 5.0)
+    image = ax.imshow(da.values, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="Pearson r", shrink=0.8)
+    _label_axis(ax.set_yticks, ds.region.values)
+    _label_axis(ax.set_xticks, ds.region2.values, rotation=90)
+    what = "firing rate" if name == "fc_rate" else "BOLD signal"
+    return fig, f"Functional connectivity: Pearson correlation of the {what} between regions."
+
+
+def _band_power(ds, name):
+    """Band power heatmap (log10), regions or electrodes by band."""
+    da = _reduced(ds[name])
+    if da is None:
+        return _note(ds[name])
+    rows = da.dims[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = np.where(da.values > 0, np.log10(da.values), np.nan)
+    fig, ax = _new_figure(6, _height(da.sizes[rows]))
+    image = ax.imshow(power, aspect="auto", cmap="magma", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label=f"log10 power ({_units(da)})")
+    bands = [
+        f"{b}\n{lo:g}-{hi:g} Hz" for b, lo, hi in zip(da.band.values, da.band_low.values, da.band_high.values)
+    ]
+    ax.set_xticks(range(len(bands)), bands, fontsize=8)
+    _label_axis(ax.set_yticks, da[rows].values)
+    ax.set_ylabel(rows)
+    source = "region signal" if rows == "region" else "EEG proxy"
+    return (
+        fig,
+        f"Welch power of the {source} in each frequency band, log10 scale ({_units(da)}); blank: no value.",
+    )
+
+
+def _bold(ds, name):
+    """BOLD signal: one thin line per region, or a heatmap for many regions."""
+    da = _reduced(ds[name])
+    if da is None:
+        return _note(ds[name])
+    n = ds.sizes["region"]
+    if n > MAX_LINES:
+        fig, ax = _new_figure(11, _height(n))
+        limit = float(np.nanmax(np.abs(da.values))) or 1.0
+        label = f"BOLD ({_units(da)})"
+        _heatmap(fig, ax, da, "bold_time", "region", label, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        drawn = "a row per region"
+    else:
+        fig, ax = _new_figure(11, 4)
+        scale, unit = _time_unit(da.bold_time.values)
+        colours = _region_colours(n)
+        for i in range(n):
+            ax.plot(da.bold_time.values / scale, da.values[:, i], lw=0.8, color=colours[i])
+        ax.set(xlabel=f"time ({unit})", ylabel=f"BOLD ({_units(da)})")
+        _region_legend(ax, ds.region.values, colours)
+        drawn = "a line per region"
+    return fig, f"BOLD signal change ({_units(da)}), {drawn}{_decimated(ds[name], da)}."
+
+
+def _indicator(ds, name):
+    """Window indicator heatmap: hypersynchrony on 0..1, E/I balance on -1..1."""
+    da = _reduced(ds[name])
+    if da is None:
+        return _note(ds[name])
+    fig, ax = _new_figure(11, _height(ds.sizes["region"]))
+    if name == "hypersynchrony":
+        _heatmap(fig, ax, da, "window", "region", "hypersynchrony", cmap="inferno", vmin=0, vmax=1)
+        what = "Hypersynchrony (chance-corrected chi^2: 0 independent, 1 lockstep)"
+    else:
+        _heatmap(fig, ax, da, "window", "region", "E/I balance", cmap="PuOr_r", vmin=-1, vmax=1)
+        what = "E/I balance (r_E - r_I) / (r_E + r_I)"
+    window = _num(ds.attrs.get("window_ms"))
+    return fig, f"{what} per {window} ms window and region{_decimated(ds[name], da)}."
+
+
+# ------------------------------------------------------------------------------------------ figure helpers
+
+
+def _reduced(da):
+    """da block-averaged to at most MAX_COLUMNS samples along its time dimension and loaded; None when it
+    has no finite value."""
+    if da.size == 0:
+        return None
+    for dim in set(da.dims) & set(TIME_DIMS):
+        da = decimate(da, dim)
+    with _quiet():
+        da = da.compute()
+    return None if np.isnan(da.values).all() else da
+
+
+def decimate(da, dim, limit=MAX_COLUMNS):
+    """Block means along dim so that at most `limit` samples remain, each labelled by its first
+    coordinate; stays lazy (Dask) when da is."""
+    factor = math.ceil(da.sizes[dim] / limit)
+    if factor <= 1:
+        return da
+    return da.coarsen({dim: factor}, boundary="pad", coord_func="min").mean()
+
+
+NAN_REASONS = {
+    "fc_bold": ": the run is too short for BOLD correlations",
+    "band_power_eeg": ": region centres are unknown",
+}
+
+
+def _note(da):
+    """Why da is not drawn: an empty dimension, or NaN throughout."""
+    if da.size == 0:
+        return f"no data ({da.name} has no {' or '.join(d for d in da.dims if da.sizes[d] == 0)})"
+    return f"no data ({da.name} is NaN throughout{NAN_REASONS.get(da.name, '')})"
+
+
+def _heatmap(fig, ax, da, x, y, label, **kwargs):
+    """da (x, y) as an image with x (ms) horizontal, the y labels down the left side and a colour bar
+    named label; kwargs go to imshow."""
+    scale, unit = _time_unit(da[x].values)
+    step = (da[x].values[1] - da[x].values[0]) if da.sizes[x] > 1 else 1.0
+    extent = (da[x].values[0] / scale, (da[x].values[-1] + step) / scale, da.sizes[y] - 0.5, -0.5)
+    image = ax.imshow(
+        da.transpose(y, x).values, aspect="auto", extent=extent, interpolation="nearest", **kwargs
+    )
+    fig.colorbar(image, ax=ax, label=label)
+    ax.set(xlabel=f"{x.replace('_', ' ')} ({unit})", ylabel=y)
+    _label_axis(ax.set_yticks, da[y].values)
+
+
+def _label_axis(set_ticks, labels, rotation=0):
+    """Name each tick when there are at most MAX_LABELS labels; otherwise leave the default index ticks."""
+    if len(labels) <= MAX_LABELS:
+        size = 8 if len(labels) <= 30 else 5
+        set_ticks(range(len(labels)), [_tex_safe(x) for x in labels], fontsize=size, rotation=rotation)
+
+
+def _region_colours(n):
+    """RGBA rows, one per region: tab20's ten strong colours first, then its ten light ones, repeating."""
+    i = np.arange(n) % 20
+    return colormaps["tab20"](2 * (i % 10) + i // 10)
+
+
+def _region_legend(ax, labels, colours):
+    """A colour key right of the axes, for at most MAX_LINES regions."""
+    if len(labels) <= MAX_LINES:
+        handles = [
+            ax.scatter([], [], color=colours[i], marker="s", label=_tex_safe(x)) for i, x in enumerate(labels)
+        ]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+
+
+def _new_figure(width, height):
+    """A figure of width x height inches outside pyplot (freed with its last reference)."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _png(fig):
+    """The figure as base64 PNG text."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _height(n_rows):
+    """Figure height (inches) for a heatmap of n_rows rows: room for their labels, if they get some."""
+    return float(np.clip(1.5 + 0.12 * n_rows, 3, 11)) if n_rows <= MAX_LABELS else 6.0
+
+
+def _time_unit(ms):
+    """(divisor, unit) to show times given in ms: seconds past 10 s."""
+    span = float(np.nanmax(ms) - np.nanmin(ms)) if len(ms) else 0.0
+    return (1000.0, "s") if span > 10_000 else (1.0, "ms")
+
+
+def _decimated(original, shown):
+    """Caption text saying how much `shown` was block-averaged from `original` ("" if not at all)."""
+    dims = [d for d in TIME_DIMS if d in original.dims and original.sizes[d] != shown.sizes[d]]
+    if not dims:
+        return ""
+    d = dims[0]
+    return f" (means over blocks of {math.ceil(original.sizes[d] / shown.sizes[d])} samples)"
+
+
+# ----------------------------------------------------------------------------------------------- text
+
+
+def _json_attr(attrs, key, default):
+    """An attribute stored as JSON text (already decoded values are returned as they are)."""
+    value = attrs.get(key)
+    if value is None:
+        return default
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _units(da):
+    return da.attrs.get("units", "")
+
+
+def _num(x):
+    """Numbers for people: integers as they are, floats to 3 significant digits, NaN/None as an en dash."""
+    if x is None or (isinstance(x, (float, np.floating)) and not np.isfinite(x)):
+        return "\u2013"
+    if isinstance(x, (int, np.integer)) or (isinstance(x, (float, np.floating)) and float(x).is_integer()):
+        return f"{int(x):,}"
+    return f"{x:.3g}"
+
+
+def _text(x):
+    """Any JSON value as table text: numbers as _num, lists and mappings as JSON."""
+    if isinstance(x, (float, int, np.number)) or x is None:
+        return _num(x)
+    if isinstance(x, (dict, list)):
+        return json.dumps(x)
+    return str(x)
+
+
+def _esc(x):
+    return html.escape(str(x), quote=True)
+
+
+def _tex_safe(label):
+    """A label matplotlib draws as it is ($ would start mathtext)."""
+    return str(label).replace("$", r"\$")
+
+
+@contextmanager
+def _quiet():
+    """Silence NumPy's warnings about means of all-NaN slices (they become NaN, shown as such)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        yield

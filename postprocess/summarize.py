@@ -1,0 +1,394 @@
+"""A run store into its twin summary store (layout: postprocess.layout), with Dask.
+
+Two passes, each bounded in memory: the spike pass (postprocess.spikes) writes the binned spike counts
+per region and cell kind to a scratch array beside the summary, and gathers per-cell ISI statistics and
+a raster sample; the second pass derives every summary variable from those counts and the run's
+region signals, chunk by chunk, and writes the summary. Alerts are then evaluated on the summary."""
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.errors import ZarrUserWarning
+
+from brainsim import __version__
+from brainsim.config.schema import ALERT, SUMMARY
+
+from . import alerts as alert_rules
+from .cluster import compute, dask_client
+from .layout import BANDS, FORMAT, FORMAT_VERSION
+from .runstore import RunView
+from .signals import balloon, band_power, electrode_positions, lead_field
+from .spikes import KINDS, spike_pass
+
+RASTER_SPIKES = 200_000  # most spikes in the raster sample
+BOLD_RATE_SCALE = 50.0  # Hz: the rate that is a unit neural drive of the BOLD (20 Hz: flow +100 %)
+FC_RATE_BIN = 10.0  # ms: bins of the rates correlated into fc_rate
+SIGNAL_TAU = 5.0  # ms: alpha kernel smoothing the rate into a signal when the run has no mean V
+CHUNK_BYTES = 64 << 20  # bytes of one (time, region) chunk held by a task
+
+
+@dataclass(frozen=True)
+class Summary:
+    path: Path
+    alerts: list  # matches: dicts {rule, variable, region, start, end, peak}
+    source_status: str
+
+
+def default_output(run):
+    run = Path(run)
+    stem = run.name[: -len(".zarr")] if run.name.endswith(".zarr") else run.name
+    return run.with_name(f"{stem}.summary.zarr")
+
+
+def settings(view, bin_ms=None, window_ms=None, tr=None, extra_alerts=()):
+    """The summary settings: the run config's `summary` section, overridden by the arguments; checked."""
+    config = view.config.get("summary") or SUMMARY.resolve(None, "summary")  # stored resolved
+    bin_ms = bin_ms or config["bin"] or view.region_bin or 1.0
+    window_ms = window_ms or config["window"]
+    tr = tr or config["tr"]
+    if view.region_bin is not None and not _multiple(bin_ms, view.region_bin):
+        raise ValueError(
+            f"bin {bin_ms:g} ms must be a multiple of the run's region bin ({view.region_bin:g} ms)"
+        )
+    for name, value in (("window", window_ms), ("tr", tr)):
+        if not _multiple(value, bin_ms):
+            raise ValueError(f"{name} {value:g} ms must be a multiple of the bin ({bin_ms:g} ms)")
+    rules = config["alerts"] + list(extra_alerts)
+    alert_rules.check_regions(rules, view.labels)
+    return bin_ms, window_ms, tr, rules
+
+
+def _multiple(value, unit):
+    ratio = value / unit
+    return ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) < 1e-6
+
+
+def load_alert_file(path):
+    """Alert rules from a YAML file with a top-level `alerts:` list; errors name the file and key."""
+    import yaml
+
+    from brainsim.errors import ConfigError
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"cannot read alert rules from {path}: {e}") from e
+    if not isinstance(raw, dict) or set(raw) != {"alerts"} or not isinstance(raw["alerts"], list):
+        raise ValueError(f"{path}: expected a mapping with one key, 'alerts', holding a list of rules")
+    try:
+        return [ALERT.resolve(rule, f"alerts[{i}]") for i, rule in enumerate(raw["alerts"])]
+    except ConfigError as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+def summarize(run, out=None, **options):
+    """Summarise the run store `run` into `out` (default RUN.summary.zarr beside it); returns a Summary.
+    options: scheduler, workers, bin_ms, window_ms, tr, alert_files, overwrite, log (see _summarize)."""
+    with warnings.catch_warnings():
+        # NaN where a measure is undefined (no cells, no spikes) is the intended result.
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        warnings.filterwarnings("ignore", "divide by zero encountered", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Consolidated metadata", ZarrUserWarning)
+        return _summarize(run, out, **options)
+
+
+def _summarize(
+    run,
+    out=None,
+    *,
+    scheduler="local",
+    workers=None,
+    bin_ms=None,
+    window_ms=None,
+    tr=None,
+    alert_files=(),
+    overwrite=False,
+    log=print,
+):
+    view = RunView.open(run)
+    out = Path(out) if out is not None else default_output(view.path)
+    extra = [rule for path in alert_files for rule in load_alert_file(path)]
+    bin_ms, window_ms, tr, rules = settings(view, bin_ms, window_ms, tr, extra)
+    if out.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+        if not (out / "zarr.json").is_file():
+            raise FileExistsError(f"will not overwrite {out}: not a Zarr store")
+        shutil.rmtree(out)
+    status = view.attrs.get("status", "?")
+    if status != "complete":
+        log(f"summarize: warning: the run is {status!r}; summarising its first {view.t_end:g} ms")
+    n_bins = int(np.floor(view.t_end / bin_ms + 1e-9))
+    if n_bins < 1:
+        raise ValueError(f"{view.path} holds {view.t_end:g} ms of output, less than one bin ({bin_ms:g} ms)")
+    scratch = out.with_name(out.name + ".counts")
+    shutil.rmtree(scratch, ignore_errors=True)
+    with dask_client(scheduler, workers, log) as client:
+        counts, stats, raster = spike_pass(
+            view.path, view.cells, n_bins, bin_ms, view.raster_gids(), RASTER_SPIKES
+        )
+        store = counts.rechunk({0: counts.chunks[0][0]}).to_zarr(str(scratch), compute=False)
+        log(f"summarize: {view.path.name}: {n_bins} bins of {bin_ms:g} ms, {len(view.labels)} regions")
+        _, stats, raster = compute(client, [store, stats, raster], "spike pass", log)
+        counts = da.from_zarr(str(scratch))
+        ds = _dataset(view, counts, stats, raster, bin_ms, window_ms, tr)
+        ds.attrs.update(_attrs(view, bin_ms, window_ms, tr, rules))
+        ds.attrs["n_spikes"] = int(counts.sum(dtype=np.int64).compute())
+        write = ds.to_zarr(out, mode="w-", zarr_format=3, consolidated=True, compute=False)
+        compute(client, [write], "region signals, EEG, band power, BOLD, connectivity, indicators", log)
+    shutil.rmtree(scratch, ignore_errors=True)
+    matches = alert_rules.evaluate(xr.open_zarr(out), rules)
+    group = zarr.open_group(out, mode="r+")
+    group.attrs["alerts"] = json.dumps(matches)
+    zarr.consolidate_metadata(out)
+    return Summary(out, matches, status)
+
+
+def _attrs(view, bin_ms, window_ms, tr, rules):
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "brainsim_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": str(view.path),
+        "source_name": view.config.get("name", view.path.stem),
+        "source_config_hash": view.attrs.get("config_hash", ""),
+        "source_status": view.attrs.get("status", "?"),
+        "source_t_reached": view.t_end,
+        "provenance": json.dumps(view.attrs.get("provenance", {})),
+        "bin": bin_ms,
+        "window_ms": window_ms,
+        "tr": tr,
+        "alert_rules": json.dumps(rules),
+        "alerts": "[]",
+    }
+
+
+def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
+    """The summary Dataset (lazy) from the counts (n_bins, n_regions, 3) and the spike-pass results."""
+    n_bins, n_regions = counts.shape[0], counts.shape[1]
+    n_cells = view.n_cells.sum(axis=1).astype(float)
+    n_exc, n_inh = view.n_cells[:, KINDS.index("excitatory")], view.n_cells[:, KINDS.index("inhibitory")]
+    cells = np.where(n_cells > 0, n_cells, np.nan)
+    time_chunk = max(1, CHUNK_BYTES // (8 * n_regions))
+    total = counts.sum(axis=2, dtype=np.float64).rechunk((time_chunk, n_regions))
+    rate = total / (cells * bin_ms * 1e-3)
+    per_window = int(round(window_ms / bin_ms))
+    n_windows = n_bins // per_window
+    windowed = (
+        counts[: n_windows * per_window]
+        .astype(np.float64)
+        .rechunk((max(1, time_chunk // per_window) * per_window, n_regions, len(KINDS)))
+    )
+    windowed = windowed.reshape(n_windows, per_window, n_regions, len(KINDS), merge_chunks=False)
+    window_total = windowed.sum(axis=3)
+    window_s = window_ms * 1e-3
+    rate_e = windowed[..., KINDS.index("excitatory")].sum(axis=1) / (
+        np.where(n_exc > 0, n_exc, np.nan) * window_s
+    )
+    rate_i = windowed[..., KINDS.index("inhibitory")].sum(axis=1) / (
+        np.where(n_inh > 0, n_inh, np.nan) * window_s
+    )
+    signal, signal_source, signal_units = _signal(view, rate, bin_ms, n_bins)
+    time = np.arange(n_bins) * bin_ms
+    data = {
+        "rate": (("time", "region"), rate.astype(np.float32), "Hz", "population firing rate"),
+        "signal": (("time", "region"), signal.astype(np.float32), signal_units, "region signal (LFP proxy)"),
+        "mean_rate": (("region",), total.sum(axis=0) / (cells * n_bins * bin_ms * 1e-3), "Hz", "mean rate"),
+        "cv_isi": (("region",), _cv_isi(view, stats), "1", "mean CV of inter-spike intervals"),
+        "synchrony": (("region",), _chi2(total, n_cells, axis=0), "1", "Golomb's chi^2 of the count"),
+        "window_rate": (
+            ("window", "region"),
+            window_total.sum(axis=1) / (cells * window_s),
+            "Hz",
+            "firing rate per window",
+        ),
+        "hypersynchrony": (
+            ("window", "region"),
+            _chance_corrected(_chi2(window_total, n_cells, axis=1), n_cells),
+            "1",
+            "hypersynchrony index: chance-corrected chi^2 per window (0 independent, 1 lockstep)",
+        ),
+        "ei_balance": (
+            ("window", "region"),
+            (rate_e - rate_i) / (rate_e + rate_i),
+            "1",
+            "E/I balance (r_E - r_I) / (r_E + r_I) of per-cell mean rates",
+        ),
+    }
+    region_chunk = max(1, min(n_regions, CHUNK_BYTES // (8 * n_bins)))
+    by_region = signal.rechunk((n_bins, region_chunk))
+    data["band_power"] = (
+        ("region", "band"),
+        _per_column(by_region, lambda x: band_power(x, bin_ms), len(BANDS)).T,
+        f"{signal_units}^2",
+        "Welch band power of the region signal",
+    )
+    every = int(round(tr / bin_ms))
+    drive = da.nan_to_num(rate / BOLD_RATE_SCALE).rechunk((n_bins, region_chunk))
+    bold = _per_column(drive, lambda u: balloon(u, bin_ms * 1e-3, every), n_bins // every + 1)
+    data["bold"] = (("bold_time", "region"), bold, "%", "BOLD signal change (Balloon-Windkessel)")
+    data["fc_bold"] = (("region", "region2"), _correlation(bold), "1", "correlation of BOLD")
+    per_fc = max(1, int(round(FC_RATE_BIN / bin_ms)))
+    n_fc = n_bins // per_fc
+    coarse = total[: n_fc * per_fc].rechunk((max(1, time_chunk // per_fc) * per_fc, n_regions))
+    coarse = coarse.reshape(n_fc, per_fc, n_regions, merge_chunks=False).sum(axis=1)
+    data["fc_rate"] = (
+        ("region", "region2"),
+        _correlation(coarse),
+        "1",
+        f"correlation of {FC_RATE_BIN:g} ms rates",
+    )
+    coords = {
+        "time": ("time", time, {"units": "ms"}),
+        "window": ("window", np.arange(n_windows) * window_ms, {"units": "ms"}),
+        "bold_time": ("bold_time", np.arange(n_bins // every + 1) * tr, {"units": "ms"}),
+        "region": ("region", np.array(view.labels, dtype=object), {}),
+        "region2": ("region2", np.array(view.labels, dtype=object), {}),
+        "hemisphere": ("region", np.array(view.hemisphere, dtype=object), {}),
+        "n_cells": ("region", n_cells.astype(np.int64), {}),
+        "n_excitatory": ("region", n_exc.astype(np.int64), {}),
+        "n_inhibitory": ("region", n_inh.astype(np.int64), {}),
+        "band": ("band", np.array(list(BANDS), dtype=object), {}),
+        "band_low": ("band", np.array([b[0] for b in BANDS.values()]), {"units": "Hz"}),
+        "band_high": ("band", np.array([b[1] for b in BANDS.values()]), {"units": "Hz"}),
+    }
+    for k, axis in enumerate("xyz"):
+        coords[f"centre_{axis}"] = ("region", view.centres[:, k], {"units": "mm"})
+    _add_eeg(view, signal, bin_ms, signal_units, data, coords)
+    gid, spike_time = raster
+    data["raster_gid"] = (("spike",), gid.astype(np.int64), "", "gid of each sampled spike")
+    data["raster_time"] = (("spike",), spike_time, "ms", "time of each sampled spike")
+    data["raster_region"] = (("spike",), view.cells.region[gid].astype(np.int64), "", "region index")
+    ds = xr.Dataset(
+        {
+            name: xr.Variable(dims, values, {"units": units, "long_name": doc})
+            for name, (dims, values, units, doc) in data.items()
+        },
+        coords={name: xr.Variable(dim, values, attrs) for name, (dim, values, attrs) in coords.items()},
+    )
+    ds["signal"].attrs["signal_source"] = signal_source
+    return _regular_chunks(ds)
+
+
+def _signal(view, rate, bin_ms, n_bins):
+    """(signal (time, region) dask, source, units): the run's mean V minus its time mean, or the rate
+    smoothed by an alpha kernel when the run has no regions group."""
+    v_mean = view.v_mean
+    if v_mean is not None:
+        factor = int(round(bin_ms / view.region_bin))
+        v = da.from_zarr(v_mean)[: n_bins * factor].astype(np.float64)
+        v = v.rechunk((max(1, rate.chunks[0][0]) * factor, v.shape[1]))
+        v = v.reshape(n_bins, factor, v.shape[1], merge_chunks=False).mean(axis=1)
+        return v - da.nanmean(v, axis=0), "regions/v_mean minus its time mean", "mV"
+    t = np.arange(0.0, 8 * SIGNAL_TAU, bin_ms)
+    kernel = t / SIGNAL_TAU * np.exp(1 - t / SIGNAL_TAU)
+    kernel /= kernel.sum()
+    depth = min(kernel.size, max(1, n_bins - 1))
+
+    def smooth(block):
+        out = np.apply_along_axis(lambda x: np.convolve(x, kernel)[: x.size], 0, block)
+        return out
+
+    filled = da.nan_to_num(rate)
+    if filled.chunks[0][0] < depth:
+        filled = filled.rechunk((depth, filled.shape[1]))
+    smoothed = filled.map_overlap(smooth, depth={0: (depth, 0)}, boundary=0.0, trim=True)
+    return smoothed, f"rate smoothed by a {SIGNAL_TAU:g} ms alpha kernel", "Hz"
+
+
+def _add_eeg(view, signal, bin_ms, units, data, coords):
+    has_cells = view.n_cells.sum(axis=1) > 0
+    known = np.isfinite(view.centres).all(axis=1) & has_cells
+    if not known.any():
+        names, positions, field = [], np.zeros((0, 3)), np.zeros((0, len(view.labels)))
+    else:
+        names, positions = electrode_positions(view.centres[known])
+        field = np.zeros((len(names), len(view.labels)))
+        field[:, known] = lead_field(positions, view.centres[known])
+    eeg = (
+        da.nan_to_num(signal) @ field.T
+        if names
+        else da.zeros((signal.shape[0], 0), chunks=(signal.chunks[0], 0))
+    )
+    data["eeg"] = (
+        ("time", "electrode"),
+        eeg.astype(np.float32),
+        units,
+        "EEG proxy (1/d^2 lead field, average ref)",
+    )
+    by_column = eeg.rechunk((eeg.shape[0], max(1, len(names))))
+    power = _per_column(by_column, lambda x: band_power(x, bin_ms), len(BANDS)).T
+    data["band_power_eeg"] = (("electrode", "band"), power, f"{units}^2", "Welch band power of the EEG proxy")
+    coords["electrode"] = ("electrode", np.array(names, dtype=object), {})
+    for k, axis in enumerate("xyz"):
+        coords[f"electrode_{axis}"] = ("electrode", positions[:, k], {"units": "mm"})
+
+
+def _per_column(x, function, n_rows):
+    """function applied to each column block of x (time, n) chunked along n only: (n_rows, n)."""
+    if x.shape[1] == 0:
+        return da.zeros((n_rows, 0), chunks=(n_rows, 0))
+    return x.map_blocks(
+        lambda block: function(np.asarray(block, dtype=np.float64)),
+        chunks=((n_rows,), x.chunks[1]),
+        dtype=np.float64,
+    )
+
+
+def _chi2(counts, n_cells, axis):
+    """Golomb's chi^2 of the population count along `axis`: Var(N) / (n m (1 - m/n)), m = mean(N); the
+    cells' variances taken as those of 0/1 counts at the region's mean rate (bins shorter than a
+    refractory period). 1/n for independent cells, 1 in lockstep; NaN with no spikes."""
+    m = counts.mean(axis=axis)
+    var = counts.var(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return var / (n_cells * m * (1.0 - m / n_cells))
+
+
+def _chance_corrected(chi2, n_cells):
+    """(chi^2 - 1/n) / (1 - 1/n): 0 for independent cells, 1 in lockstep; NaN for fewer than 2 cells."""
+    n = np.where(n_cells >= 2, n_cells, np.nan)
+    return (chi2 - 1.0 / n) / (1.0 - 1.0 / n)
+
+
+def _correlation(x):
+    """Pearson correlation (n, n) of the columns of the dask array x (time, n); NaN where undefined."""
+    if x.shape[0] < 3:
+        return da.full((x.shape[1], x.shape[1]), np.nan)
+    centred = x - x.mean(axis=0)
+    cov = centred.T @ centred
+    norm = da.sqrt(da.diagonal(cov))
+    corr = cov / (norm[:, None] * norm[None, :])
+    return da.clip(da.where(da.isfinite(corr), corr, np.nan), -1.0, 1.0)
+
+
+def _cv_isi(view, stats):
+    """Per region, the mean over its cells with >= 3 spikes of std(ISI) / mean(ISI)."""
+    k = stats.n - 1
+    use = k >= 2
+    mean = stats.isi_sum[use] / k[use]
+    var = np.maximum(stats.isi_sq[use] / k[use] - mean**2, 0.0)
+    cv = np.sqrt(var) / mean
+    region = view.cells.region[stats.gid[use]]
+    n = np.bincount(region, minlength=len(view.labels))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.bincount(region, cv, minlength=len(view.labels)) / n
+
+
+def _regular_chunks(ds):
+    """Chunks Zarr can hold: along each dimension all equal but the last."""
+    for name, var in ds.variables.items():
+        if isinstance(var.data, da.Array):
+            ds[name] = var.chunk({dim: max(c[0], 1) for dim, c in zip(var.dims, var.data.chunks)})
+    return ds

@@ -24,7 +24,8 @@ def check_regions(rules, labels):
 
 def evaluate(ds, rules):
     """Matches of the rules on the summary Dataset ds, in rule order, each region's in time order:
-    dicts {rule, variable, region, start, end, peak} (start, end in ms; peak: the extreme value)."""
+    dicts {rule, variable, region, start, end, peak} (start, end in ms; peak: the extreme value). Samples
+    starting before a rule's `after` (ms) are not watched."""
     labels = [str(x) for x in ds["region"].values]
     matches = []
     for rule in rules:
@@ -40,8 +41,10 @@ def evaluate(ds, rules):
             else [labels.index(label) for label in rule["regions"]]
         )
         above = rule["above"] is not None
-        runs = _runs_over_blocks(var, columns, rule["above"] if above else rule["below"], above)
+        skip = int(np.searchsorted(times, rule.get("after", 0.0) - 1e-9))
+        runs = _runs_over_blocks(var[skip:], columns, rule["above"] if above else rule["below"], above)
         for j, (first, end, peak) in runs:
+            first, end = first + skip, end + skip
             if (end - first) * step >= rule["for"] - 1e-9:
                 matches.append(
                     {

@@ -35,10 +35,18 @@ def dask_client(scheduler="local", workers=None, log=print):
 
         n = workers or os.cpu_count() or 1
         log(f"summarize: starting a local Dask cluster of {n} worker process(es)")
-        with (
-            LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None) as cluster,
-            Client(cluster) as client,
-        ):
+        # NaN where a measure is undefined (no cells, no spikes) is intended: workers need not warn of it.
+        previous = os.environ.get("PYTHONWARNINGS")
+        quiet = "ignore:invalid value encountered:RuntimeWarning,ignore:divide by zero:RuntimeWarning"
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous, quiet]))
+        try:
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None)
+        finally:
+            if previous is None:
+                del os.environ["PYTHONWARNINGS"]
+            else:
+                os.environ["PYTHONWARNINGS"] = previous
+        with cluster, Client(cluster) as client:
             yield client
     elif scheduler == "slurm":
         from dask_jobqueue import SLURMCluster
@@ -50,8 +58,12 @@ def dask_client(scheduler="local", workers=None, log=print):
             client.wait_for_workers(1)
             yield client
     elif scheduler == "mpi":
+        import logging
+
         import dask_mpi
 
+        for name in ("distributed", "tornado", "asyncio"):  # the workers' noise when the run shuts them down
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         dask_mpi.initialize(nthreads=1, dashboard=False)  # only rank 1 returns to run this program
         with Client() as client:
             yield client

@@ -2,8 +2,9 @@
 which run lies closest to a target (a healthy twin, say; by default the baseline itself, in which case the
 ranking orders the treatments by how little they change the baseline).
 
-The paths are [baseline, treated, ...]; every store must be a summary store (``layout``) with the same
-region labels. Features per region, computed nan-safely (``region_features``):
+The paths are [baseline, treated, ...]; every store must be a summary store (``layout``). The regions
+compared are those of the baseline that every store has (a patient's twin may lack a resected region).
+Features per region, computed nan-safely (``region_features``):
 
     mean_rate (Hz), cv_isi, synchrony, hypersynchrony and ei_balance (means over windows),
     rel_power_<band> = band_power / (sum of band_power over bands)   (NaN where that sum is 0)
@@ -87,8 +88,10 @@ def compare(paths, *, target=None, out=None, log=print, fc_weight: float = 1.0) 
     target_ds = stores[0] if target is None else _read(target_path)
     named_paths = paths if target is None else paths + [target_path]
     named = stores if target is None else stores + [target_ds]
-    for path, ds in zip(named_paths[1:], named[1:]):
-        _check_regions(ds, path, stores[0], paths[0])
+    common = _common_regions(named, named_paths, log)
+    stores = [_select(ds, common) for ds in stores]
+    target_ds = _select(target_ds, common)
+    named = stores if target is None else stores + [target_ds]
 
     names = _unique_names(
         [ds.attrs.get("source_name") or _stem(p) for ds, p in zip(named, named_paths)], named_paths
@@ -239,18 +242,25 @@ def _labels(ds: xr.Dataset) -> list[str]:
     return [str(label) for label in ds.region.values]
 
 
-def _check_regions(ds: xr.Dataset, path: Path, reference: xr.Dataset, reference_path: Path) -> None:
-    """ValueError naming the first region label of ``ds`` that differs from ``reference``."""
-    mine, theirs = _labels(ds), _labels(reference)
-    if mine == theirs:
-        return
-    i = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
-    a = repr(mine[i]) if i < len(mine) else "nothing"
-    b = repr(theirs[i]) if i < len(theirs) else "nothing"
-    raise ValueError(
-        f"{path}: region labels differ from {reference_path}: region {i} is {a} there, {b} in "
-        f"{reference_path} ({len(mine)} vs {len(theirs)} regions)"
-    )
+def _common_regions(stores: list, paths: list, log) -> list[str]:
+    """The region labels of the first store that every store has (a patient's twin may lack a resected
+    region); logs those left out, ValueError if none is shared."""
+    labels = [_labels(ds) for ds in stores]
+    common = [label for label in labels[0] if all(label in set(other) for other in labels[1:])]
+    if not common:
+        raise ValueError(f"{paths[0]} shares no region label with {', '.join(str(p) for p in paths[1:])}")
+    for path, mine in zip(paths, labels):
+        left_out = [label for label in mine if label not in common]
+        if left_out:
+            shown = ", ".join(left_out[:8]) + (" ..." if len(left_out) > 8 else "")
+            log(f"compare: {path}: {len(left_out)} region(s) not in every store, left out: {shown}")
+    return common
+
+
+def _select(ds: xr.Dataset, labels: list[str]) -> xr.Dataset:
+    if _labels(ds) == labels:
+        return ds
+    return ds.sel(region=labels, region2=labels)
 
 
 def _stem(path: Path) -> str:

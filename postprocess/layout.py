@@ -29,8 +29,8 @@ Data variables (attrs: units, long_name)::
     band_power      (region, band)      unit^2   Welch power of signal in each band
     band_power_eeg  (electrode, band)   unit^2   Welch power of eeg in each band
     bold            (bold_time, region) %        BOLD signal change (Balloon-Windkessel driven by rate)
-    fc_bold         (region, region2)   1        Pearson correlation of BOLD (NaN if too short)
-    fc_rate         (region, region2)   1        Pearson correlation of rate
+    fc_bold         (region, region2)   1        Pearson correlation of BOLD (NaN with < 10 samples)
+    fc_rate         (region, region2)   1        Pearson correlation of 10 ms rates (NaN with < 10 samples)
     window_rate     (window, region)    Hz       firing rate per window
     hypersynchrony  (window, region)    1        chance-corrected chi^2 per window: 0 independent, 1 lockstep
     ei_balance      (window, region)    1        (r_E - r_I) / (r_E + r_I), per-cell mean rates

@@ -1,5 +1,5 @@
-"""Region signals into twin measures: EEG lead field, Welch band power, Balloon-Windkessel BOLD,
-correlation matrices. Plain NumPy/SciPy on in-memory blocks; summarize applies them chunk by chunk."""
+"""Region signals into twin measures: EEG lead field, Welch band power, Balloon-Windkessel BOLD. Plain
+NumPy/SciPy/numba on in-memory blocks; summarize applies them chunk by chunk."""
 
 import numba
 import numpy as np
@@ -94,18 +94,3 @@ def balloon(u, dt, every):
             if (i + 1) % every == 0:
                 out[(i + 1) // every, j] = _bold(f, v, q) - rest
     return out
-
-
-def correlation(x):
-    """Pearson correlation matrix (n, n) of the columns of x (time, n); NaN for a constant column or fewer
-    than 3 samples."""
-    x = np.asarray(x, dtype=np.float64)
-    n = x.shape[1]
-    if x.shape[0] < 3:
-        return np.full((n, n), np.nan)
-    centred = x - x.mean(axis=0)
-    norms = np.sqrt((centred**2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (centred.T @ centred) / np.outer(norms, norms)
-    out[~np.isfinite(out)] = np.nan
-    return np.clip(out, -1.0, 1.0)

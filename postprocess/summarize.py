@@ -33,6 +33,7 @@ BOLD_RATE_SCALE = 50.0  # Hz: the rate that is a unit neural drive of the BOLD (
 FC_RATE_BIN = 10.0  # ms: bins of the rates correlated into fc_rate
 SIGNAL_TAU = 5.0  # ms: alpha kernel smoothing the rate into a signal when the run has no mean V
 CHUNK_BYTES = 64 << 20  # bytes of one (time, region) chunk held by a task
+FC_MIN_SAMPLES = 10  # fewer samples (e.g. BOLD of a sub-second run) give no functional connectivity
 
 
 @dataclass(frozen=True)
@@ -124,16 +125,16 @@ def _summarize(
             raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
         if not (out / "zarr.json").is_file():
             raise FileExistsError(f"will not overwrite {out}: not a Zarr store")
-        shutil.rmtree(out)
-    status = view.attrs.get("status", "?")
-    if status != "complete":
-        log(f"summarize: warning: the run is {status!r}; summarising its first {view.t_end:g} ms")
     n_bins = int(np.floor(view.t_end / bin_ms + 1e-9))
     if n_bins < 1:
         raise ValueError(f"{view.path} holds {view.t_end:g} ms of output, less than one bin ({bin_ms:g} ms)")
     scratch = out.with_name(out.name + ".counts")
-    shutil.rmtree(scratch, ignore_errors=True)
-    with dask_client(scheduler, workers, log) as client:
+    status = view.attrs.get("status", "?")
+    with dask_client(scheduler, workers, log) as client:  # with dask-mpi, only one rank gets here
+        if status != "complete":
+            log(f"summarize: warning: the run is {status!r}; summarising its first {view.t_end:g} ms")
+        for old in (out, scratch):
+            shutil.rmtree(old, ignore_errors=True)
         counts, stats, raster = spike_pass(
             view.path, view.cells, n_bins, bin_ms, view.raster_gids(), RASTER_SPIKES
         )
@@ -363,8 +364,9 @@ def _chance_corrected(chi2, n_cells):
 
 
 def _correlation(x):
-    """Pearson correlation (n, n) of the columns of the dask array x (time, n); NaN where undefined."""
-    if x.shape[0] < 3:
+    """Pearson correlation (n, n) of the columns of the dask array x (time, n); NaN where undefined or
+    with fewer than FC_MIN_SAMPLES samples."""
+    if x.shape[0] < FC_MIN_SAMPLES:
         return da.full((x.shape[1], x.shape[1]), np.nan)
     centred = x - x.mean(axis=0)
     cov = centred.T @ centred

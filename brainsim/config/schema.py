@@ -596,6 +596,7 @@ ALERT = Section(
         "above": Num(None, "", "match where the variable exceeds this"),
         "below": Num(None, "", "match where the variable falls below this"),
         "for": Num(0.0, "ms", "shortest duration of a match (0: any single sample)", ge=0),
+        "after": Num(0.0, "ms", "watch from this time on (skips the start-up transient)", ge=0),
         "regions": Either(
             (Str(choices=("all",)), ListOf(Str(), min_len=1)),
             "all",

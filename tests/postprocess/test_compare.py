@@ -294,16 +294,21 @@ def test_rejects_other_formats_and_missing_stores(tmp_path):
         compare([good, good], target=other)
 
 
-def test_rejects_mismatched_region_labels(tmp_path):
+def test_regions_missing_from_a_store_are_left_out(tmp_path):
+    """A patient's twin without a resected region is compared on the regions all stores share."""
     good = store(summary(), tmp_path / "good.zarr")
-    renamed = store(summary(regions=["L.A", "L.B", "R.X", "R.B"]), tmp_path / "renamed.zarr")
-    shorter = store(summary(regions=["L.A", "L.B", "R.A"]), tmp_path / "shorter.zarr")
-    with pytest.raises(ValueError, match=r"renamed\.zarr: region labels differ.*'R\.X'.*'R\.A'"):
-        compare([good, renamed])
-    with pytest.raises(ValueError, match=r"shorter\.zarr.*nothing there, 'R\.B'"):
-        compare([good, shorter])
-    with pytest.raises(ValueError, match=r"renamed\.zarr: region labels differ"):
-        compare([good, good], target=renamed)
+    resected = summary(regions=["L.A", "L.B", "R.B"])
+    shorter = store(resected, tmp_path / "shorter.zarr")
+    lines = []
+    result = compare([good, shorter], log=lines.append)
+    assert set(result.differences.region) == {"L.A", "L.B", "R.B"}
+    assert any("good.zarr: 1 region(s) not in every store, left out: R.A" in line for line in lines)
+    reference = compare([store(summary().sel(region=["L.A", "L.B", "R.B"], region2=["L.A", "L.B", "R.B"]),
+                               tmp_path / "same.zarr"), shorter])  # fmt: skip
+    np.testing.assert_allclose(result.ranking.distance, reference.ranking.distance)
+    elsewhere = store(summary(regions=["X", "Y"]), tmp_path / "elsewhere.zarr")
+    with pytest.raises(ValueError, match=r"good\.zarr shares no region label with .*elsewhere\.zarr"):
+        compare([good, elsewhere])
 
 
 def test_needs_at_least_two_stores(tmp_path):

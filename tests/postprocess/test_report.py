@@ -201,7 +201,8 @@ def test_run_store_is_refused(tmp_path):
 
 
 def test_report_of_a_real_run(run, tmp_path):
-    """A small brain run, summarised: every figure drawn, every region in the table."""
+    """A small brain run, summarised: every figure drawn (BOLD connectivity needs more than 200 ms: a
+    note), every region in the table."""
     from brainsim.postprocess.summarize import summarize
 
     _, store = run("tests/data/small_brain.yaml")
@@ -209,7 +210,8 @@ def test_report_of_a_real_run(run, tmp_path):
     out = write_report(tmp_path / "run.summary.zarr", tmp_path / "run.html", log=lambda line: None)
     html = out.read_text()
     found = figures(html)
-    assert [name for name in FIGURES if "<img" not in found[name]] == []
+    assert [name for name in FIGURES if "<img" not in found[name]] == ["fc_bold"]
+    assert "fc_bold is NaN throughout" in found["fc_bold"]
     labels = list(xr.open_zarr(tmp_path / "run.summary.zarr").region.values)
     body = re.search(r'<section id="regions">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
     assert re.findall(r"<tr><td>(.*?)</td>", body) == labels and len(labels) == 6

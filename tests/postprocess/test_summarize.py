@@ -263,6 +263,8 @@ def test_alert_runs_split_by_time_blocks(tmp_path, monkeypatch):
         {"rule": "fast", "variable": "rate", "region": "lB", "start": 1500.0, "end": 4000.0, "peak": 45.0}
     ]
     assert alerts.evaluate(ds, [{**rule, "for": 2600.0}]) == []
+    late = alerts.evaluate(ds, [{**rule, "after": 2000.0}])
+    assert [(m["start"], m["end"], m["peak"]) for m in late] == [(2000.0, 4000.0, 45.0)]
 
 
 def test_bad_alert_rules_are_clear_errors(tmp_path, capsys):

@@ -14,11 +14,14 @@ from brainsim.postprocess import signals, spikes
 from brainsim.postprocess.summarize import summarize
 
 TSTOP = 4000.0  # ms
-LABELS = ["lA", "lB", "rC", "rD"]
-CENTRES = np.array([[-40.0, 30.0, 20.0], [-40.0, -60.0, 10.0], [40.0, 30.0, 20.0], [40.0, -60.0, 10.0]])
+LABELS = ["lA", "lB", "rC", "rD", "rE"]
+CENTRES = np.array(
+    [[-40.0, 30.0, 20.0], [-40.0, -60.0, 10.0], [40.0, 30.0, 20.0], [40.0, -60.0, 10.0], [20.0, 0.0, 40.0]]
+)
 # populations: (region, cell type, count, kind)
 POPS = [("lA", "e", 40, "excitatory"), ("lA", "i", 10, "inhibitory"), ("lB", "e", 30, "excitatory"),
-        ("rC", "e", 20, "excitatory"), ("rD", "e", 20, "excitatory")]  # fmt: skip
+        ("rC", "e", 20, "excitatory"), ("rD", "e", 20, "excitatory"),
+        ("rE", "e", 10, "excitatory")]  # fmt: skip
 ALPHA_HZ, GAMMA_HZ, AMPLITUDE = 10.0, 40.0, 2.0  # signals of lA and lB (mV)
 
 
@@ -41,7 +44,8 @@ def _populations():
 
 def _spike_trains(rng):
     """lA: e Poisson 20 Hz, i Poisson 40 Hz; lB: Poisson 8 Hz until 2000 ms, 30 Hz after; rC: all cells
-    in lockstep (one shared 10 Hz Poisson train); rD: a copy of rC's train, each cell regular 10 Hz."""
+    in lockstep (one shared 10 Hz Poisson train); rD: each cell regular at 10 Hz; rE: every cell fires
+    rC's train (rC and rE perfectly correlated)."""
     pops = _populations()
     gids, times = [], []
 
@@ -56,7 +60,10 @@ def _spike_trains(rng):
     poisson(pops[2]["first_gid"], 30, 8.0, 0.0, TSTOP / 2)
     poisson(pops[2]["first_gid"], 30, 30.0, TSTOP / 2, TSTOP)
     shared = np.sort(rng.uniform(0.0, TSTOP, rng.poisson(10.0 * TSTOP / 1000.0)))
-    for g in range(pops[3]["first_gid"], pops[3]["first_gid"] + 20):
+    for g in [
+        *range(pops[3]["first_gid"], pops[3]["first_gid"] + 20),
+        *range(pops[5]["first_gid"], pops[5]["first_gid"] + 10),
+    ]:
         gids.append(np.full(shared.size, g))
         times.append(shared)
     for g in range(pops[4]["first_gid"], pops[4]["first_gid"] + 20):
@@ -80,20 +87,20 @@ def write_run(path, *, status="complete", t_reached=TSTOP, alerts=(), seed=1):
     counts = {"cells": sum(p[2] for p in POPS), "compartments": 140, "equations": 560}
     store = RunStore.create(path, config=config, counts=counts, config_hash="abc", populations=_populations())
     n_bins = int(TSTOP)
-    n_cells = [50, 30, 20, 20]
+    n_cells = [50, 30, 20, 20, 10]
     store.add_regions(
-        bin_ms=1.0, n_bins=n_bins, labels=LABELS, hemisphere=["left", "left", "right", "right"],
+        bin_ms=1.0, n_bins=n_bins, labels=LABELS, hemisphere=["left", "left", "right", "right", "right"],
         centres=CENTRES, n_cells=n_cells,
     )  # fmt: skip
     t = (np.arange(n_bins) + 0.5) * 1e-3  # s, bin middles
-    v = np.full((n_bins, 4), -65.0)
+    v = np.full((n_bins, len(LABELS)), -65.0)
     v[:, 0] += AMPLITUDE * np.sin(2 * np.pi * ALPHA_HZ * t)
     v[:, 1] += AMPLITUDE * np.sin(2 * np.pi * GAMMA_HZ * t)
     gid, time = _spike_trains(rng)
     keep = time < t_reached
     store.append_spikes(gid[keep], time[keep])
     rows = int(t_reached)
-    store.write_regions(0, np.zeros((rows, 4)), v[:rows])
+    store.write_regions(0, np.zeros((rows, len(LABELS))), v[:rows])
     store.flush()
     store.publish(t_reached)
     if status == "complete":
@@ -172,6 +179,8 @@ def test_functional_connectivity(synthetic):
     ds = synthetic[0]
     fc = ds.fc_rate
     assert float(fc.sel(region="rC", region2="rC")) == pytest.approx(1.0)
+    assert float(fc.sel(region="rC", region2="rE")) == pytest.approx(1.0)  # the same spike train
+    assert float(ds.fc_bold.sel(region="rC", region2="rE")) == pytest.approx(1.0)
     assert float(fc.sel(region="lA", region2="rC")) < 0.2
     assert np.allclose(fc.values, fc.values.T, equal_nan=True)
     # lB's rate steps up half-way: its BOLD falls below its mean level before, and turns up about a
@@ -190,7 +199,7 @@ def test_raster_sample(synthetic):
     assert sample_gid.size > 0 and np.all(np.diff(sample_time) >= 0)
     chosen = np.isin(gid, np.unique(sample_gid))
     assert np.array_equal(np.sort(time[chosen]), np.sort(sample_time))
-    assert set(ds.raster_region.values) == {0, 1, 2, 3}
+    assert set(ds.raster_region.values) == {0, 1, 2, 3, 4}
 
 
 def test_provenance_and_attrs(synthetic):
@@ -229,10 +238,10 @@ def test_alerts_from_config_and_file(tmp_path, capsys):
     assert "ALERT seizure-like: rC hypersynchrony from" in out and "too fast" not in out
     ds = xr.open_zarr(tmp_path / "run.summary.zarr")
     matches = json.loads(ds.attrs["alerts"])
-    # rC is in lockstep wherever it fires (windows without spikes have no synchrony: NaN, no match)
-    assert matches and {(m["rule"], m["region"]) for m in matches} == {("seizure-like", "rC")}
-    hyper = ds.hypersynchrony.sel(region="rC").values
+    # rC and rE are in lockstep wherever they fire (windows without spikes have no synchrony: no match)
+    assert {(m["rule"], m["region"]) for m in matches} == {("seizure-like", "rC"), ("seizure-like", "rE")}
     for m in matches:
+        hyper = ds.hypersynchrony.sel(region=m["region"]).values
         assert m["end"] - m["start"] >= 200 and m["peak"] == pytest.approx(1.0)
         inside = hyper[int(m["start"] / 50) : int(m["end"] / 50)]
         assert np.all(inside > 0.8)

@@ -52,6 +52,7 @@ install_system_packages() {
 if [ -z "${BRAINSIM_PYTHON:-}" ]; then
     command -v apt-get >/dev/null || { log "no apt-get: set BRAINSIM_PYTHON to a python3 with petsc4py and mpi4py"; exit 1; }
     install_system_packages
+    "$root/slurm/local/install.sh"  # a one-node SLURM for the workflow tests (started only by them)
 fi
 has_petsc || { log "$python cannot import petsc4py and mpi4py (PETSC_DIR=${PETSC_DIR:-unset})"; exit 1; }
 

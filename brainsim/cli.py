@@ -1,7 +1,9 @@
-"""The `brainsim` command: run, validate, partition, summarize, report, compare, info."""
+"""The `brainsim` command: run, validate, partition, summarize, report, compare, plan, calibrate, submit,
+sweep, collect, status, info."""
 
 import argparse
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ EXIT_INTERRUPTED = 130
 """Stopped by Ctrl-C (SIGINT): after a checkpoint, or at once on a second Ctrl-C."""
 
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+WHOLE_BRAIN = DEMO.with_name("whole_brain.yaml")
 
 
 def main(argv=None):
@@ -145,6 +148,74 @@ def _parser():
     compare.add_argument("-o", "--output", help="folder for differences.csv, ranking.csv and ranking.png")
     compare.set_defaults(func=_compare)
 
+    plan = sub.add_parser(
+        "plan",
+        help="what a run needs: cells, equations, memory per rank, wall time; ranks for a target time",
+    )
+    plan.add_argument("config")
+    _overlay_arguments(plan)
+    plan.add_argument("--ranks", type=int, required=True)
+    plan.add_argument("--profile", help="site profile (slurm/profiles) for cores per node")
+    plan.add_argument(
+        "--target-time", metavar="HH:MM:SS", help="recommend ranks and nodes for this wall time"
+    )
+    plan.set_defaults(func=_plan)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="measure this machine's cost per compartment-step for `plan`"
+    )
+    calibrate.add_argument(
+        "config", nargs="?", default=str(WHOLE_BRAIN), help="default: configs/whole_brain.yaml"
+    )
+    calibrate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    calibrate.add_argument("--tstop", type=float, default=5.0, help="simulated ms per method (default 5)")
+    calibrate.add_argument(
+        "-o", "--output", help="calibration file (default $BRAINSIM_CALIBRATION or ~/.config)"
+    )
+    calibrate.set_defaults(func=_calibrate)
+
+    submit = sub.add_parser(
+        "submit",
+        help="write jobs/<run>/job.sbatch, submit it with sbatch, chain its summary (afterok)",
+        description="Render slurm/templates for a run (srun, the site profile's launcher and modules, "
+        "--signal=B:USR1 and --requeue: the run checkpoints before the time limit and resumes), submit "
+        "it and a `brainsim summarize` job that runs after it.",
+    )
+    submit.add_argument("config")
+    _overlay_arguments(submit)
+    submit.add_argument("--nodes", type=int, default=1)
+    submit.add_argument("--ntasks-per-node", type=int, default=1)
+    submit.add_argument("--time", default="01:00:00", help="time limit per job start (HH:MM:SS)")
+    submit.add_argument("--partition")
+    submit.add_argument("--account")
+    submit.add_argument(
+        "--profile", help="site profile: a name in slurm/profiles or a file (default generic)"
+    )
+    submit.add_argument("--name", help="run name (default: the config's name)")
+    submit.add_argument("--jobs-dir", default="jobs", help="where the job folder goes (default ./jobs)")
+    submit.add_argument("--checkpoint-every", metavar="TIME", help="periodic checkpoints, e.g. 50ms")
+    submit.add_argument("--no-summary", action="store_true", help="do not chain a summarize job")
+    submit.add_argument("--dry-run", action="store_true", help="write and show the scripts, submit nothing")
+    submit.set_defaults(func=_submit)
+
+    sweep = sub.add_parser("sweep", help="a campaign file's grid of runs as one SLURM job array")
+    sweep.add_argument("campaign", help="campaign YAML (e.g. jobs/dose_sweep.yaml)")
+    sweep.add_argument("--jobs-dir", default="jobs")
+    sweep.add_argument("--dry-run", action="store_true")
+    sweep.set_defaults(func=_sweep)
+
+    collect = sub.add_parser("collect", help="gather a campaign's task summaries into one table")
+    collect.add_argument("folder", help="the campaign's folder (jobs/<campaign>)")
+    collect.add_argument("-o", "--output", help="CSV file (default <folder>/collect.csv)")
+    collect.set_defaults(func=_collect)
+
+    status = sub.add_parser(
+        "status", help="state and progress of a run store, job folder, campaign or job id"
+    )
+    status.add_argument("target")
+    status.add_argument("--field", choices=["status"], help="print only this (for scripts)")
+    status.set_defaults(func=_status)
+
     info = sub.add_parser("info", help="versions of brainsim and its dependencies")
     info.set_defaults(func=_info)
     return parser
@@ -183,6 +254,9 @@ def _load(args, overrides=None):
 
 
 def _run(args, petsc_args):
+    early = []  # stop signals that arrive while the run is being set up: it stops at its first epoch
+    for number in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(number, lambda signum, frame: early.append(signal.Signals(signum).name))
     from .engine.run import run_config
     from .parallel.context import Context
 
@@ -202,6 +276,7 @@ def _run(args, petsc_args):
         progress=not args.quiet,
         decomposition=args.partition,
         resume=args.resume,
+        early_signals=early,
     )
     if context.is_root:
         ranks = f" on {context.size} ranks" if context.size > 1 else ""
@@ -322,6 +397,106 @@ def _compare(args, petsc_args):
     except (ValueError, FileNotFoundError) as e:
         return _report(e, EXIT_FAILED)
     print(format_comparison(result))
+    return 0
+
+
+def _plan(args, petsc_args):
+    from .hpc.jobs import seconds
+    from .hpc.plan import plan
+    from .hpc.profiles import load_profile
+
+    if args.ranks < 1:
+        raise ConfigError("--ranks", args.ranks, "a whole number of ranks >= 1")
+    cores = load_profile(args.profile)["cores_per_node"] if args.profile else None
+    target = seconds(args.target_time) if args.target_time else None
+    p = plan(_load(args), args.ranks, cores, target)
+    low, high = p["memory_per_rank_gb"]
+    print(
+        f"{args.config}: {p['cells']:,} cells, {p['compartments']:,} compartments, "
+        f"{p['equations']:,} equations, {p['synapses']:,} synapses"
+    )
+    print(f"on {p['ranks']} ranks: memory per rank {low:.2f}-{high:.2f} GB")
+    print(
+        f"cost: {p['ns_per_compartment_step']:g} ns per compartment-step ({p['method']}; {p['cost_source']})"
+    )
+    per_s, total = p["wall_s_per_simulated_s"], p["wall_s"]
+    print(f"wall time: {per_s:.3g} s per simulated second, {total:.3g} s for the run")
+    if target is not None:
+        where = ""
+        if "recommended_nodes" in p:
+            where = f" = {p['recommended_nodes']} node(s) x {p['recommended_ntasks_per_node']} tasks"
+        print(f"for {args.target_time}: {p['recommended_ranks']} ranks{where}")
+    return 0
+
+
+def _calibrate(args, petsc_args):
+    from .hpc.plan import calibrate
+
+    record = calibrate(
+        args.config, args.set, args.tstop, args.output, log=lambda line: print(line, file=sys.stderr)
+    )
+    for method, ns in record["ns_per_compartment_step"].items():
+        print(f"{method}: {ns:.1f} ns per compartment-step")
+    return 0
+
+
+def _submit(args, petsc_args):
+    from .hpc.jobs import RunJob, submit
+    from .hpc.profiles import load_profile
+
+    config = _load(args)  # checked before anything is written
+    name = args.name or config["name"]
+    run_args = [str(Path(args.config).resolve())]
+    for item in args.set:
+        run_args += ["--set", item]
+    if args.patient:
+        run_args += ["--patient", str(Path(args.patient).resolve())]
+    for file in args.intervention:
+        run_args += ["--intervention", str(Path(file).resolve())]
+    job = RunJob(
+        name,
+        [run_args],
+        Path(args.jobs_dir).resolve() / name,
+        args.nodes,
+        args.ntasks_per_node,
+        args.time,
+        load_profile(args.profile),
+        args.partition,
+        args.account,
+        args.checkpoint_every,
+    )
+    submit(job, summarize=not args.no_summary, dry_run=args.dry_run)
+    return 0
+
+
+def _sweep(args, petsc_args):
+    from .hpc.sweep import sweep
+
+    sweep(args.campaign, args.jobs_dir, args.dry_run)
+    return 0
+
+
+def _collect(args, petsc_args):
+    from .hpc.sweep import collect
+
+    try:
+        result = collect(args.folder, args.output)
+    except ValueError as e:
+        return _report(e, EXIT_FAILED)
+    print("\n".join(result.lines()))
+    return 0 if all(row["status"] == "complete" for row in result.rows) else EXIT_FAILED
+
+
+def _status(args, petsc_args):
+    from .hpc.status import describe, store_status
+
+    try:
+        if args.field:
+            print(store_status(args.target)[args.field])
+        else:
+            print("\n".join(describe(args.target)))
+    except ValueError as e:
+        return _report(e, EXIT_FAILED)
     return 0
 
 

@@ -297,14 +297,13 @@ def _signal(view, rate, bin_ms, n_bins):
     kernel /= kernel.sum()
     depth = min(kernel.size, max(1, n_bins - 1))
 
-    def smooth(block):
-        out = np.apply_along_axis(lambda x: np.convolve(x, kernel)[: x.size], 0, block)
-        return out
+    def smooth(block):  # causal: each bin from itself and the bins before it
+        return np.apply_along_axis(lambda x: np.convolve(x, kernel)[: x.size], 0, block)
 
     filled = da.nan_to_num(rate)
     if filled.chunks[0][0] < depth:
         filled = filled.rechunk((depth, filled.shape[1]))
-    smoothed = filled.map_overlap(smooth, depth={0: (depth, 0)}, boundary=0.0, trim=True)
+    smoothed = filled.map_overlap(smooth, depth={0: depth, 1: 0}, boundary=0.0, trim=True)
     return smoothed, f"rate smoothed by a {SIGNAL_TAU:g} ms alpha kernel", "Hz"
 
 

@@ -39,11 +39,13 @@ def run_config(
     progress=True,
     decomposition=None,
     resume=None,
+    early_signals=(),
 ):
     """Simulate config on every rank of context and write its store; returns (RunSummary, store path).
 
     decomposition: a Decomposition or the path of one (`brainsim partition -o`); resume: a checkpoint
-    folder to continue from (the store at the output path is continued)."""
+    folder to continue from (the store at the output path is continued); early_signals: names of stop
+    signals received before the run could handle them (it then stops at its first epoch boundary)."""
     path = Path(output or config["output"]["path"])
     overwrite = config["output"]["overwrite"] if overwrite is None else overwrite
     folder = Path(config["output"]["checkpoint"] or default_checkpoint(path))
@@ -81,15 +83,16 @@ def run_config(
             provenance=sim.provenance,
             populations=sim.recipe.population_table(),
         )
-        summary = _simulate(sim, out, context, progress, folder, config["output"]["checkpoint_every"])
+        every = config["output"]["checkpoint_every"]
+        summary = _simulate(sim, out, context, progress, folder, every, early_signals)
     finally:
         sim.close()
     return summary, path if context.is_root else None
 
 
-def _simulate(sim, out, context, progress, folder, every):
+def _simulate(sim, out, context, progress, folder, every, early_signals=()):
     try:
-        with StopSignals() as stop:
+        with StopSignals(early_signals) as stop:
             summary = sim.run(
                 out,
                 default_progress_stream(context) if progress else None,
@@ -135,8 +138,8 @@ class StopSignals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
-    def __init__(self):
-        self.received = None
+    def __init__(self, early=()):
+        self.received = early[0] if early else None
 
     def __enter__(self):
         self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}

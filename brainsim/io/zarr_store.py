@@ -4,7 +4,8 @@ Layout (``format`` "brainsim-run", ``format_version`` 1)::
 
     /                               attrs: format, format_version, brainsim_version, config (JSON text),
                                     config_hash, counts, status ("running" | "complete" | "failed" |
-                                    "interrupted"), error, timing, t_reached (ms), provenance (config
+                                    "interrupted"), error, timing, t_reached (ms), progress (the
+                                    writer's pace: since, t_from ms, wall_s, updated), provenance (config
                                     file, overlay files, patient id, connectome source and notes),
                                     populations (name, region label or null, cell_type, first_gid, count,
                                     kind "excitatory" | "inhibitory" | ""): gids first_gid.. are its cells
@@ -33,8 +34,10 @@ import json
 import math
 import numbers
 import shutil
+import time
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +82,7 @@ class RunStore:
         self._buffered_bytes = 0
         self._t_reached = float(root.attrs.get("t_reached", 0.0))
         self._status = "running"
+        self._started = (time.time(), self._t_reached)  # wall time and t (ms) this process started writing
 
     @classmethod
     def create(
@@ -344,7 +348,14 @@ class RunStore:
         if not t_reached >= self._t_reached:
             raise ValueError(f"t_reached={t_reached} ms is before the last t_reached={self._t_reached} ms")
         self._consolidate()  # readers see the new data only now, all at once
-        self._root.attrs["t_reached"] = t_reached
+        wall, t0 = self._started
+        progress = {
+            "since": _iso(wall),
+            "t_from": t0,
+            "wall_s": time.time() - wall,
+            "updated": _iso(time.time()),
+        }
+        self._root.attrs.update({"t_reached": t_reached, "progress": progress})
         self._t_reached = t_reached
 
     def finish(
@@ -453,3 +464,7 @@ def _integers(what: str, values) -> np.ndarray:
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"{what} must be integers; got dtype {array.dtype}")
     return array.astype(np.int64)
+
+
+def _iso(seconds):
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")

@@ -388,3 +388,25 @@ def test_cell_statistics_kernel_matches_numpy_twin():
     )
     for name in ("gid", "n", "first", "last", "isi_sum", "isi_sq"):
         np.testing.assert_allclose(getattr(merged, name), getattr(twin, name), rtol=1e-9, err_msg=name)
+
+
+def test_run_without_a_brain_has_a_region_per_population(tmp_path):
+    """Populations outside a brain are the summary's regions; their signal is the smoothed rate."""
+    rng = np.random.default_rng(2)
+    pops = [{"name": n, "region": None, "cell_type": n, "first_gid": f, "count": 50, "kind": k}
+            for n, f, k in (("exc", 0, "excitatory"), ("inh", 50, "inhibitory"))]  # fmt: skip
+    config = {"name": "net", "simulation": {"tstop": 1000.0}}
+    counts = {"cells": 100, "compartments": 100, "equations": 400}
+    store = RunStore.create(tmp_path / "net.zarr", config=config, counts=counts, populations=pops)
+    n = rng.poisson(np.r_[np.full(50, 10.0), np.full(50, 30.0)])
+    gid = np.repeat(np.arange(100), n)
+    time = rng.uniform(0, 1000.0, gid.size)
+    store.append_spikes(gid, time)
+    store.finish("complete", t_reached=1000.0)
+    ds = xr.open_zarr(summarize(tmp_path / "net.zarr", scheduler="sync", log=lambda line: None).path)
+    assert list(ds.region.values) == ["exc", "inh"] and ds.sizes["electrode"] == 0
+    np.testing.assert_allclose(ds.mean_rate.values, [n[:50].sum() / 50, n[50:].sum() / 50])
+    assert ds.signal.attrs["units"] == "Hz" and "alpha kernel" in ds.signal.attrs["signal_source"]
+    # the alpha kernel keeps the mean: the signal's mean is the rate's (up to the start-up ramp)
+    np.testing.assert_allclose(ds.signal[50:].mean("time"), ds.rate[50:].mean("time"), rtol=0.05)
+    assert ds.n_excitatory.values.tolist() == [50, 0] and ds.n_inhibitory.values.tolist() == [0, 50]

@@ -1,0 +1,1 @@
+"""HPC workflow: site profiles, SLURM batch scripts, run planning, submission, campaigns and status."""

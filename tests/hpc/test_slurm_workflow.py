@@ -1,0 +1,110 @@
+"""The HPC workflow on a real one-node SLURM: submit and complete with a chained summary, a time limit
+that signals, checkpoints, requeues and resumes to the same raster, scancel leaving the store
+interrupted, and a campaign as a job array, collected."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import yaml
+import zarr
+
+from brainsim.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ROOT / "tests/data/small_brain.yaml"
+
+
+def submit(tmp_path, *args, name="run"):
+    code = main(["submit", str(SMALL), "--name", name, "--profile", "local", "--jobs-dir", str(tmp_path),
+                 "--nodes", "1", "--ntasks-per-node", "2", *args])  # fmt: skip
+    assert code == 0
+    return json.loads((tmp_path / name / "job.json").read_text())
+
+
+def spikes(store):
+    ds = xr.open_zarr(store, group="spikes")
+    return ds.gid.values, ds.time.values
+
+
+def attrs(store):
+    return zarr.open_group(store, mode="r").attrs.asdict()
+
+
+def test_submit_runs_on_two_ranks_and_chains_the_summary(slurm, tmp_path, capsys):
+    record = submit(tmp_path, "--set", "simulation.tstop=100", "--time", "00:05:00")
+    run = slurm.wait(record["jobs"]["run"], timeout=120)
+    summary = slurm.wait(record["jobs"]["summarize"], timeout=120)
+    assert run.ok and summary.ok, (run, summary, (tmp_path / "run").glob("slurm-*.out"))
+    assert attrs(record["store"])["status"] == "complete"
+    assert attrs(record["store"])["timing"]["ranks"] == 2
+    ds = xr.open_zarr(record["summary"])
+    assert ds.attrs["source"] == record["store"] and ds.sizes["region"] == 6
+    assert main(["status", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert f"run job {record['jobs']['run']}" in out and "complete, 100 of 100 ms (100%)" in out
+
+
+def test_time_limit_signals_checkpoints_requeues_and_resumes(slurm, tmp_path):
+    """A 1-minute job told to checkpoint 30 s before its limit: the run stops, the job requeues itself
+    and the next start resumes; the raster equals that of a run without interruption."""
+    profile = tmp_path / "quick.yaml"
+    profile.write_text(yaml.safe_dump({**yaml.safe_load((ROOT / "slurm/profiles/local.yaml").read_text()),
+                                       "signal_seconds": 30}))  # fmt: skip
+    args = ["--set", "simulation.tstop=16000", "--time", "00:01:00"]
+    options = ["--name", "limited", "--profile", str(profile), "--jobs-dir", str(tmp_path), "--no-summary"]
+    code = main(["submit", str(SMALL), *options, "--nodes", "1", "--ntasks-per-node", "2", *args])
+    assert code == 0
+    record = json.loads((tmp_path / "limited/job.json").read_text())
+    result = slurm.wait(record["jobs"]["run"], timeout=400)
+    log = "\n".join(p.read_text() for p in (tmp_path / "limited").glob("slurm-*.out"))
+    assert result.ok, log
+    assert result.restarts >= 1 and "run step ended with 75" in log and "--resume" in log, log
+    assert attrs(record["store"])["status"] == "complete"
+    reference = submit(tmp_path, *args[:2], "--time", "00:10:00", "--no-summary", name="reference")
+    assert slurm.wait(reference["jobs"]["run"], timeout=300).ok
+    gid, t = spikes(record["store"])
+    ref_gid, ref_t = spikes(reference["store"])
+    assert gid.size > 1000 and np.array_equal(gid, ref_gid) and np.array_equal(t, ref_t)
+
+
+def test_scancel_leaves_the_store_interrupted(slurm, tmp_path):
+    record = submit(tmp_path, "--set", "simulation.tstop=100000", "--time", "00:10:00")
+    store = record["store"]
+    deadline = time.monotonic() + 120
+    while not ((tmp_path / "run/run.zarr/zarr.json").is_file() and attrs(store).get("t_reached", 0) > 0):
+        assert time.monotonic() < deadline, "the run did not start writing"
+        time.sleep(0.5)
+    slurm.run("scancel", record["jobs"]["run"])
+    result = slurm.wait(record["jobs"]["run"], timeout=120)
+    assert result.state == "CANCELLED"
+    final = attrs(store)
+    assert final["status"] == "interrupted" and "SIGTERM" in final["error"], final.get("error")
+    assert (tmp_path / "run/run.checkpoint/latest/manifest.json").is_file()
+    slurm.run("scancel", record["jobs"]["summarize"], check=False)  # its dependency can never be met
+
+
+def test_campaign_job_array_and_collect(slurm, tmp_path, capsys):
+    campaign = tmp_path / "trial.yaml"
+    campaign.write_text(yaml.safe_dump({
+        "name": "trial", "config": str(SMALL), "set": ["simulation.tstop=60"], "profile": "local",
+        "ntasks_per_node": 1, "time": "00:05:00",
+        "grid": {"brain.background.pyr.rate": [500.0, 1500.0],
+                 "brain.cell_types.pyr.v_init": [-70.0, 5000.0]},
+    }))  # fmt: skip
+    assert main(["sweep", str(campaign), "--jobs-dir", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "trial/campaign.json").read_text())
+    result = slurm.wait(record["job"], timeout=300)
+    assert sorted(result.tasks) == [0, 1, 2, 3]
+    assert [result.tasks[i].ok for i in range(4)] == [True, False, True, False]  # v_init 5000 mV blows up
+    assert main(["collect", str(tmp_path / "trial")]) == 1  # not every task completed
+    out = capsys.readouterr().out
+    assert "4 tasks, 2 complete, 2 failed" in out and "numerical blow-up in cell gid=0" in out
+    rows = (tmp_path / "trial/collect.csv").read_text().splitlines()
+    assert rows[0].startswith(
+        "task,brain.background.pyr.rate,brain.cell_types.pyr.v_init,status,mean_rate_hz"
+    )
+    rates = {int(r.split(",")[0]): float(r.split(",")[4]) for r in rows[1:] if ",complete," in r}
+    assert set(rates) == {0, 2} and rates[2] > rates[0] > 0  # more background drive, more firing

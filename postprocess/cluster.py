@@ -53,7 +53,10 @@ def dask_client(scheduler="local", workers=None, log=print):
 
         n = workers or 2
         log(f"summarize: submitting {n} Dask worker job(s) to SLURM")
-        with SLURMCluster() as cluster, Client(cluster) as client:
+        given = dask.config.get("jobqueue.slurm", {})  # the site's settings win over these defaults
+        defaults = {"cores": 1, "processes": 1, "memory": "4GB", "walltime": "01:00:00"}
+        options = {k: v for k, v in defaults.items() if given.get(k) is None}
+        with SLURMCluster(**options) as cluster, Client(cluster) as client:
             cluster.scale(jobs=n)
             client.wait_for_workers(1)
             yield client

@@ -60,9 +60,6 @@ class RunJob:
     checkpoint_every: str | None = None
     array: bool = False  # a job array, one task per run_args item (a campaign); else run_args has one item
 
-    def task_folder(self, index):
-        return self.folder / f"task-{index}" if self.array else self.folder
-
     @property
     def store(self):
         return self.folder / "run.zarr"

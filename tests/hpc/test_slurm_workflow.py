@@ -70,13 +70,18 @@ def test_time_limit_signals_checkpoints_requeues_and_resumes(slurm, tmp_path):
     assert gid.size > 1000 and np.array_equal(gid, ref_gid) and np.array_equal(t, ref_t)
 
 
-def test_scancel_leaves_the_store_interrupted(slurm, tmp_path):
+def test_scancel_leaves_the_store_interrupted(slurm, tmp_path, capsys):
     record = submit(tmp_path, "--set", "simulation.tstop=100000", "--time", "00:10:00")
     store = record["store"]
     deadline = time.monotonic() + 120
     while not ((tmp_path / "run/run.zarr/zarr.json").is_file() and attrs(store).get("t_reached", 0) > 0):
         assert time.monotonic() < deadline, "the run did not start writing"
         time.sleep(0.5)
+    time.sleep(2)  # a second publish: the pace is known
+    assert main(["status", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING" in out and "store" in out and ": running, " in out, out
+    assert "simulated ms per second" in out and "ETA" in out, out
     slurm.run("scancel", record["jobs"]["run"])
     result = slurm.wait(record["jobs"]["run"], timeout=120)
     assert result.state == "CANCELLED"
@@ -108,3 +113,25 @@ def test_campaign_job_array_and_collect(slurm, tmp_path, capsys):
     )
     rates = {int(r.split(",")[0]): float(r.split(",")[4]) for r in rows[1:] if ",complete," in r}
     assert set(rates) == {0, 2} and rates[2] > rates[0] > 0  # more background drive, more firing
+
+
+def test_summarize_with_dask_workers_as_slurm_jobs(slurm, tmp_path):
+    """--scheduler slurm: dask-jobqueue submits the workers as SLURM jobs; the same summary."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests/postprocess"))
+    from test_summarize import write_run
+
+    from brainsim.postprocess.summarize import summarize
+
+    run, _, _ = write_run(tmp_path / "run.zarr")
+    reference = xr.open_zarr(
+        summarize(run, tmp_path / "sync.zarr", scheduler="sync", log=lambda line: None).path
+    )
+    code = main(
+        ["summarize", str(run), "-o", str(tmp_path / "slurm.zarr"), "--scheduler", "slurm", "--workers", "2"]
+    )
+    assert code == 0
+    ds = xr.open_zarr(tmp_path / "slurm.zarr")
+    for name in ("rate", "cv_isi", "hypersynchrony", "band_power", "bold"):
+        np.testing.assert_allclose(ds[name].values, reference[name].values, rtol=1e-12, err_msg=name)

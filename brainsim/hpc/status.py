@@ -60,7 +60,7 @@ def describe(target):
     if (path / "campaign.json").is_file():
         from .sweep import collect
 
-        return collect(path).lines()
+        return collect(path, write=False).lines()
     if not path.exists() and str(target).isdigit():
         found = [
             f

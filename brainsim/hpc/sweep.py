@@ -188,9 +188,10 @@ class Collected:
         return out
 
 
-def collect(folder, out=None):
+def collect(folder, out=None, write=True):
     """Gather a campaign's tasks: status, error and summary figures (mean over regions of the mean rate,
-    hypersynchrony and E/I balance, alerts) per task; written as collect.csv into the folder (or `out`)."""
+    hypersynchrony and E/I balance, alerts) per task; written (if `write`) as collect.csv into the folder
+    (or to `out`)."""
     import xarray as xr
 
     folder = Path(folder)
@@ -221,7 +222,12 @@ def collect(folder, out=None):
         elif status == "complete":
             row["status"] = "complete, not summarised"
         rows.append(row)
-    out = Path(out) if out else folder / "collect.csv"
+    if write:
+        _write_table(record, rows, Path(out) if out else folder / "collect.csv")
+    return Collected(folder, rows)
+
+
+def _write_table(record, rows, out):
     with out.open("w", newline="") as f:
         axes = list(record["tasks"][0]["params"]) if record["tasks"] else []
         writer = csv.writer(f)
@@ -233,7 +239,6 @@ def collect(folder, out=None):
                 [row["task"], *(row["params"][a] for a in axes), row["status"], row["mean_rate"],
                  row["hypersynchrony"], row["ei_balance"], row["alerts"], row["error"] or ""]
             )  # fmt: skip
-    return Collected(folder, rows)
 
 
 def _log_tail(folder, job, index):

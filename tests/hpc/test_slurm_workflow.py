@@ -113,6 +113,10 @@ def test_campaign_job_array_and_collect(slurm, tmp_path, capsys):
     )
     rates = {int(r.split(",")[0]): float(r.split(",")[4]) for r in rows[1:] if ",complete," in r}
     assert set(rates) == {0, 2} and rates[2] > rates[0] > 0  # more background drive, more firing
+    (tmp_path / "trial/collect.csv").unlink()
+    assert main(["status", str(tmp_path / "trial")]) == 0
+    assert "4 tasks, 2 complete, 2 failed" in capsys.readouterr().out
+    assert not (tmp_path / "trial/collect.csv").exists()  # status only reads
 
 
 def test_summarize_with_dask_workers_as_slurm_jobs(slurm, tmp_path):

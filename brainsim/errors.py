@@ -14,13 +14,17 @@ class ConfigError(BrainsimError):
         text = f"config error at {where}: got {value!r}; allowed: {allowed}"
         super().__init__(text if detail is None else f"{text} ({detail})")
 
+    def in_file(self, file):
+        """This error naming the file its key path is in."""
+        return ConfigError(self.path, self.value, self.allowed, self.detail, str(file))
+
     def from_overlay(self, overlays):
         """This error naming the overlay file its key path came from ({path prefix: file}), if any."""
         for prefix, file in overlays.items():
             if self.file is None and (
                 self.path == prefix or self.path.startswith((prefix + ".", prefix + "["))
             ):
-                return ConfigError(self.path, self.value, self.allowed, self.detail, file)
+                return self.in_file(file)
         return self
 
 

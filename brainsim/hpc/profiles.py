@@ -50,4 +50,4 @@ def load_profile(name=None):
     try:
         return PROFILE.resolve(raw, "")
     except ConfigError as e:
-        raise ConfigError(e.path, e.value, e.allowed, e.detail, str(path)) from None
+        raise e.in_file(path) from None

@@ -77,7 +77,7 @@ def load_campaign(path):
         raw = yaml.safe_load(path.read_text())
         spec = CAMPAIGN.resolve(raw, "")
     except ConfigError as e:
-        raise ConfigError(e.path, e.value, e.allowed, e.detail, str(path)) from None
+        raise e.in_file(path) from None
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError("<campaign>", str(path), "a readable YAML campaign file", detail=str(e)) from None
     if not spec["grid"]:

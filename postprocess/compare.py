@@ -41,12 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-import zarr
 from scipy import stats
 
-from brainsim.io.zarr_store import FORMAT as RUN_FORMAT
-
-from .layout import FORMAT, FORMAT_VERSION
+from .layout import open_summary
 
 VARIABLES = (
     "mean_rate",
@@ -217,21 +214,7 @@ def format_comparison(comparison: Comparison) -> str:
 
 def _read(path: Path) -> xr.Dataset:
     """The compared variables of a summary store, in memory; ValueError if it is not one."""
-    try:
-        attrs = zarr.open_group(path, mode="r").attrs.asdict()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no Zarr store there") from None
-    kind = attrs.get("format")
-    if kind == RUN_FORMAT:
-        raise ValueError(f"{path} is a run store, not a summary: run `brainsim summarize {path}` first")
-    if kind != FORMAT:
-        raise ValueError(f"{path} is not a brainsim summary store: format {kind!r}, not {FORMAT!r}")
-    if attrs.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: summary format_version {attrs.get('format_version')!r}, "
-            f"this brainsim reads {FORMAT_VERSION}"
-        )
-    ds = xr.open_zarr(path)
+    ds = open_summary(path)
     missing = [name for name in VARIABLES if name not in ds]
     if missing:
         raise ValueError(f"{path}: summary store lacks {', '.join(missing)}")

@@ -44,6 +44,12 @@ n_spikes, alert_rules and alerts (JSON text: lists of rules, as brainsim.config.
 matches {rule, variable, region, start (ms), end (ms), peak}). Readers refuse another format_version.
 """
 
+from pathlib import Path
+
+import xarray as xr
+
+from brainsim.io.zarr_store import FORMAT as RUN_FORMAT
+
 FORMAT = "brainsim-summary"
 FORMAT_VERSION = 1
 BANDS = {
@@ -53,3 +59,24 @@ BANDS = {
     "beta": (13.0, 30.0),
     "gamma": (30.0, 80.0),
 }
+
+
+def open_summary(path) -> xr.Dataset:
+    """The summary store at path, opened lazily; ValueError if there is none, it is not one, or it has
+    another format_version."""
+    if not (Path(path) / "zarr.json").is_file():
+        raise ValueError(f"{path}: no Zarr store there")
+    ds = xr.open_zarr(path)
+    kind = ds.attrs.get("format")
+    if kind == RUN_FORMAT:
+        raise ValueError(
+            f"{path} is a run store (format {kind!r}), not a summary: run `brainsim summarize` first"
+        )
+    if kind != FORMAT:
+        raise ValueError(f"{path} is not a brainsim summary store (format {kind!r}, expected {FORMAT!r})")
+    if ds.attrs.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: summary format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
+            f"{FORMAT_VERSION}: summarize the run again"
+        )
+    return ds

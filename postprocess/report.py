@@ -21,8 +21,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..io.zarr_store import FORMAT as RUN_FORMAT
-from .layout import FORMAT, FORMAT_VERSION
+from .layout import open_summary
 
 MAX_COLUMNS = 2000  # most samples drawn along a time axis
 MAX_LABELS = 80  # most regions or electrodes named on a figure axis
@@ -73,26 +72,6 @@ def write_report(summary, out, *, log=print) -> Path:
     out.write_text(_page(title, body), encoding="utf-8")
     log(f"report: wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
     return out
-
-
-def open_summary(path) -> xr.Dataset:
-    """Open a summary store lazily, checking that it is one."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no summary store at {path}")
-    ds = xr.open_zarr(path)
-    kind = ds.attrs.get("format")
-    if kind == RUN_FORMAT:
-        raise ValueError(
-            f"{path} is a run store (format {kind!r}), not a summary: run `brainsim summarize` first"
-        )
-    if kind != FORMAT:
-        raise ValueError(f"{path} is not a brainsim summary store (format {kind!r}, expected {FORMAT!r})")
-    if ds.attrs.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: summary format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
-            f"{FORMAT_VERSION}: summarize the run again"
-        )
-    return ds
 
 
 # ---------------------------------------------------------------------------------------------- page parts

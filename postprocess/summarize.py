@@ -144,7 +144,7 @@ def _summarize(
         counts = da.from_zarr(str(scratch))
         ds = _dataset(view, counts, stats, raster, bin_ms, window_ms, tr)
         ds.attrs.update(_attrs(view, bin_ms, window_ms, tr, rules))
-        ds.attrs["n_spikes"] = int(counts.sum(dtype=np.int64).compute())
+        ds.attrs["n_spikes"] = int(stats.n.sum())  # every counted spike is one of a cell's
         write = ds.to_zarr(out, mode="w-", zarr_format=3, consolidated=True, compute=False)
         compute(client, [write], "region signals, EEG, band power, BOLD, connectivity, indicators", log)
     shutil.rmtree(scratch, ignore_errors=True)

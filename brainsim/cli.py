@@ -51,6 +51,11 @@ def _report(message, code):
     return code
 
 
+def _progress(line):
+    """Progress lines of long commands go to stderr, results to stdout."""
+    print(line, file=sys.stderr)
+
+
 def _rank():
     if "mpi4py.MPI" not in sys.modules:
         return 0
@@ -356,7 +361,7 @@ def _summarize(args, petsc_args):
             tr=args.tr,
             alert_files=args.alerts,
             overwrite=args.overwrite,
-            log=lambda line: print(line, file=sys.stderr),
+            log=_progress,
         )
     except (ValueError, FileNotFoundError) as e:
         return _report(e, EXIT_FAILED)
@@ -377,7 +382,7 @@ def _html_report(args, petsc_args):
     summary = Path(args.summary)
     out = args.output or summary.with_name(summary.name.removesuffix(".zarr") + ".html")
     try:
-        path = write_report(summary, out, log=lambda line: print(line, file=sys.stderr))
+        path = write_report(summary, out, log=_progress)
     except (ValueError, FileNotFoundError) as e:
         return _report(e, EXIT_FAILED)
     print(f"report: {path}")
@@ -392,7 +397,7 @@ def _compare(args, petsc_args):
             [args.baseline, *args.treated],
             target=args.target,
             out=args.output,
-            log=lambda line: print(line, file=sys.stderr),
+            log=_progress,
         )
     except (ValueError, FileNotFoundError) as e:
         return _report(e, EXIT_FAILED)
@@ -432,9 +437,7 @@ def _plan(args, petsc_args):
 def _calibrate(args, petsc_args):
     from .hpc.plan import calibrate
 
-    record = calibrate(
-        args.config, args.set, args.tstop, args.output, log=lambda line: print(line, file=sys.stderr)
-    )
+    record = calibrate(args.config, args.set, args.tstop, args.output, log=_progress)
     for method, ns in record["ns_per_compartment_step"].items():
         print(f"{method}: {ns:.1f} ns per compartment-step")
     return 0

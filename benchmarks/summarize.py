@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import zarr
 
-from brainsim.io.zarr_store import RunStore
+from brainsim.errors import StoreError
+from brainsim.io.run_store import RunStore
+from brainsim.io.zarr_store import RunWriter
 from brainsim.postprocess.summarize import summarize
 
 N_REGIONS = 50
@@ -54,9 +55,10 @@ def make_store(path, n_spikes, seed=0):
         [np.full(p["count"], E_RATE if p["kind"] == "excitatory" else I_RATE) for p in pops]
     )
     tstop = 1000.0 * np.ceil(n_spikes / rates.sum())
-    config = {"name": "summary_benchmark", "simulation": {"tstop": tstop}}
+    summary = {"bin": None, "window": 50.0, "tr": 100.0, "alerts": []}
+    config = {"name": "summary_benchmark", "simulation": {"tstop": tstop}, "summary": summary}
     counts = {"cells": n_cells, "compartments": n_cells, "equations": 4 * n_cells}
-    store = RunStore.create(path, config=config, counts=counts, overwrite=True, populations=pops)
+    store = RunWriter.create(path, config=config, counts=counts, overwrite=True, populations=pops)
     labels = [f"R{r:02d}" for r in range(N_REGIONS)]
     angle = np.linspace(0, 2 * np.pi, N_REGIONS, endpoint=False)
     centres = np.stack([60 * np.cos(angle), 80 * np.sin(angle), 20 * np.cos(3 * angle)], axis=1)
@@ -134,9 +136,10 @@ def main():
     parser.add_argument("--regenerate", action="store_true")
     args = parser.parse_args()
     store = Path(args.store)
-    existing = (
-        zarr.open_group(store, mode="r")["spikes/gid"].shape[0] if (store / "zarr.json").exists() else 0
-    )
+    try:
+        existing = RunStore.open(store).spikes.sizes["spike"]
+    except StoreError:  # none yet, or not a readable run store
+        existing = 0
     if args.regenerate or existing < args.spikes:
         start = time.perf_counter()
         existing = make_store(store, int(args.spikes))

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, resources
 from .errors import BrainsimError, ConfigError, Interrupted, MorphologyError, NumericalError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_NUMERICAL = 1, 2, 3
@@ -18,8 +18,8 @@ EXIT_ALERT = 4
 EXIT_INTERRUPTED = 130
 """Stopped by Ctrl-C (SIGINT): after a checkpoint, or at once on a second Ctrl-C."""
 
-DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
-WHOLE_BRAIN = DEMO.with_name("whole_brain.yaml")
+DEMO = resources.config_file("demo.yaml")
+WHOLE_BRAIN = resources.config_file("whole_brain.yaml")
 
 
 def main(argv=None):
@@ -38,7 +38,7 @@ def main(argv=None):
     except Interrupted as e:
         code = EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED
         return _report(f"{e}; the store is marked interrupted, a checkpoint was written", code)
-    except (BrainsimError, FileExistsError) as e:
+    except BrainsimError as e:
         return _report(e, EXIT_FAILED)
     except KeyboardInterrupt as e:
         return _report(f"interrupted at once ({e or 'SIGINT'}); the store is marked failed", EXIT_INTERRUPTED)
@@ -219,6 +219,7 @@ def _parser():
     )
     status.add_argument("target")
     status.add_argument("--field", choices=["status"], help="print only this (for scripts)")
+    status.add_argument("--jobs-dir", default="jobs", help="where job folders are looked up (default ./jobs)")
     status.set_defaults(func=_status)
 
     info = sub.add_parser("info", help="versions of brainsim and its dependencies")
@@ -245,15 +246,11 @@ def _overlay_arguments(parser):
     )
 
 
-def _load(args, overrides=None):
-    from .config import load_config
+def _load(args):
+    """The config of a command, with its --set, --patient and --intervention, after every check."""
+    from .api import load_config
 
-    config = load_config(
-        args.config,
-        args.set if overrides is None else overrides,
-        patient=args.patient,
-        interventions=args.intervention,
-    )
+    config = load_config(args.config, args.set, patient=args.patient, interventions=args.intervention)
     args.overlays = config.overlays  # to name the file of a later error in an overlay
     return config
 
@@ -262,37 +259,35 @@ def _run(args, petsc_args):
     early = []  # stop signals that arrive while the run is being set up: it stops at its first epoch
     for number in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(number, lambda signum, frame: early.append(signal.Signals(signum).name))
-    from .engine.run import run_config
+    from .api import run
     from .parallel.context import Context
 
-    overrides = list(args.set)
-    if args.checkpoint_every is not None:
-        overrides.append(f"output.checkpoint_every={_milliseconds(args.checkpoint_every)}")
-    if args.checkpoint is not None:
-        overrides.append(f"output.checkpoint={args.checkpoint}")
-    config = _load(args, overrides)
     context = Context.world()
-    summary, path = run_config(
-        config,
-        context,
-        output=args.output,
+    store = run(
+        _load(args),
+        args.output,
         overwrite=args.overwrite,
-        petsc_args=petsc_args,
+        context=context,
         progress=not args.quiet,
         decomposition=args.partition,
         resume=args.resume,
+        checkpoint=args.checkpoint,
+        checkpoint_every=None if args.checkpoint_every is None else _milliseconds(args.checkpoint_every),
+        petsc_args=petsc_args,
         early_signals=early,
     )
     if context.is_root:
+        counts, timing = store.counts, store.timing
         ranks = f" on {context.size} ranks" if context.size > 1 else ""
-        print(f"output: {path}")
+        print(f"output: {store.path}")
         print(
-            f"cells {summary.cells}  compartments {summary.compartments}  equations {summary.equations}  "
-            f"spikes {summary.spikes}"
+            f"cells {counts['cells']}  compartments {counts['compartments']}  "
+            f"equations {counts['equations']}  spikes {store.spikes.sizes['spike']}"
         )
         print(
-            f"simulated {summary.t_end:g} ms in {summary.steps} steps{ranks}: build {summary.build_s:.2f} s, "
-            f"run {summary.run_s:.2f} s, {summary.ns_per_compartment_step:.1f} ns per compartment-step"
+            f"simulated {store.t_reached:g} ms in {timing['steps']:.0f} steps{ranks}: build "
+            f"{timing['build_s']:.2f} s, run {timing['run_s']:.2f} s, "
+            f"{timing['ns_per_compartment_step']:.1f} ns per compartment-step"
         )
     return 0
 
@@ -334,7 +329,6 @@ def _validate(args, petsc_args):
     from .model.recipe import Recipe
 
     recipe = Recipe(_load(args))
-    recipe.check()
     eq = sum(recipe.cell_type(p.name).n_equations * p.count for p in recipe.populations)
     print(f"{args.config}: valid ({recipe.num_cells} cells, {eq} equations)")
     config = recipe.config
@@ -350,21 +344,18 @@ def _validate(args, petsc_args):
 def _summarize(args, petsc_args):
     from .postprocess.summarize import summarize
 
-    try:
-        result = summarize(
-            args.run,
-            args.output,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            bin_ms=args.bin,
-            window_ms=args.window,
-            tr=args.tr,
-            alert_files=args.alerts,
-            overwrite=args.overwrite,
-            log=_progress,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        return _report(e, EXIT_FAILED)
+    result = summarize(
+        args.run,
+        args.output,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        bin_ms=args.bin,
+        window_ms=args.window,
+        tr=args.tr,
+        alerts=_alert_rules(args.alerts),
+        overwrite=args.overwrite,
+        log=_progress,
+    )
     print(f"summary: {result.path}")
     for match in result.alerts:
         print(
@@ -376,15 +367,37 @@ def _summarize(args, petsc_args):
     return EXIT_ALERT if result.alerts and args.fail_on_alert else 0
 
 
+def _alert_rules(files):
+    """The alert rules of `--alerts` files (YAML: a mapping with one key, `alerts`, holding a list of
+    rules), checked; errors name the file and the key."""
+    import yaml
+
+    from .config.schema import ALERT
+
+    rules = []
+    for file in files:
+        try:
+            raw = yaml.safe_load(Path(file).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(
+                "--alerts", file, "a readable YAML file of alert rules", detail=str(e)
+            ) from None
+        if not isinstance(raw, dict) or set(raw) != {"alerts"} or not isinstance(raw["alerts"], list):
+            allowed = "a mapping with one key, 'alerts', holding a list of rules"
+            raise ConfigError("alerts", raw, allowed, file=file)
+        try:
+            rules += [ALERT.resolve(rule, f"alerts[{i}]") for i, rule in enumerate(raw["alerts"])]
+        except ConfigError as e:
+            raise e.in_file(file) from None
+    return rules
+
+
 def _html_report(args, petsc_args):
     from .postprocess.report import write_report
 
     summary = Path(args.summary)
     out = args.output or summary.with_name(summary.name.removesuffix(".zarr") + ".html")
-    try:
-        path = write_report(summary, out, log=_progress)
-    except (ValueError, FileNotFoundError) as e:
-        return _report(e, EXIT_FAILED)
+    path = write_report(summary, out, log=_progress)
     print(f"report: {path}")
     return 0
 
@@ -392,15 +405,7 @@ def _html_report(args, petsc_args):
 def _compare(args, petsc_args):
     from .postprocess.compare import compare, format_comparison
 
-    try:
-        result = compare(
-            [args.baseline, *args.treated],
-            target=args.target,
-            out=args.output,
-            log=_progress,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        return _report(e, EXIT_FAILED)
+    result = compare([args.baseline, *args.treated], target=args.target, out=args.output, log=_progress)
     print(format_comparison(result))
     return 0
 
@@ -482,10 +487,7 @@ def _sweep(args, petsc_args):
 def _collect(args, petsc_args):
     from .hpc.sweep import collect
 
-    try:
-        result = collect(args.folder, args.output)
-    except ValueError as e:
-        return _report(e, EXIT_FAILED)
+    result = collect(args.folder, args.output)
     print("\n".join(result.lines()))
     return 0 if all(row["status"] == "complete" for row in result.rows) else EXIT_FAILED
 
@@ -493,13 +495,10 @@ def _collect(args, petsc_args):
 def _status(args, petsc_args):
     from .hpc.status import describe, store_status
 
-    try:
-        if args.field:
-            print(store_status(args.target)[args.field])
-        else:
-            print("\n".join(describe(args.target)))
-    except ValueError as e:
-        return _report(e, EXIT_FAILED)
+    if args.field:
+        print(store_status(args.target)[args.field])
+    else:
+        print("\n".join(describe(args.target, args.jobs_dir)))
     return 0
 
 

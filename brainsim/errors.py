@@ -1,5 +1,7 @@
 """Exception types. Every message says what was wrong, where, and what is allowed."""
 
+from pathlib import Path
+
 
 class BrainsimError(Exception):
     """Base class of every error brainsim raises on purpose."""
@@ -61,3 +63,12 @@ class ConnectomeError(BrainsimError):
     def __init__(self, message, source=None):
         self.source = source
         super().__init__(message if source is None else f"{source}: {message}")
+
+
+class StoreError(BrainsimError):
+    """A stored file (run store, summary store, checkpoint, decomposition) is missing, corrupt or of another
+    kind: names the path and what was expected."""
+
+    def __init__(self, path, message):
+        self.path = Path(path)
+        super().__init__(f"{path}: {message}")

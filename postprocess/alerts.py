@@ -1,14 +1,16 @@
 """Alert rules on a summary: where a (time, region) variable stays above (or below) a threshold for at
-least a given duration. Rules are validated by brainsim.config.schema.ALERT; the summary is read in
+least a given duration. Rules come validated (brainsim.config.schema.ALERT); the summary is read in
 blocks of time, so a long summary is never held whole."""
 
 import numpy as np
 
+from brainsim.errors import ConfigError
+
 BLOCK_ROWS = 1 << 16  # rows of the watched variable read at once
 
 
-def check_regions(rules, labels):
-    """ValueError if a rule names a region that is not one of labels."""
+def check_regions(rules, labels, where):
+    """ConfigError if a rule names a region that is not one of labels; `where`: the rules' key path."""
     known = set(labels)
     for i, rule in enumerate(rules):
         if rule["regions"] == "all":
@@ -16,9 +18,11 @@ def check_regions(rules, labels):
         for label in rule["regions"]:
             if label not in known:
                 shown = ", ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
-                raise ValueError(
-                    f"alert rule {rule['name']!r} (alerts[{i}].regions): unknown region {label!r}; "
-                    f"regions: {shown}"
+                raise ConfigError(
+                    f"{where}[{i}].regions",
+                    label,
+                    f"a region of the run: {shown}",
+                    detail=f"alert rule {rule['name']!r}: unknown region",
                 )
 
 

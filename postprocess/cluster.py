@@ -12,17 +12,20 @@ from contextlib import contextmanager
 
 import dask
 
+from brainsim.errors import ConfigError
+
 SCHEDULERS = ("local", "slurm", "mpi", "threads", "sync")
 
 
 def check_scheduler(name):
     if name not in SCHEDULERS and not name.startswith("tcp://"):
-        raise ValueError(f"unknown scheduler {name!r}: one of {list(SCHEDULERS)} or tcp://host:port")
+        raise ConfigError("--scheduler", name, f"one of {list(SCHEDULERS)} or tcp://host:port")
 
 
 @contextmanager
-def dask_client(scheduler="local", workers=None, log=print):
-    """A distributed Client for `scheduler` (None for 'threads' and 'sync'), closed on exit."""
+def dask_client(scheduler="local", workers=None, log=print, logs=None):
+    """A distributed Client for `scheduler` (None for 'threads' and 'sync'), closed on exit. logs: the
+    folder of the SLURM workers' job logs, unless the site's jobqueue.slurm log-directory names one."""
     check_scheduler(scheduler)
     if scheduler in ("threads", "sync"):
         with dask.config.set(scheduler="synchronous" if scheduler == "sync" else "threads"):
@@ -54,8 +57,14 @@ def dask_client(scheduler="local", workers=None, log=print):
         n = workers or 2
         log(f"summarize: submitting {n} Dask worker job(s) to SLURM")
         given = dask.config.get("jobqueue.slurm", {})  # the site's settings win over these defaults
-        defaults = {"cores": 1, "processes": 1, "memory": "4GB", "walltime": "01:00:00"}
-        options = {k: v for k, v in defaults.items() if given.get(k) is None}
+        defaults = {
+            "cores": 1,
+            "processes": 1,
+            "memory": "4GB",
+            "walltime": "01:00:00",
+            "log_directory": logs,
+        }
+        options = {k: v for k, v in defaults.items() if given.get(k.replace("_", "-")) is None}
         with SLURMCluster(**options) as cluster, Client(cluster) as client:
             cluster.scale(jobs=n)
             client.wait_for_workers(1)

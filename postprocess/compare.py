@@ -43,6 +43,9 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from brainsim.errors import ConfigError, StoreError
+from brainsim.io.run_store import STORE_FAULTS
+
 from .layout import open_summary
 
 VARIABLES = (
@@ -79,7 +82,7 @@ def compare(paths, *, target=None, out=None, log=print, fc_weight: float = 1.0) 
     ``log`` each file written. ``fc_weight`` scales the FC term of the distance (0 leaves it out)."""
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
-        raise ValueError(f"compare needs a baseline and at least one treated summary store, got {len(paths)}")
+        raise ConfigError("stores", len(paths), "a baseline and at least one treated summary store")
     stores = [_read(p) for p in paths]
     target_path = paths[0] if target is None else Path(target)
     target_ds = stores[0] if target is None else _read(target_path)
@@ -174,11 +177,14 @@ def fc_distance(fc: np.ndarray, target_fc: np.ndarray) -> float:
 def write(comparison: Comparison, out, log=print) -> list[Path]:
     """Write differences.csv, ranking.csv and ranking.png into folder ``out``; return their paths."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     files = [out / "differences.csv", out / "ranking.csv", out / "ranking.png"]
-    comparison.differences.to_csv(files[0], index=False)
-    comparison.ranking.to_csv(files[1], index=False)
-    _figure(comparison).savefig(files[2], dpi=120)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        comparison.differences.to_csv(files[0], index=False)
+        comparison.ranking.to_csv(files[1], index=False)
+        _figure(comparison).savefig(files[2], dpi=120)
+    except OSError as e:
+        raise StoreError(out, f"cannot write the comparison there ({e.strerror or e})") from None
     for path in files:
         log(f"wrote {path}")
     return files
@@ -213,12 +219,15 @@ def format_comparison(comparison: Comparison) -> str:
 
 
 def _read(path: Path) -> xr.Dataset:
-    """The compared variables of a summary store, in memory; ValueError if it is not one."""
+    """The compared variables of a summary store, in memory; StoreError if it is not one or is damaged."""
     ds = open_summary(path)
     missing = [name for name in VARIABLES if name not in ds]
     if missing:
-        raise ValueError(f"{path}: summary store lacks {', '.join(missing)}")
-    return ds[list(VARIABLES)].load()
+        raise StoreError(path, f"summary store lacks {', '.join(missing)}")
+    try:
+        return ds[list(VARIABLES)].load()
+    except STORE_FAULTS as e:
+        raise StoreError(path, f"unreadable summary data ({type(e).__name__}: {e})") from None
 
 
 def _labels(ds: xr.Dataset) -> list[str]:
@@ -227,11 +236,11 @@ def _labels(ds: xr.Dataset) -> list[str]:
 
 def _common_regions(stores: list, paths: list, log) -> list[str]:
     """The region labels of the first store that every store has (a patient's twin may lack a resected
-    region); logs those left out, ValueError if none is shared."""
+    region); logs those left out, StoreError if none is shared."""
     labels = [_labels(ds) for ds in stores]
     common = [label for label in labels[0] if all(label in set(other) for other in labels[1:])]
     if not common:
-        raise ValueError(f"{paths[0]} shares no region label with {', '.join(str(p) for p in paths[1:])}")
+        raise StoreError(paths[0], f"shares no region label with {', '.join(str(p) for p in paths[1:])}")
     for path, mine in zip(paths, labels):
         left_out = [label for label in mine if label not in common]
         if left_out:

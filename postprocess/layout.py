@@ -48,6 +48,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from brainsim.errors import StoreError
+from brainsim.io.run_store import STORE_FAULTS
 from brainsim.io.zarr_store import FORMAT as RUN_FORMAT
 
 FORMAT = "brainsim-summary"
@@ -62,21 +64,25 @@ BANDS = {
 
 
 def open_summary(path) -> xr.Dataset:
-    """The summary store at path, opened lazily; ValueError if there is none, it is not one, or it has
-    another format_version."""
+    """The summary store at path, opened lazily; StoreError if there is none, it is not one, it cannot be
+    read or it has another format_version."""
     if not (Path(path) / "zarr.json").is_file():
-        raise ValueError(f"{path}: no Zarr store there")
-    ds = xr.open_zarr(path)
+        raise StoreError(path, "no Zarr store there (expected a summary store from `brainsim summarize`)")
+    try:
+        ds = xr.open_zarr(path, zarr_format=3)
+    except STORE_FAULTS as e:
+        raise StoreError(path, f"unreadable summary store ({type(e).__name__}: {e})") from None
     kind = ds.attrs.get("format")
     if kind == RUN_FORMAT:
-        raise ValueError(
-            f"{path} is a run store (format {kind!r}), not a summary: run `brainsim summarize` first"
+        raise StoreError(
+            path, f"a run store (format {kind!r}), not a summary: run `brainsim summarize` first"
         )
     if kind != FORMAT:
-        raise ValueError(f"{path} is not a brainsim summary store (format {kind!r}, expected {FORMAT!r})")
+        raise StoreError(path, f"not a brainsim summary store (format {kind!r}, expected {FORMAT!r})")
     if ds.attrs.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: summary format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
-            f"{FORMAT_VERSION}: summarize the run again"
+        raise StoreError(
+            path,
+            f"summary format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
+            f"{FORMAT_VERSION}: summarize the run again",
         )
     return ds

@@ -21,6 +21,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from brainsim.errors import StoreError
+
 from .layout import open_summary
 
 MAX_COLUMNS = 2000  # most samples drawn along a time axis
@@ -62,14 +64,18 @@ window.addEventListener("load", function () {
 def write_report(summary, out, *, log=print) -> Path:
     """Write the summary store at `summary` as one self-contained HTML page at `out`; returns out.
 
-    log(line) receives progress lines. Raises ValueError when the store is not a brainsim summary.
+    log(line) receives progress lines. Raises StoreError when the store is not a brainsim summary or the
+    page cannot be written.
     """
     log(f"report: opening {summary}")
     ds = open_summary(summary)
     body = [_header(ds), _alerts(ds), *_figures(ds, log), _region_table(ds)]
     title = f"brainsim summary: {ds.attrs.get('source_name', '')}"
     out = Path(out)
-    out.write_text(_page(title, body), encoding="utf-8")
+    try:
+        out.write_text(_page(title, body), encoding="utf-8")
+    except OSError as e:
+        raise StoreError(out, f"cannot write the report there ({e.strerror or e})") from None
     log(f"report: wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
     return out
 

@@ -1,23 +1,20 @@
-"""Reading a run store (``brainsim-run``) for post-processing: its attributes, its regions and the
-mapping of gids to regions and cell kinds. Reads the store's layout only (brainsim.io.zarr_store)."""
+"""A run store (``brainsim-run``) as post-processing sees it: its regions and the mapping of gids to regions
+and cell kinds. The store is opened and checked by brainsim.io.run_store.RunStore."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import zarr
 
-from brainsim.io.zarr_store import FORMAT as RUN_FORMAT
+from brainsim.errors import StoreError
+from brainsim.io.run_store import STORE_FAULTS, RunStore
 
 from .spikes import KINDS, CellMap
 
 
 @dataclass
 class RunView:
-    path: Path
-    attrs: dict
-    config: dict
+    store: RunStore
     labels: list  # region labels
     hemisphere: list
     centres: np.ndarray  # (n_regions, 3) mm, NaN where unknown
@@ -28,63 +25,50 @@ class RunView:
 
     @classmethod
     def open(cls, path):
-        """Open the run store at path; ValueError if it is not one."""
-        path = Path(path).resolve()
-        if not (path / "zarr.json").is_file():
-            raise ValueError(f"{path} is not a Zarr store (no zarr.json)")
-        root = zarr.open_group(path, mode="r")
-        attrs = root.attrs.asdict()
-        if attrs.get("format") != RUN_FORMAT:
-            raise ValueError(
-                f"{path} is not a run store (format {attrs.get('format')!r}, expected {RUN_FORMAT!r})"
-            )
-        if "populations" not in attrs:
-            raise ValueError(f"{path} has no population table (written by brainsim < 0.1): run it again")
-        config = json.loads(attrs["config"])
-        t_end = min(float(attrs.get("t_reached", 0.0)), float(config["simulation"]["tstop"]))
-        pops = attrs["populations"]
-        if "regions" in root:
-            group = root["regions"]
-            labels = [str(x) for x in group["region"][:]]
-            hemisphere = [str(x) for x in group["hemisphere"][:]]
-            centres = np.stack([group[f"centre_{a}"][:] for a in "xyz"], axis=1)
+        """Open the run store at path; StoreError if it is not one or is damaged."""
+        store = RunStore.open(Path(path).resolve())
+        pops = store.populations
+        t_end = min(store.t_reached, store.tstop)
+        regions = store.regions
+        if regions is not None:
+            try:
+                labels = [str(x) for x in regions["region"].values]
+                hemisphere = [str(x) for x in regions["hemisphere"].values]
+                centres = np.stack([regions[f"centre_{a}"].values for a in "xyz"], axis=1)
+                region_bin = float(regions.attrs["bin"])
+            except STORE_FAULTS as e:
+                raise StoreError(store.path, f"unreadable group regions ({type(e).__name__}: {e})") from None
             index = {label: k for k, label in enumerate(labels)}
-            region_of = [index.get(p["region"], -1) if p["region"] is not None else -1 for p in pops]
-            region_bin = float(group.attrs["bin"])
+            region_of = [index.get(p.region, -1) if p.region is not None else -1 for p in pops]
         else:  # no brain: every population is a region
-            labels = [p["name"] for p in pops]
+            labels = [p.name for p in pops]
             hemisphere = [""] * len(labels)
             centres = np.full((len(labels), 3), np.nan)
             region_of = list(range(len(pops)))
             region_bin = None
-        n_total = sum(p["count"] for p in pops)
+        n_total = sum(p.count for p in pops)
         region = np.full(n_total, -1, dtype=np.int32)
         kind = np.zeros(n_total, dtype=np.int8)
         n_cells = np.zeros((len(labels), len(KINDS)), dtype=np.int64)
         for p, r in zip(pops, region_of):
-            cells = slice(p["first_gid"], p["first_gid"] + p["count"])
-            k = KINDS.index(p["kind"]) if p["kind"] in KINDS else 0
+            cells = slice(p.first_gid, p.first_gid + p.count)
+            k = KINDS.index(p.kind) if p.kind in KINDS else 0
             region[cells], kind[cells] = r, k
             if r >= 0:
-                n_cells[r, k] += p["count"]
+                n_cells[r, k] += p.count
         return cls(
-            path,
-            attrs,
-            config,
-            labels,
-            hemisphere,
-            centres,
-            CellMap(region, kind, len(labels)),
-            n_cells,
-            t_end,
-            region_bin,
+            store, labels, hemisphere, centres, CellMap(region, kind, len(labels)), n_cells, t_end, region_bin
         )
 
     @property
+    def path(self) -> Path:
+        return self.store.path
+
+    @property
     def v_mean(self):
-        """The run's regions/v_mean (time, region) zarr array, or None."""
-        root = zarr.open_group(self.path, mode="r")
-        return root["regions/v_mean"] if "regions" in root else None
+        """The run's regions v_mean (time, region) in mV as a dask array, or None."""
+        regions = self.store.regions
+        return None if regions is None else regions["v_mean"].data
 
     def raster_gids(self, per_region=10, most=1000):
         """Sorted gids of a raster sample: the first cells of each region, at most `most` in all."""

@@ -19,7 +19,7 @@ import zarr
 from zarr.errors import ZarrUserWarning
 
 from brainsim import __version__
-from brainsim.config.schema import ALERT, SUMMARY
+from brainsim.errors import ConfigError, StoreError
 
 from . import alerts as alert_rules
 from .cluster import compute, dask_client
@@ -34,6 +34,7 @@ FC_RATE_BIN = 10.0  # ms: bins of the rates correlated into fc_rate
 SIGNAL_TAU = 5.0  # ms: alpha kernel smoothing the rate into a signal when the run has no mean V
 CHUNK_BYTES = 64 << 20  # bytes of one (time, region) chunk held by a task
 FC_MIN_SAMPLES = 10  # fewer samples (e.g. BOLD of a sub-second run) give no functional connectivity
+SETTINGS = ("bin", "window", "tr", "alerts")  # the keys of a run config's summary section
 
 
 @dataclass(frozen=True)
@@ -50,21 +51,29 @@ def default_output(run):
 
 
 def settings(view, bin_ms=None, window_ms=None, tr=None, extra_alerts=()):
-    """The summary settings: the run config's `summary` section, overridden by the arguments; checked."""
-    config = view.config.get("summary") or SUMMARY.resolve(None, "summary")  # stored resolved
+    """The summary settings: the run config's `summary` section (stored resolved), overridden by the
+    arguments (ms; extra_alerts: resolved alert rules); checked."""
+    config = view.store.config.get("summary")
+    if not isinstance(config, dict) or any(key not in config for key in SETTINGS):
+        raise StoreError(
+            view.path, f"the stored config has no resolved summary section ({', '.join(SETTINGS)})"
+        )
+    given = {"bin": bin_ms, "window": window_ms, "tr": tr}
     bin_ms = bin_ms or config["bin"] or view.region_bin or 1.0
     window_ms = window_ms or config["window"]
     tr = tr or config["tr"]
+
+    def key(name):  # where a setting came from: an option, or the run's config
+        return f"--{name}" if given[name] else f"summary.{name}"
+
     if view.region_bin is not None and not _multiple(bin_ms, view.region_bin):
-        raise ValueError(
-            f"bin {bin_ms:g} ms must be a multiple of the run's region bin ({view.region_bin:g} ms)"
-        )
+        raise ConfigError(key("bin"), bin_ms, f"a multiple of the run's region bin ({view.region_bin:g} ms)")
     for name, value in (("window", window_ms), ("tr", tr)):
         if not _multiple(value, bin_ms):
-            raise ValueError(f"{name} {value:g} ms must be a multiple of the bin ({bin_ms:g} ms)")
-    rules = config["alerts"] + list(extra_alerts)
-    alert_rules.check_regions(rules, view.labels)
-    return bin_ms, window_ms, tr, rules
+            raise ConfigError(key(name), value, f"a multiple of the bin ({bin_ms:g} ms)")
+    alert_rules.check_regions(config["alerts"], view.labels, "summary.alerts")
+    alert_rules.check_regions(extra_alerts, view.labels, "--alerts")
+    return bin_ms, window_ms, tr, config["alerts"] + list(extra_alerts)
 
 
 def _multiple(value, unit):
@@ -72,28 +81,10 @@ def _multiple(value, unit):
     return ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) < 1e-6
 
 
-def load_alert_file(path):
-    """Alert rules from a YAML file with a top-level `alerts:` list; errors name the file and key."""
-    import yaml
-
-    from brainsim.errors import ConfigError
-
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"cannot read alert rules from {path}: {e}") from e
-    if not isinstance(raw, dict) or set(raw) != {"alerts"} or not isinstance(raw["alerts"], list):
-        raise ValueError(f"{path}: expected a mapping with one key, 'alerts', holding a list of rules")
-    try:
-        return [ALERT.resolve(rule, f"alerts[{i}]") for i, rule in enumerate(raw["alerts"])]
-    except ConfigError as e:
-        raise ValueError(f"{path}: {e}") from e
-
-
 def summarize(run, out=None, **options):
     """Summarise the run store `run` into `out` (default RUN.summary.zarr beside it); returns a Summary.
-    options: scheduler, workers, bin_ms, window_ms, tr, alert_files, overwrite, log (see _summarize)."""
+    options: scheduler, workers, bin_ms, window_ms, tr (ms), alerts (resolved alert rules evaluated besides
+    the run config's), overwrite, log (see _summarize)."""
     with warnings.catch_warnings():
         # NaN where a measure is undefined (no cells, no spikes) is the intended result.
         warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
@@ -112,25 +103,29 @@ def _summarize(
     bin_ms=None,
     window_ms=None,
     tr=None,
-    alert_files=(),
+    alerts=(),
     overwrite=False,
     log=print,
 ):
     view = RunView.open(run)
     out = Path(out) if out is not None else default_output(view.path)
-    extra = [rule for path in alert_files for rule in load_alert_file(path)]
-    bin_ms, window_ms, tr, rules = settings(view, bin_ms, window_ms, tr, extra)
+    bin_ms, window_ms, tr, rules = settings(view, bin_ms, window_ms, tr, alerts)
     if out.exists():
         if not overwrite:
-            raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+            raise StoreError(out, "already exists; pass --overwrite to replace it")
         if not (out / "zarr.json").is_file():
-            raise FileExistsError(f"will not overwrite {out}: not a Zarr store")
+            raise StoreError(out, "will not overwrite it: not a Zarr store")
     n_bins = int(np.floor(view.t_end / bin_ms + 1e-9))
     if n_bins < 1:
-        raise ValueError(f"{view.path} holds {view.t_end:g} ms of output, less than one bin ({bin_ms:g} ms)")
+        raise StoreError(
+            view.path,
+            f"holds {view.t_end:g} ms of output, less than one bin ({bin_ms:g} ms): use a smaller --bin",
+        )
     scratch = out.with_name(out.name + ".counts")
-    status = view.attrs.get("status", "?")
-    with dask_client(scheduler, workers, log) as client:  # with dask-mpi, only one rank gets here
+    status = view.store.status
+    with dask_client(
+        scheduler, workers, log, logs=str(out.with_name(out.name + ".dask-logs"))
+    ) as client:  # with dask-mpi, only one rank gets here
         if status != "complete":
             log(f"summarize: warning: the run is {status!r}; summarising its first {view.t_end:g} ms")
         for old in (out, scratch):
@@ -162,11 +157,11 @@ def _attrs(view, bin_ms, window_ms, tr, rules):
         "brainsim_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": str(view.path),
-        "source_name": view.config.get("name", view.path.stem),
-        "source_config_hash": view.attrs.get("config_hash", ""),
-        "source_status": view.attrs.get("status", "?"),
+        "source_name": view.store.config.get("name", view.path.stem),
+        "source_config_hash": view.store.config_hash,
+        "source_status": view.store.status,
         "source_t_reached": view.t_end,
-        "provenance": json.dumps(view.attrs.get("provenance", {})),
+        "provenance": json.dumps(view.store.provenance),
         "bin": bin_ms,
         "window_ms": window_ms,
         "tr": tr,
@@ -288,7 +283,7 @@ def _signal(view, rate, bin_ms, n_bins):
     v_mean = view.v_mean
     if v_mean is not None:
         factor = int(round(bin_ms / view.region_bin))
-        v = da.from_zarr(v_mean)[: n_bins * factor].astype(np.float64)
+        v = v_mean[: n_bins * factor].astype(np.float64)
         v = v.rechunk((max(1, rate.chunks[0][0]) * factor, v.shape[1]))
         v = v.reshape(n_bins, factor, v.shape[1], merge_chunks=False).mean(axis=1)
         return v - da.nanmean(v, axis=0), "regions/v_mean minus its time mean", "mV"

@@ -6,7 +6,7 @@ from support import simulate
 
 @pytest.fixture
 def run(tmp_path):
-    """run(config, overrides) -> (summary, store path) with the store in tmp_path."""
+    """run(config, overrides) -> (the store read back, its path), the store in tmp_path."""
     counter = iter(range(10**6))
 
     def _run(config, overrides=()):

@@ -11,13 +11,22 @@ REFERENCE = ROOT / "tests" / "data" / "reference"
 
 def simulate(config, overrides=(), output=None, patient=None, interventions=()):
     """Run a config file (path relative to the repository) in this process, with optional patient and
-    intervention overlay files; returns (summary, store path)."""
-    from brainsim.config import load_config
-    from brainsim.engine.run import run_config
-    from brainsim.parallel.context import Context
+    intervention overlay files; returns (the store opened for reading, its path)."""
+    import brainsim
 
-    cfg = load_config(ROOT / config, list(overrides), patient=patient, interventions=interventions)
-    return run_config(cfg, Context.world(), output=output, overwrite=True, progress=False)
+    cfg = brainsim.load_config(ROOT / config, list(overrides), patient=patient, interventions=interventions)
+    store = brainsim.run(cfg, output, overwrite=True, progress=False)
+    return store, store.path
+
+
+def checked(config):
+    """The Recipe of a config, after every model-level check (what `brainsim validate` runs)."""
+    from brainsim.model.checks import check_model
+    from brainsim.model.recipe import Recipe
+
+    recipe = Recipe(config)
+    check_model(recipe)
+    return recipe
 
 
 def spikes(store):

@@ -1,4 +1,5 @@
-"""Load a YAML run config, apply `--set key.path=value` overrides, validate it and resolve defaults."""
+"""Load a YAML run config, apply `--set key.path=value` overrides, validate it against the schema and resolve
+defaults (checks between sections are the model's: `brainsim.model.checks`)."""
 
 import copy
 import hashlib
@@ -32,9 +33,6 @@ class RunConfig:
         if not p.is_absolute() and self.source is not None and (self.source.parent / p).exists():
             return self.source.parent / p
         return p
-
-    def to_json(self):
-        return json.dumps(self.data, sort_keys=True)
 
     def hash(self):
         """Short stable hash of what determines the simulated dynamics: the resolved config without its
@@ -129,12 +127,16 @@ def _parse(text):
 
 
 def resolve_config(raw, overrides=(), source=None):
-    """Validate a raw config mapping (after overrides) into a RunConfig."""
+    """Validate a raw config mapping (after overrides) against the schema into a RunConfig, with the
+    defaults that depend on other keys filled in (a probe's name is its variable, the output path is
+    named after the run)."""
     raw = copy.deepcopy(raw) if raw is not None else {}
     for item in overrides:
         apply_override(raw, item)
     data = CONFIG.resolve(raw, "")
-    check_references(data)
+    for probe in data["probes"]:
+        if probe["name"] is None:
+            probe["name"] = probe["variable"]
     if data["output"]["path"] is None:
         data["output"]["path"] = f"out/{data['name']}.zarr"
     return RunConfig(data, Path(source) if source is not None else None)
@@ -192,229 +194,3 @@ def _list_index(items, step, path):
             return index
     names = [item.get("name") for item in items if isinstance(item, dict)]
     raise ConfigError(f"{path}.{step}", step, f"an index or one of the names {names}")
-
-
-def _unique(items, path, what):
-    seen = set()
-    for i, name in enumerate(items):
-        if name in seen:
-            raise ConfigError(f"{path}[{i}].name", name, f"a {what} name not used before")
-        seen.add(name)
-
-
-def check_references(data):
-    """Cross-references between sections: names exist, indices are in range, delays are >= dt."""
-    if not data["cells"] and data["brain"] is None:
-        raise ConfigError("cells", [], "at least one population, or a 'brain' section that makes them")
-    if data["brain"] is not None:
-        check_brain(data["brain"], data["simulation"]["dt"])
-    check_overlays(data)
-    cells = {c["name"]: c for c in data["cells"]}
-    _unique([c["name"] for c in data["cells"]], "cells", "population")
-    synapses = {}
-    for i, s in enumerate(data["synapses"]):
-        _check_population(cells, s["cell"], f"synapses[{i}].cell")
-        if (s["cell"], s["name"]) in synapses:
-            raise ConfigError(
-                f"synapses[{i}].name", s["name"], f"a synapse name not used before on '{s['cell']}'"
-            )
-        synapses[(s["cell"], s["name"])] = s
-    dt = data["simulation"]["dt"]
-    for i, c in enumerate(data["connections"]):
-        path = f"connections[{i}]"
-        src = _check_population(cells, c["source"], f"{path}.source")
-        tgt = _check_population(cells, c["target"], f"{path}.target")
-        _check_synapse(synapses, c["target"], c["synapse"], f"{path}.synapse")
-        low = c["delay"] if not isinstance(c["delay"], dict) else c["delay"]["uniform"][0]
-        if low < dt:
-            raise ConfigError(
-                f"{path}.delay", c["delay"], f"delays >= dt = {dt} ms (spikes cannot arrive within a step)"
-            )
-        rule = c["rule"]
-        if rule["kind"] in ("ring", "one_to_one") and src["count"] != tgt["count"]:
-            raise ConfigError(
-                f"{path}.rule.kind",
-                rule["kind"],
-                "'ring' and 'one_to_one' only between populations "
-                f"of equal size (here {src['count']} and {tgt['count']})",
-            )
-        available = src["count"] - (1 if src is tgt and not rule.get("autapses", False) else 0)
-        if rule["kind"] == "fixed_indegree" and rule["indegree"] > available:
-            raise ConfigError(
-                f"{path}.rule.indegree", rule["indegree"], f"at most {available} (the sources available)"
-            )
-        for j, (a, b) in enumerate(rule.get("pairs", [])):
-            if a >= src["count"] or b >= tgt["count"]:
-                raise ConfigError(
-                    f"{path}.rule.pairs[{j}]",
-                    [a, b],
-                    f"indices below the population sizes ({src['count']}, {tgt['count']})",
-                )
-    brain = (
-        data["brain"] is not None
-    )  # brain populations are known once the connectome is read (Recipe.check)
-    for i, s in enumerate(data["stimuli"]):
-        path = f"stimuli[{i}]"
-        if not (brain and s["cell"] not in cells):
-            pop = _check_population(cells, s["cell"], f"{path}.cell")
-            _check_cells(s["cells"], pop, f"{path}.cells")
-            if "synapse" in s:
-                _check_synapse(synapses, s["cell"], s["synapse"], f"{path}.synapse")
-        if s["kind"] == "poisson" and s["stop"] is not None and s["stop"] < s["start"]:
-            raise ConfigError(f"{path}.stop", s["stop"], f"a time >= start ({s['start']} ms)")
-    names = []
-    for i, p in enumerate(data["probes"]):
-        path = f"probes[{i}]"
-        if not (brain and p["cell"] not in cells):
-            pop = _check_population(cells, p["cell"], f"{path}.cell")
-            _check_cells(p["cells"], pop, f"{path}.cells")
-        if p["name"] is None:
-            p["name"] = p["variable"]
-        names.append(p["name"])
-        if p["sampling"] is not None and abs(p["sampling"] / dt - round(p["sampling"] / dt)) > 1e-9:
-            raise ConfigError(f"{path}.sampling", p["sampling"], f"a multiple of dt = {dt} ms")
-    _unique(names, "probes", "probe")
-
-
-def _check_population(cells, name, path):
-    if name not in cells:
-        raise ConfigError(path, name, f"one of the populations {sorted(cells)}")
-    return cells[name]
-
-
-def _check_synapse(synapses, cell, name, path):
-    if (cell, name) not in synapses:
-        known = sorted(n for c, n in synapses if c == cell)
-        raise ConfigError(path, name, f"a synapse of '{cell}': {known} (declare it under 'synapses')")
-
-
-def _check_cells(selection, population, path):
-    if selection != "all":
-        bad = [i for i in selection if i >= population["count"]]
-        if bad:
-            raise ConfigError(
-                path, bad[0], f"cell indices below {population['count']} (the size of '{population['name']}')"
-            )
-
-
-def check_brain(brain, dt):
-    """The brain section's cell types, synapses and factors refer to things that exist."""
-    types = brain["cell_types"]
-    allowed = f"one of the cell types {sorted(types)}"
-
-    def check_type(name, path, extra=()):
-        if name not in types and name not in extra:
-            raise ConfigError(path, name, allowed)
-
-    def check_synapse(type_name, synapse, path):
-        if synapse not in types[type_name]["synapses"]:
-            raise ConfigError(
-                path, synapse, f"a synapse of cell type '{type_name}': {sorted(types[type_name]['synapses'])}"
-            )
-
-    for name in brain["cells_per_region"]:
-        check_type(name, f"brain.cells_per_region.{name}")
-    for name in brain["cells_per_mm2"]:
-        check_type(name, f"brain.cells_per_mm2.{name}")
-        if name in brain["cells_per_region"]:
-            raise ConfigError(
-                f"brain.cells_per_mm2.{name}", name, "a type counted either per region or per mm², not both"
-            )
-    if not brain["cells_per_region"] and not brain["cells_per_mm2"]:
-        raise ConfigError(
-            "brain.cells_per_region", {}, f"cell counts of the types {sorted(types)} (or brain.cells_per_mm2)"
-        )
-    for i, rule in enumerate(brain["local"]):
-        check_type(rule["source"], f"brain.local[{i}].source")
-        check_type(rule["target"], f"brain.local[{i}].target")
-        check_synapse(rule["target"], rule["synapse"], f"brain.local[{i}].synapse")
-        if (rule["indegree"] is None) == (rule["probability"] is None):
-            raise ConfigError(
-                f"brain.local[{i}]", rule, "exactly one of 'indegree' and 'probability' per connection rule"
-            )
-        low = rule["delay"] if not isinstance(rule["delay"], dict) else rule["delay"]["uniform"][0]
-        if low < dt:
-            raise ConfigError(f"brain.local[{i}].delay", rule["delay"], f"delays >= dt = {dt} ms")
-    long_range = brain["long_range"]
-    if long_range is not None:
-        check_type(long_range["source"], "brain.long_range.source")
-        for name, synapse in long_range["targets"].items():
-            check_type(name, f"brain.long_range.targets.{name}")
-            check_synapse(name, synapse, f"brain.long_range.targets.{name}")
-        if long_range["synaptic_delay"] < dt:
-            raise ConfigError(
-                "brain.long_range.synaptic_delay",
-                long_range["synaptic_delay"],
-                f"a delay >= dt = {dt} ms (the conduction delay comes on top)",
-            )
-    for name, drive in brain["background"].items():
-        check_type(name, f"brain.background.{name}")
-        check_synapse(name, drive["synapse"], f"brain.background.{name}.synapse")
-    for label, override in brain["region_overrides"].items():
-        for name in override["cells_per_region"]:
-            check_type(name, f"brain.region_overrides.{label}.cells_per_region.{name}")
-        check_factors(override["factors"], types, f"brain.region_overrides.{label}.factors")
-        for name in override["background"]:
-            if name not in brain["background"]:
-                raise ConfigError(
-                    f"brain.region_overrides.{label}.background.{name}",
-                    name,
-                    f"a cell type with a background drive (brain.background): {sorted(brain['background'])}",
-                )
-
-
-def check_factors(factors, types, path):
-    """'<mechanism>.<parameter>' factors per cell type name (or 'all') name real mechanisms and parameters."""
-    from ..kernels.mechanisms import CATALOGUE
-
-    for type_name, per_param in factors.items():
-        if type_name != "all" and type_name not in types:
-            raise ConfigError(
-                f"{path}.{type_name}", type_name, f"'all' or one of the cell types {sorted(types)}"
-            )
-        for key in per_param:
-            mechanism, _, parameter = key.partition(".")
-            if mechanism not in CATALOGUE or parameter not in [p[0] for p in CATALOGUE[mechanism].PARAMS]:
-                known = (
-                    sorted(CATALOGUE)
-                    if mechanism not in CATALOGUE
-                    else [f"{mechanism}.{p[0]}" for p in CATALOGUE[mechanism].PARAMS]
-                )
-                raise ConfigError(
-                    f"{path}.{type_name}.{key}", key, f"'<mechanism>.<parameter>', e.g. {known}"
-                )
-
-
-def check_overlays(data):
-    """A patient and interventions need a brain; their cell types, mechanisms and parameters exist."""
-    brain = data["brain"]
-    for key, present in (
-        ("patient", data["patient"] is not None),
-        ("interventions", bool(data["interventions"])),
-    ):
-        if present and brain is None:
-            raise ConfigError(key, data[key], "only with a 'brain' section (they act on brain regions)")
-    if brain is None:
-        return
-    types = brain["cell_types"]
-    if data["patient"] is not None:
-        for label, factors in data["patient"]["factors"].items():
-            check_factors(factors, types, f"patient.factors.{label}")
-    from ..kernels.mechanisms import CATALOGUE
-
-    for i, item in enumerate(data["interventions"]):
-        path = f"interventions[{i}]"
-        selection = item.get("cell_types", "all")
-        for name in [] if selection == "all" else selection:
-            if name not in types:
-                raise ConfigError(
-                    f"{path}.cell_types", name, f"'all' or cell types of the brain: {sorted(types)}"
-                )
-        if item["kind"] == "drug":
-            params = [p[0] for p in CATALOGUE[item["mechanism"]].PARAMS]
-            if item["parameter"] not in params:
-                raise ConfigError(
-                    f"{path}.parameter", item["parameter"], f"a parameter of '{item['mechanism']}': {params}"
-                )
-        if item["kind"] == "stimulation" and item["stop"] is not None and item["stop"] < item["start"]:
-            raise ConfigError(f"{path}.stop", item["stop"], f"a time >= start ({item['start']} ms)")

@@ -221,7 +221,7 @@ class CellGroup:
         ]
 
     def unknown_index(self, gid, cell_type, variable, node):
-        """Index in u of a recordable variable at a node of cell gid (checked by Recipe.check)."""
+        """Index in u of a recordable variable at a node of cell gid (checked by model.checks)."""
         node = int(self.position[int(self.cell_start[np.searchsorted(self.gids, gid)]) + node])
         if variable == "v":
             return node

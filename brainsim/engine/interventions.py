@@ -46,6 +46,12 @@ class Interventions:
                 )
                 scales = tract_scales(item["tracts"], recipe.brain.labels, f"{path}.tracts")
                 self.lesions.append([item["at"], regions, scales, False])
+        if self.lesions:  # what lesions change, to undo them when the simulation goes back in time
+            self.intact = (
+                connections.weight.copy(),
+                [stream.weight.copy() for stream in poisson.streams],
+                group.pulse[4].copy() if group.pulse_node.size else None,
+            )
 
     def apply(self, t):
         """Bring every intervention to its state at time t (ms); True when a parameter changed (the
@@ -64,6 +70,23 @@ class Interventions:
                 self._lesion(regions, scales)
                 lesion[3] = True
         return changed
+
+    def rewind(self):
+        """Undo every intervention (the simulation is set to an earlier state): the next `apply(t)` brings
+        them to their state at t."""
+        for drug in self.drugs:
+            item, block, row, instances, base, _ = drug
+            block.params[row, instances] = base
+            drug[5] = 1.0
+        if any(done for *_, done in self.lesions):
+            weight, streams, amplitude = self.intact
+            self.connections.weight[:] = weight
+            for stream, w in zip(self.poisson.streams, streams):
+                stream.weight = w.copy()
+            if amplitude is not None:
+                self.group.pulse[4][:] = amplitude
+            for lesion in self.lesions:
+                lesion[3] = False
 
     def _lesion(self, regions, scales):
         c = self.connections

@@ -8,100 +8,74 @@ number of ranks. Writes are buffered in memory and flushed collectively; at each
 of the region summaries are summed over the ranks and rank 0 writes them.
 """
 
-import numpy as np
-
-from ..io.zarr_store import RunStore, probe_chunk_for
+from ..io.zarr_store import RunWriter, probe_chunk_for
 from ..parallel.context import agree
-from .group import units_of
 
 
 class Output:
-    def __init__(
-        self,
-        context,
-        path,
-        *,
-        config,
-        counts,
-        probes,
-        sampling,
-        tstop,
-        overwrite,
-        resume_from=None,
-        regions=None,
-        provenance=None,
-        populations=None,
-    ):
-        """probes: this rank's ProbeSets; sampling: {probe name: interval ms}; resume_from: the time (ms)
-        a resumed run continues from (the store at path is reopened), or None for a new store; regions:
-        the run's RegionRecorder (runs with a brain), whose rows are written at every flush; provenance:
-        the store's provenance attribute; populations: the recipe's population table."""
+    def __init__(self, context, path, spec, *, overwrite=False, resume_from=None, regions=None):
+        """spec: the simulation's StoreSpec; resume_from: the time (ms) a resumed run continues from (the
+        store at path is reopened), or None for a new store; regions: the run's RegionRecorder (runs with
+        a brain), whose completed rows are written at every flush."""
         self.context, self.regions = context, regions
-        layout = context.comm.allgather(
-            {p.name: (p.gid, p.compartment, p.location) for p in probes}  # small: once, at start-up
-        )
-        self.first_probe, probe_offsets = {}, {}
+        self.first_probe = {t.name: int(t.offsets[context.rank]) for t in spec.trace_sets}
         error, store = None, None
         try:
             if context.is_root:
-                store = (
-                    RunStore.resume(path, config.hash(), resume_from)
-                    if resume_from is not None
-                    else RunStore.create(
-                        path,
-                        config=config.data,
-                        config_hash=config.hash(),
-                        counts=counts,
-                        overwrite=overwrite,
-                        provenance=provenance,
-                        populations=populations,
-                    )
-                )
-            for probe in config["probes"]:
-                name = probe["name"]
-                parts = [rank_layout.get(name) for rank_layout in layout]
-                sizes = [0 if part is None else part[0].size for part in parts]
-                offsets = np.concatenate([[0], np.cumsum(sizes)])
-                if offsets[-1] == 0:
-                    continue
-                self.first_probe[name] = int(offsets[context.rank])
-                probe_offsets[name] = offsets
-                if context.is_root and resume_from is None:
-                    n_rows = int(np.floor(tstop / sampling[name] + 1e-9)) + 1
-                    store.add_trace_set(
-                        name,
-                        variable=probe["variable"],
-                        units=units_of(probe["variable"]),
-                        times=np.arange(n_rows) * sampling[name],
-                        gid=np.concatenate([part[0] for part in parts if part is not None]),
-                        compartment=np.concatenate([part[1] for part in parts if part is not None]),
-                        location=[loc for part in parts if part is not None for loc in part[2]],
-                        probe_chunk=probe_chunk_for(offsets) if context.size > 1 else None,
-                    )
-            if context.is_root and resume_from is None and regions is not None:
-                store.add_regions(
-                    bin_ms=regions.bin,
-                    n_bins=regions.n_bins,
-                    labels=regions.labels,
-                    hemisphere=regions.hemisphere,
-                    centres=regions.centres,
-                    n_cells=regions.n_cells,
-                )
-            if store is not None:
-                store.publish(resume_from or 0.0)
+                store = self._open(path, spec, overwrite, resume_from)
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(context, error)
         self.store = store
-        self._collective(lambda: None if context.is_root else setattr(self, "store", RunStore.attach(path)))
+        self._collective(lambda: None if context.is_root else setattr(self, "store", RunWriter.attach(path)))
         # A resumed store keeps the chunks of the run that created it: where they do not fit this run's
         # ranks, the trace set's samples go to rank 0 to be written (never two writers in one chunk).
         self.gathered = {
-            name
-            for name, offsets in probe_offsets.items()
-            if context.size > 1 and any(o % self.store.probe_chunk(name) for o in offsets)
+            t.name
+            for t in spec.trace_sets
+            if context.size > 1 and any(o % self.store.probe_chunk(t.name) for o in t.offsets)
         }
         self._held = []  # (name, row, values, first probe) of gathered trace sets, until the next flush
+
+    def _open(self, path, spec, overwrite, resume_from):
+        """Rank 0: the store, created from the spec or reopened to continue at resume_from."""
+        if resume_from is not None:
+            store = RunWriter.resume(path, spec.config_hash, resume_from)
+            store.publish(resume_from)
+            return store
+        store = RunWriter.create(
+            path,
+            config=spec.config,
+            config_hash=spec.config_hash,
+            counts=spec.counts,
+            overwrite=overwrite,
+            provenance=spec.provenance,
+            populations=spec.populations,
+        )
+        multi = self.context.size > 1
+        for t in spec.trace_sets:
+            store.add_trace_set(
+                t.name,
+                variable=t.variable,
+                units=t.units,
+                times=t.times,
+                gid=t.gid,
+                compartment=t.compartment,
+                location=list(t.location),
+                probe_chunk=probe_chunk_for(t.offsets) if multi else None,
+            )
+        r = spec.regions
+        if r is not None:
+            store.add_regions(
+                bin_ms=r.bin,
+                n_bins=r.n_bins,
+                labels=list(r.labels),
+                hemisphere=list(r.hemisphere),
+                centres=r.centres,
+                n_cells=r.n_cells,
+            )
+        store.publish(0.0)
+        return store
 
     def write_epoch(self, gid, time, samples):
         """Buffer one epoch's outputs: the (global) spikes on rank 0, this rank's samples everywhere."""

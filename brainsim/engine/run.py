@@ -1,14 +1,14 @@
-"""Run a config end to end on every rank: build, simulate, write the store, mark it complete, failed or
-interrupted; checkpoint on request and on SIGTERM/SIGUSR1; resume from a checkpoint."""
+"""A simulation run end to end on every rank: build, simulate, write the store, mark it complete, failed
+or interrupted; checkpoint on request and on SIGINT/SIGTERM/SIGUSR1; resume from a checkpoint."""
 
 import signal
+import threading
 from pathlib import Path
 
 from ..errors import BrainsimError, Interrupted
 from ..io.checkpoint import open_checkpoint
-from ..parallel.context import agree, init_petsc
+from ..parallel.context import agree
 from ..parallel.exchange import exchange_spikes
-from ..parallel.partition import Decomposition
 from .output import Output
 from .simulation import Simulation, default_progress_stream
 
@@ -29,76 +29,65 @@ def default_checkpoint(path):
     return path.with_name(path.name.removesuffix(".zarr") + ".checkpoint")
 
 
-def run_config(
-    config,
+def run_simulation(
+    recipe,
     context,
+    settings,
+    path,
     *,
-    output=None,
-    overwrite=None,
-    petsc_args=(),
-    progress=True,
+    overwrite=False,
     decomposition=None,
     resume=None,
+    checkpoint=None,
+    progress=True,
     early_signals=(),
 ):
-    """Simulate config on every rank of context and write its store; returns (RunSummary, store path).
+    """Simulate recipe on every rank of context and write its store at path; returns the RunSummary.
 
-    decomposition: a Decomposition or the path of one (`brainsim partition -o`); resume: a checkpoint
-    folder to continue from (the store at the output path is continued); early_signals: names of stop
-    signals received before the run could handle them (it then stops at its first epoch boundary)."""
-    path = Path(output or config["output"]["path"])
-    overwrite = config["output"]["overwrite"] if overwrite is None else overwrite
-    folder = Path(config["output"]["checkpoint"] or default_checkpoint(path))
-    error, manifest = None, None
-    try:
-        if resume is not None:
-            manifest = open_checkpoint(resume)
-        elif context.is_root:
-            check_output(path, overwrite)
-    except BrainsimError as e:
-        error = e
-    agree(context, error)
-    PETSc = init_petsc(petsc_args, comm=context.comm)
-    if isinstance(decomposition, (str, Path)):
-        from ..model.recipe import Recipe
-
-        decomposition = Decomposition.load(decomposition, context.size, Recipe(config).num_cells)
-    sim = Simulation(config, context, PETSc, decomposition)  # every model-level check runs here
-    try:
-        if manifest is not None:
-            sim.restore(manifest)
-        if context.is_root:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        out = Output(
-            context,
-            path,
-            config=config,
-            counts=sim.counts,
-            probes=sim.probes,
-            sampling=sim.sampling,
-            tstop=sim.tstop,
-            overwrite=overwrite,
-            resume_from=None if manifest is None else manifest["time"],
-            regions=sim.regions,
-            provenance=sim.provenance,
-            populations=sim.recipe.population_table(),
-        )
-        every = config["output"]["checkpoint_every"]
-        summary = _simulate(sim, out, context, progress, folder, every, early_signals)
-    finally:
-        sim.close()
-    return summary, path if context.is_root else None
-
-
-def _simulate(sim, out, context, progress, folder, every, early_signals=()):
-    try:
-        with StopSignals(early_signals) as stop:
-            summary = sim.run(
-                out,
-                default_progress_stream(context) if progress else None,
-                stop_requested=lambda: stop.received,
-                checkpoint=(folder, every),
+    decomposition: a Decomposition or the file of one; resume: a checkpoint folder to continue from (the
+    store at path is continued); checkpoint: the checkpoint folder (default beside the store);
+    early_signals: names of stop signals received before this call (the run stops at its first epoch
+    boundary). SIGINT, SIGTERM and SIGUSR1 received from here on stop it at the next epoch boundary."""
+    path = Path(path)
+    folder = Path(checkpoint or default_checkpoint(path))
+    with StopSignals(early_signals) as stop:
+        error, manifest = None, None
+        try:
+            if resume is not None:
+                manifest = open_checkpoint(resume)
+            elif context.is_root:
+                check_output(path, overwrite)
+        except BrainsimError as e:
+            error = e
+        agree(context, error)
+        sim = Simulation(recipe, context, settings, decomposition)
+        try:
+            if manifest is not None:
+                sim.restore(manifest)
+            if context.is_root:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            resume_from = None if manifest is None else manifest["time"]
+            out = Output(
+                context,
+                path,
+                sim.store_spec(),
+                overwrite=overwrite,
+                resume_from=resume_from,
+                regions=sim.regions,
             )
+            return _simulate(sim, out, context, progress, folder, stop)
+        finally:
+            sim.close()
+
+
+def _simulate(sim, out, context, progress, folder, stop):
+    try:
+        summary = sim.run(
+            output=out,
+            progress=default_progress_stream(context) if progress else None,
+            stop_requested=lambda: stop.received,
+            checkpoint=folder,
+        )
     except Interrupted as e:
         _finish_quietly(out, context, sim, "interrupted", f"{e}; resume with --resume {folder}")
         raise
@@ -106,15 +95,7 @@ def _simulate(sim, out, context, progress, folder, every, early_signals=()):
         reason = "interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__
         _finish_quietly(out, context, sim, "failed", f"{reason}: {e}")
         raise
-    timing = {
-        "build_s": summary.build_s,
-        "run_s": summary.run_s,
-        "ns_per_compartment_step": summary.ns_per_compartment_step,
-        "exchange_s": summary.exchange_s,  # time in the spike exchange, waiting for other ranks included
-        "epochs": summary.epochs,
-        "ranks": context.size,
-    }
-    out.finish("complete", timing=timing, t_reached=summary.t_end)
+    out.finish("complete", timing=summary.timing(context.size), t_reached=summary.t_end)
     return summary
 
 
@@ -134,15 +115,18 @@ def _finish_quietly(out, context, sim, status, error):
 
 class StopSignals:
     """SIGINT, SIGTERM and SIGUSR1 (what SLURM sends before a time limit) ask the run to stop at the next
-    epoch boundary, after a checkpoint; a second signal stops it at once."""
+    epoch boundary, after a checkpoint; a second signal stops it at once. Outside the main thread (where
+    Python cannot handle signals) nothing is installed."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
     def __init__(self, early=()):
         self.received = early[0] if early else None
+        self.previous = {}
 
     def __enter__(self):
-        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):

@@ -1,4 +1,4 @@
-"""The simulation: build the local cells, then advance them epoch by epoch.
+"""The simulation: build the local cells of a recipe, then advance them epoch by epoch.
 
 Each epoch is at most the minimum network delay long, so every spike of an epoch is delivered in a
 later one: advance all local cells to the epoch end with the TS, detect spikes, exchange them (with
@@ -7,26 +7,29 @@ write outputs. Every rank learns of a failure or a stop request at the same epoc
 never wait for one that has stopped.
 """
 
-import json
 import math
 import sys
 import time as clock
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import BrainsimError, Interrupted
+from ..errors import BrainsimError, ConfigError, Interrupted
 from ..io import checkpoint as ckpt
-from ..model.recipe import Recipe
-from ..parallel.context import agree
+from ..io.spec import RegionSpec, StoreSpec, TraceSetSpec
+from ..model.checks import check_model
+from ..parallel.context import Context, agree, init_petsc
 from ..parallel.exchange import FAILED, FLUSH, STOP, exchange_spikes
 from ..parallel.partition import Decomposition, cell_costs
+from . import state as snapshot
 from .events import ConnectionTable, EventQueue, Events, PoissonSources, spike_stimulus_events
-from .group import CellGroup
+from .group import CellGroup, units_of
 from .integrators import make_integrator
 from .interventions import Interventions
 from .observe import StepObserver
 from .regions import RegionRecorder
+from .settings import SimulationSettings
 
 MAX_EPOCH = 10.0
 """Longest epoch (ms) when no connection delay is shorter: bounds output and progress latency."""
@@ -49,6 +52,18 @@ class RunSummary:
     def ns_per_compartment_step(self):
         return self.run_s * 1e9 / max(1, self.compartments * self.steps)
 
+    def timing(self, ranks):
+        """The store's `timing` attribute (s, ns; exchange_s includes waiting for other ranks)."""
+        return {
+            "build_s": self.build_s,
+            "run_s": self.run_s,
+            "ns_per_compartment_step": self.ns_per_compartment_step,
+            "exchange_s": self.exchange_s,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "ranks": ranks,
+        }
+
 
 def epoch_length(min_delay, dt):
     """The largest whole number of steps not longer than the minimum delay (and MAX_EPOCH)."""
@@ -57,34 +72,58 @@ def epoch_length(min_delay, dt):
 
 
 class Simulation:
-    def __init__(self, config, context, PETSc, decomposition=None):
+    """A recipe's cells on the ranks of a context, advanced with the PETSc TS (Arbor's simulation).
+
+    `run(until)` advances in pieces; `state()` and `set_state()` capture and restore this rank's state
+    (for forks), `write_checkpoint()` and `restore()` do the same through files on any rank count."""
+
+    def __init__(self, recipe, context=None, settings=None, decomposition=None):
         """Build this rank's cells (every rank, collectively: a failure on one rank stops all).
-        decomposition: a Decomposition, or None for the cost-balanced default."""
+
+        recipe: a Recipe, or a subclass of one answering per gid; context: the ranks taking part (default:
+        every rank of MPI_COMM_WORLD); settings: SimulationSettings (default: the recipe config's);
+        decomposition: a Decomposition, the file of one (`brainsim partition -o`), or None for the
+        cost-balanced default. Every model-level check runs here."""
         start = clock.perf_counter()
-        self.config, self.context = config, context
-        sim = config["simulation"]
-        self.dt, self.tstop = sim["dt"], sim["tstop"]
+        context = Context.world() if context is None else context
+        if not isinstance(context, Context):
+            raise TypeError(f"context must be a brainsim Context, not {type(context).__name__}")
+        settings = SimulationSettings.from_config(recipe.config) if settings is None else settings
+        self.recipe, self.context, self.settings = recipe, context, settings
+        self.dt, self.tstop = settings.dt, settings.tstop
+        self.config = replace(recipe.config, data=settings.config_sections(recipe.config))
+        """The recipe's config with these settings: what the store and checkpoints record."""
+        self._recorded = None  # in-memory spikes and samples, once record() is called
         error = None
         try:
-            self.recipe = recipe = Recipe(config)
-            recipe.check()
+            PETSc = init_petsc(comm=context.comm)
+            check_model(recipe)
+            self.epoch = epoch_length(recipe.min_delay, self.dt)
+            if recipe.min_delay is not None and recipe.min_delay < self.dt:
+                raise ConfigError(
+                    "simulation.dt",
+                    self.dt,
+                    f"a step <= the shortest connection delay ({recipe.min_delay} ms)",
+                )
+            if isinstance(decomposition, (str, Path)):
+                decomposition = Decomposition.load(decomposition, context.size, recipe.num_cells)
             self.decomposition = decomposition or Decomposition.balanced(cell_costs(recipe), context.size)
             self.group = group = CellGroup(recipe, self.decomposition.gids_on(context.rank))
             self.probes = group.probe_sets(recipe)
-            self.sampling = {p["name"]: p["sampling"] or self.dt for p in config["probes"]}
-            self.observer = StepObserver(group, self.probes, self.sampling, self.dt, sim["voltage_limit"])
+            self.sampling = {p["name"]: p["sampling"] or self.dt for p in recipe.config["probes"]}
+            self.observer = StepObserver(group, self.probes, self.sampling, self.dt, settings.voltage_limit)
             self.regions = None
             if recipe.brain is not None:
-                self.regions = RegionRecorder(recipe, group, config["output"]["region_bin"], self.tstop)
+                self.regions = RegionRecorder(recipe, group, settings.region_bin, self.tstop)
                 self.observer.regions = self.regions
             self.connections = ConnectionTable(recipe, group)
+            self._check_delays()
             self.queue = EventQueue()
             self.queue.push(spike_stimulus_events(recipe, group))
             self.poisson = PoissonSources(recipe, group)
             self.interventions = Interventions(recipe, group, self.connections, self.poisson)
-            self.epoch = epoch_length(recipe.min_delay, self.dt)
             self.integrator = make_integrator(
-                PETSc, sim["method"], group, self.observer, self.dt, sim["petsc"]
+                PETSc, settings.method, group, self.observer, self.dt, settings.petsc
             )
             self.integrator.set_state(group.initial_state(), 0.0)
             self.integrator.warm_up()
@@ -94,6 +133,20 @@ class Simulation:
         local = np.array([group.gids.size, group.n_compartments, group.size], dtype=np.int64)
         self.cells, self.compartments, self.equations = (int(x) for x in context.comm.allreduce(local))
         self.build_s = clock.perf_counter() - start
+
+    def _check_delays(self):
+        """Every connection the recipe gave is at least one epoch long (a spike must not arrive in the
+        epoch it was sent in): catches recipes whose connections_on answers shorter delays than min_delay."""
+        delay = self.connections.delay
+        if delay.size and delay.min() < self.epoch - 1e-9 * self.dt:
+            k = int(np.argmin(delay))
+            owner = snapshot.unknown_owner(self.group)[0][self.connections.index[k]]
+            raise ConfigError(
+                f"connections_on({int(self.group.gids[owner])})",
+                float(delay[k]),
+                f"delays >= recipe.min_delay ({self.recipe.min_delay} ms), the epoch length "
+                f"{self.epoch:g} ms (from source gid {int(self.connections.source[k])})",
+            )
 
     @property
     def counts(self):
@@ -113,28 +166,76 @@ class Simulation:
             "connectome_notes": [] if brain is None else list(brain.connectome.notes),
         }
 
+    def store_spec(self):
+        """What the run's store needs (collective: the probe layout is gathered from every rank)."""
+        layout = self.context.comm.allgather(
+            {p.name: (p.gid, p.compartment, p.location) for p in self.probes}
+        )
+        trace_sets = []
+        for probe in self.recipe.config["probes"]:
+            name = probe["name"]
+            parts = [rank_layout[name] for rank_layout in layout if name in rank_layout]
+            offsets = np.cumsum(
+                [0] + [rank_layout[name][0].size if name in rank_layout else 0 for rank_layout in layout]
+            )
+            if offsets[-1] == 0:
+                continue
+            sampling = self.sampling[name]
+            trace_sets.append(
+                TraceSetSpec(
+                    name,
+                    probe["variable"],
+                    units_of(probe["variable"]),
+                    sampling,
+                    int(np.floor(self.tstop / sampling + 1e-9)) + 1,
+                    np.concatenate([part[0] for part in parts]),
+                    np.concatenate([part[1] for part in parts]),
+                    tuple(loc for part in parts for loc in part[2]),
+                    offsets.astype(np.int64),
+                )
+            )
+        regions = None
+        if self.regions is not None:
+            r = self.regions
+            regions = RegionSpec(r.bin, r.n_bins, tuple(r.labels), tuple(r.hemisphere), r.centres, r.n_cells)
+        return StoreSpec(
+            self.config.data,
+            self.config.hash(),
+            self.counts,
+            self.tstop,
+            tuple(trace_sets),
+            regions,
+            self.provenance,
+            self.recipe.population_table(),
+        )
+
     @property
     def time(self):
+        """Simulated time reached (ms)."""
         return self.integrator.time
 
-    def run(self, output=None, progress=None, stop_requested=lambda: None, checkpoint=None):
-        """Advance to tstop, writing spikes and traces to output (an Output) as it goes.
+    # -- running ------------------------------------------------------------------------------------
 
-        stop_requested() is asked at every epoch boundary; when any rank's answer is a name (e.g. of a
-        signal) every rank stops there: a checkpoint is written (when checkpoint is set) and Interrupted
-        is raised. checkpoint: (folder, every ms or None) — checkpoints at the first epoch boundary at
-        or after each multiple of `every`.
+    def run(self, until=None, *, output=None, progress=None, stop_requested=lambda: None, checkpoint=None):
+        """Advance to `until` (ms, on the step grid; default tstop), writing spikes and samples to output
+        (an Output) as it goes; returns a RunSummary of this piece. Collective.
+
+        progress: a stream for progress lines, or None; stop_requested() is asked at every epoch boundary:
+        when any rank's answer is a name (e.g. of a signal) every rank stops there, a checkpoint is written
+        (when checkpoint names a folder) and Interrupted is raised. With a checkpoint folder, a checkpoint
+        is also written at the first epoch boundary at or after each multiple of settings.checkpoint_every.
         """
-        flush_every = self.config["output"]["flush_interval"]
-        t, n_spikes, epochs, exchange_s = self.time, 0, 0, 0.0
-        meter = Progress(self.tstop, self.config["simulation"]["progress_interval"], progress, start_time=t)
+        t = self.time
+        until = self.tstop if until is None else self._check_until(until, t)
+        flush_every, every = self.settings.flush_interval, self.settings.checkpoint_every
+        n_spikes, epochs, exchange_s = 0, 0, 0.0
+        meter = Progress(self.tstop, self.settings.progress_interval, progress, start_time=t)
         start = last_flush = clock.perf_counter()
         first_step = self.integrator.steps
-        every = checkpoint[1] if checkpoint else None
         pending = None  # a failure to report at the next exchange (from writing the last epoch's outputs)
         try:
-            while t < self.tstop - 1e-9 * self.dt:
-                t_end = min(t + self.epoch, self.tstop)
+            while t < until - 1e-9 * self.dt:
+                t_end = min(t + self.epoch, until)
                 error, flags, pending = pending, (0 if pending is None else FAILED), None
                 try:
                     if error is None:
@@ -163,12 +264,15 @@ class Simulation:
                 self.queue.push(self.connections.events_from(gid, spike_time))
                 n_spikes += gid.size
                 epochs += 1
-                t = t_end
+                t_prev, t = t, t_end
                 if self.regions is not None:
                     self.regions.close_bins(t)
+                samples = self.observer.drain_samples()
+                if self._recorded is not None:
+                    self._record(gid, spike_time, samples)
                 if output is not None:
                     try:
-                        output.write_epoch(gid, spike_time, self.observer.drain_samples())
+                        output.write_epoch(gid, spike_time, samples)
                     except Exception as e:  # noqa: BLE001 - reported to every rank at the next exchange
                         pending = e
                     if anyone & FLUSH:
@@ -176,22 +280,21 @@ class Simulation:
                         last_flush = clock.perf_counter()
                 meter.update(t, n_spikes)
                 due_checkpoint = every is not None and math.floor(t / every + 1e-9) > math.floor(
-                    (t - self.epoch) / every + 1e-9
+                    t_prev / every + 1e-9
                 )
                 if checkpoint is not None and (anyone & STOP or due_checkpoint):
-                    self.write_checkpoint(checkpoint[0])
+                    self.write_checkpoint(checkpoint)
                 if anyone & STOP:
                     raise Interrupted(stop_requested() or "a signal on another rank", t)
             agree(self.context, pending)
         finally:
-            run_s = clock.perf_counter() - start
             self.summary = RunSummary(
                 self.cells,
                 self.compartments,
                 self.equations,
                 n_spikes,
                 self.build_s,
-                run_s,
+                clock.perf_counter() - start,
                 self.integrator.steps - first_step,
                 t,
                 exchange_s,
@@ -200,7 +303,123 @@ class Simulation:
         meter.done(t, n_spikes)
         return self.summary
 
-    # -- checkpoints ----------------------------------------------------------------------------
+    def _check_until(self, until, t):
+        until = float(until)
+        steps = until / self.dt
+        if (
+            not (t - 1e-9 * self.dt <= until <= self.tstop + 1e-9 * self.dt)
+            or abs(steps - round(steps)) > 1e-6
+        ):
+            raise ConfigError(
+                "until",
+                until,
+                f"a time on the step grid (dt = {self.dt} ms) from the present time {t:g} ms to tstop "
+                f"{self.tstop:g} ms",
+            )
+        return round(steps) * self.dt
+
+    # -- results kept in memory ---------------------------------------------------------------------
+
+    def record(self):
+        """Keep every spike (all ranks') and this rank's probe samples in memory from now on, for
+        `spikes()` and `traces()` (a run with an Output writes them to its store as well)."""
+        if self._recorded is None:
+            self._recorded = {"spikes": [], "samples": {p.name: [] for p in self.probes}}
+
+    def _record(self, gid, time, samples):
+        if gid.size:
+            self._recorded["spikes"].append((gid, time))
+        for name, (row, values) in samples.items():
+            self._recorded["samples"][name].append((row, values))
+
+    def spikes(self):
+        """The spikes recorded since `record()`: an xarray Dataset of gid and time (ms) on dimension
+        spike, sorted by (time, gid) — the layout of the store's spikes group."""
+        import xarray as xr
+
+        batches = self._recorded_or_fail()["spikes"]
+        gid = np.concatenate([g for g, _ in batches]) if batches else np.zeros(0, np.int64)
+        time = np.concatenate([t for _, t in batches]) if batches else np.zeros(0)
+        return xr.Dataset(
+            {"gid": ("spike", gid), "time": ("spike", time, {"units": "ms"})},
+        )
+
+    def traces(self, name):
+        """The samples of probe entry `name` recorded since `record()` on this rank's cells: an xarray
+        DataArray (time, probe) with coordinates time (ms), gid, compartment and location."""
+        import xarray as xr
+
+        recorded = self._recorded_or_fail()["samples"]
+        probe = next((p for p in self.probes if p.name == name), None)
+        if probe is None:
+            raise ConfigError("traces", name, f"a probe entry with cells on this rank: {sorted(recorded)}")
+        blocks = recorded[name]
+        rows = (
+            np.concatenate([row + np.arange(v.shape[0]) for row, v in blocks]) if blocks else np.zeros(0, int)
+        )
+        values = np.concatenate([v for _, v in blocks]) if blocks else np.zeros((0, probe.gid.size))
+        return xr.DataArray(
+            values,
+            dims=("time", "probe"),
+            coords={
+                "time": ("time", rows * self.sampling[name], {"units": "ms"}),
+                "gid": ("probe", probe.gid),
+                "compartment": ("probe", probe.compartment),
+                "location": ("probe", list(probe.location)),
+            },
+            name=probe.variable,
+            attrs={"units": probe.units},
+        )
+
+    def _recorded_or_fail(self):
+        if self._recorded is None:
+            raise BrainsimError("nothing is recorded: call record() before run()")
+        return self._recorded
+
+    # -- states, checkpoints ------------------------------------------------------------------------
+
+    def state(self):
+        """This rank's full state now (an epoch boundary): a SimulationState to give to `set_state` of
+        this simulation or of another one of the same cells and decomposition (e.g. with other
+        interventions: a fork)."""
+        return snapshot.capture(self)
+
+    def set_state(self, state):
+        """Continue from a SimulationState (collective). Interventions are brought to their state at its
+        time; spikes and samples recorded after it are dropped from memory."""
+        error = None
+        try:
+            if not np.array_equal(state.gids, self.group.gids):
+                raise BrainsimError(
+                    f"the state holds gids {_span(state.gids)}, this rank has {_span(self.group.gids)}: a "
+                    "state moves only between simulations of the same cells and decomposition (use a "
+                    "checkpoint to change the decomposition)"
+                )
+            self._check_region_bin(state.region_bin, "the state")
+            states, events, streams, open_bin = snapshot.unpack(state.part)
+            snapshot.apply(self, state.time, states, events, streams, open_bin, state.region_first)
+            self._forget_after(state.time)
+        except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
+            error = e
+        agree(self.context, error)
+
+    def _forget_after(self, t):
+        if self._recorded is None:
+            return
+        spikes = [(g[time < t], time[time < t]) for g, time in self._recorded["spikes"]]
+        self._recorded["spikes"] = [(g, time) for g, time in spikes if g.size]
+        for name, blocks in self._recorded["samples"].items():
+            period = self.sampling[name]
+            kept = [(row, v[: max(0, math.ceil(t / period - 1e-9) - row)]) for row, v in blocks]
+            self._recorded["samples"][name] = [(row, v) for row, v in kept if v.shape[0]]
+
+    def _check_region_bin(self, saved, what):
+        mine = None if self.regions is None else self.regions.bin
+        if saved != mine:
+            raise BrainsimError(
+                f"{what} has region summaries in {saved} ms bins, this simulation {mine}: use the same "
+                f"output.region_bin (--set output.region_bin={saved})"
+            )
 
     def write_checkpoint(self, folder):
         """Collective: every rank writes its cells' state, pending events and Poisson streams; rank 0
@@ -214,7 +433,7 @@ class Simulation:
             error = e
         agree(self.context, error)
         try:
-            ckpt.write_part(folder, step, self.context.rank, self._checkpoint_part())
+            ckpt.write_part(folder, step, self.context.rank, snapshot.capture(self).part)
         except Exception as e:  # noqa: BLE001
             error = e
         agree(self.context, error)
@@ -237,81 +456,29 @@ class Simulation:
         agree(self.context, error)
         self.integrator.restart()
 
-    def _checkpoint_part(self):
-        g = self.group
-        u = self.integrator.u.getArray(readonly=True)
-        canon = g.cell_unknowns
-        owner, position = self._unknown_owner
-        ev = self.queue.pending
-        streams = self.poisson.streams
-        return ckpt.Part(
-            gid=g.gids,
-            offset=np.concatenate([[0], np.cumsum([c.size for c in canon])]).astype(np.int64),
-            state=np.concatenate([u[c] for c in canon]) if canon else np.zeros(0),
-            events={
-                "ev_time": ev.time,
-                "ev_gid": g.gids[owner[ev.index]],
-                "ev_position": position[ev.index],
-                "ev_weight": ev.weight,
-                "ev_source": ev.source,
-            },
-            poisson={
-                "ps_gid": np.array([s.spec.stream[1] for s in streams], dtype=np.int64),
-                "ps_salt": np.array([s.spec.stream[2] for s in streams], dtype=np.int64),
-                "ps_state": [json.dumps(s.rng.bit_generator.state) for s in streams],
-                "ps_last": np.array([s.last for s in streams], dtype=float),
-                "ps_offset": np.concatenate([[0], np.cumsum([s.ahead.size for s in streams])]).astype(
-                    np.int64
-                ),
-                "ps_ahead": np.concatenate([s.ahead for s in streams]) if streams else np.zeros(0),
-            },
-            regions=np.zeros((g.gids.size, 3))
-            if self.regions is None
-            else np.column_stack(self.regions.open_state()[1:]),
-        )
-
-    @property
-    def _unknown_owner(self):
-        """(local cell, position in its canonical order) of every unknown of the group."""
-        owner, position = np.empty(self.group.size, np.int64), np.empty(self.group.size, np.int64)
-        for c, index in enumerate(self.group.cell_unknowns):
-            owner[index], position[index] = c, np.arange(index.size)
-        return owner, position
-
     def restore(self, manifest):
         """Continue from a checkpoint (collective): this rank's cells, events and streams, whatever the
         rank count that wrote it."""
         error = None
         try:
             ckpt.check_compatible(manifest, self.config.hash())
-            g = self.group
-            states, events, streams, open_bin = ckpt.read_cells(manifest, g.gids)
-            canon = g.cell_unknowns
-            u = np.empty(g.size)
-            for c, state in enumerate(states):
-                u[canon[c]] = state
-            cell_of = {int(gid): c for c, gid in enumerate(g.gids)}
-            index = np.array(
-                [canon[cell_of[int(gid)]][pos] for gid, pos in zip(events["ev_gid"], events["ev_position"])],
-                dtype=np.int64,
+            saved = manifest["regions"]
+            self._check_region_bin(
+                None if saved is None else saved["bin"], f"checkpoint {manifest['folder']}"
             )
-            self.queue.pending = Events(events["ev_time"], index, events["ev_weight"], events["ev_source"])
-            self.poisson.restore(streams)
-            if self.regions is not None:
-                saved = manifest["regions"]
-                if saved["bin"] != self.regions.bin:
-                    raise BrainsimError(
-                        f"checkpoint {manifest['folder']} has region summaries in {saved['bin']} ms bins, "
-                        f"this run {self.regions.bin} ms: resume with --set output.region_bin={saved['bin']}"
-                    )
-                self.regions.restore(saved["open"], *open_bin.T)
-            self.integrator.set_state(u, manifest["time"])
+            states, events, streams, open_bin = ckpt.read_cells(manifest, self.group.gids)
+            first = 0 if saved is None else saved["open"]
+            snapshot.apply(self, manifest["time"], states, events, streams, open_bin, first)
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(self.context, error)
 
     def close(self):
         self.integrator.close()
+
+
+def _span(gids):
+    return f"{int(gids[0])}-{int(gids[-1])}" if len(gids) else "none"
 
 
 class Progress:
@@ -340,7 +507,8 @@ class Progress:
         if self.stream is not None and self.interval > 0:
             wall = clock.perf_counter() - self.start
             print(
-                f"[brainsim] t = {t:9.2f} / {self.tstop:g} ms (100.0%) done in {wall:.2f} s, spikes {spikes}",
+                f"[brainsim] t = {t:9.2f} / {self.tstop:g} ms ({100 * t / self.tstop:5.1f}%) done in "
+                f"{wall:.2f} s, spikes {spikes}",
                 file=self.stream,
                 flush=True,
             )

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import resources
 from ..errors import BrainsimError, ConfigError
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "slurm" / "templates"
 TIME = re.compile(r"^(?:(\d+)-)?(\d+):(\d\d):(\d\d)$|^(\d+)$")
 
 
@@ -26,7 +26,7 @@ class SlurmError(BrainsimError):
 
 def render(template, values):
     """The template file's text with every {{name}} replaced; KeyError names a missing value."""
-    text = (TEMPLATES / template).read_text()
+    text = resources.template(template).read_text()
     missing = sorted(set(re.findall(r"\{\{(\w+)\}\}", text)) - set(values))
     if missing:
         raise KeyError(f"template {template} needs {missing}")

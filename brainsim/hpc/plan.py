@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import zarr
+
+from ..io.run_store import RunStore
 
 DEFAULT_NS = {"staggered": 90.0, "petsc": 2200.0}  # ns per compartment-step, whole brain, one core
 BYTES_PER_EQUATION = 135.0  # peak RSS slope of detailed cells (state, gates, Jacobian work arrays)
@@ -42,11 +43,12 @@ def plan(config, ranks, cores_per_node=None, target_s=None):
     """Cells, compartments, equations, synapses and memory per rank of config on `ranks` ranks, and the
     expected wall time per simulated second; with target_s (wall seconds for the whole run), the ranks
     and nodes that meet it. Returns a dict."""
+    from ..model.checks import check_model
     from ..model.recipe import Recipe
     from ..parallel.partition import Decomposition, cell_costs
 
     recipe = Recipe(config)
-    recipe.check()
+    check_model(recipe)
     per_cell = {}
     for pop in recipe.populations:
         cell = recipe.cell_type(pop.name)
@@ -114,7 +116,7 @@ def calibrate(config_path, overrides=(), tstop=5.0, out=None, log=print):
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"calibration run failed: {done.stderr.strip()[-2000:]}")
-            table[method] = zarr.open_group(store, mode="r").attrs["timing"]["ns_per_compartment_step"]
+            table[method] = RunStore.open(store).timing["ns_per_compartment_step"]
     record = {
         "host": platform.node(),
         "machine": platform.processor() or platform.machine(),

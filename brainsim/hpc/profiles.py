@@ -4,10 +4,11 @@ from pathlib import Path
 
 import yaml
 
+from .. import resources
 from ..config.options import REQUIRED, Int, ListOf, Num, Section, Str
 from ..errors import ConfigError
 
-PROFILES = Path(__file__).resolve().parents[2] / "slurm" / "profiles"
+PROFILES = resources.profiles()
 DEFAULT = "generic"
 
 PROFILE = Section(

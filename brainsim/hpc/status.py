@@ -5,28 +5,28 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import zarr
-
-from ..io.zarr_store import FORMAT as RUN_FORMAT
+from ..errors import StoreError
+from ..io.run_store import RunStore
+from .sweep import collect
 
 
 def store_status(path):
-    """The run store's attributes that say where it stands (status 'none' when there is no store)."""
+    """Where the run store at path stands: status, t_reached and tstop (ms), error, and from the writer's
+    progress its pace (simulated ms per wall second) and ETA (s); status 'none' when there is no store.
+    StoreError if there is something else or a damaged store."""
     path = Path(path)
     if not (path / "zarr.json").is_file():
         return {"status": "none", "path": str(path)}
-    attrs = zarr.open_group(path, mode="r").attrs.asdict()
-    if attrs.get("format") != RUN_FORMAT:
-        raise ValueError(f"{path} is not a run store (format {attrs.get('format')!r})")
-    tstop = float(json.loads(attrs["config"])["simulation"]["tstop"])
+    store = RunStore.open(path)
+    tstop = store.tstop
     out = {
         "path": str(path),
-        "status": attrs.get("status", "?"),
-        "t_reached": float(attrs.get("t_reached", 0.0)),
+        "status": store.status,
+        "t_reached": store.t_reached,
         "tstop": tstop,
-        "error": attrs.get("error"),
+        "error": store.error,
     }
-    progress = attrs.get("progress")
+    progress = store.progress
     if progress and progress["wall_s"] > 0 and out["t_reached"] > progress["t_from"]:
         pace = (out["t_reached"] - progress["t_from"]) / progress["wall_s"]  # simulated ms per wall second
         out.update(pace=pace, updated=progress["updated"])
@@ -53,19 +53,17 @@ def slurm_state(job_id):
     return "finished", "no longer known to SLURM"
 
 
-def describe(target):
-    """Lines describing a run store, a job folder (jobs/<name>, with job.json), a campaign folder or a job
-    id (searched for in jobs/*/job.json)."""
+def describe(target, jobs_dir="jobs"):
+    """Lines describing a run store, a job folder (<jobs_dir>/<name>, with job.json), a campaign folder or
+    a job id (searched for in <jobs_dir>/*/job.json)."""
     path = Path(target)
     if (path / "campaign.json").is_file():
-        from .sweep import collect
-
         return collect(path, write=False).lines()
     if not path.exists() and str(target).isdigit():
         found = [
             f
-            for f in Path("jobs").glob("*/job.json")
-            if str(target) in json.loads(f.read_text())["jobs"].values()
+            for f in sorted(Path(jobs_dir).glob("*/job.json"))
+            if str(target) in _job_record(f)["jobs"].values()
         ]
         if not found:
             state, detail = slurm_state(target)
@@ -73,12 +71,25 @@ def describe(target):
         path = found[0].parent
     lines = []
     if (path / "job.json").is_file():
-        record = json.loads((path / "job.json").read_text())
+        record = _job_record(path / "job.json")
         for role, job_id in record["jobs"].items():
             state, detail = slurm_state(job_id)
             lines.append(f"{role} job {job_id}: {state} ({detail})")
         path = Path(record["store"])
     return lines + store_lines(store_status(path))
+
+
+def _job_record(file):
+    """A job folder's job.json (written by `brainsim submit`): its jobs {role: id} and its store."""
+    try:
+        record = json.loads(Path(file).read_text())
+        if isinstance(record["jobs"], dict) and isinstance(record["store"], str):
+            return record
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    raise StoreError(
+        file, "not a job record (JSON with jobs {role: job id} and store; `brainsim submit` writes it)"
+    )
 
 
 def store_lines(info):

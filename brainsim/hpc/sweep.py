@@ -30,10 +30,10 @@ import numpy as np
 import yaml
 
 from ..config.options import REQUIRED, Int, ListOf, MapOf, Section, Str
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
+from ..io.run_store import STORE_FAULTS, RunStore
 from .jobs import RunJob, sbatch, write_scripts
 from .profiles import load_profile
-from .status import store_status
 
 
 class _Values:
@@ -197,34 +197,56 @@ def collect(folder, out=None, write=True):
     folder = Path(folder)
     record_file = folder / "campaign.json"
     if not record_file.is_file():
-        raise ValueError(f"{folder} is not a campaign folder (no campaign.json; `brainsim sweep` writes it)")
-    record = json.loads(record_file.read_text())
+        raise StoreError(folder, "not a campaign folder (no campaign.json; `brainsim sweep` writes it)")
+    try:
+        record = json.loads(record_file.read_text())
+        tasks, job = record["tasks"], record["job"]
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise StoreError(
+            record_file, f"not a campaign record ({type(e).__name__}: {e}; `brainsim sweep` writes it)"
+        ) from None
     rows = []
-    for i, task in enumerate(record["tasks"]):
+    for i, task in enumerate(tasks):
         task_folder = folder / f"task-{i}"
-        info = store_status(task_folder / "run.zarr")
-        status = "missing" if info["status"] == "none" else info["status"]
-        error = info.get("error") or (
-            _log_tail(folder, record["job"], i) if status in ("missing", "failed") else None
-        )
+        status, error = _task_status(task_folder / "run.zarr")
+        error = error or (_log_tail(folder, job, i) if status in ("missing", "failed") else None)
         row = {"task": i, "params": task["params"], "status": status, "error": error, "summary": None}
         row.update(mean_rate=np.nan, hypersynchrony=np.nan, ei_balance=np.nan, alerts="")
         summary = task_folder / "run.summary.zarr"
         if (summary / "zarr.json").is_file():
-            ds = xr.open_zarr(summary)
-            row.update(
-                summary=str(summary),
-                mean_rate=float(ds.mean_rate.mean()),
-                hypersynchrony=float(ds.hypersynchrony.mean()),
-                ei_balance=float(ds.ei_balance.mean()),
-                alerts=len(json.loads(ds.attrs.get("alerts", "[]"))),
-            )
+            try:
+                ds = xr.open_zarr(summary)
+                row.update(
+                    summary=str(summary),
+                    mean_rate=float(ds.mean_rate.mean()),
+                    hypersynchrony=float(ds.hypersynchrony.mean()),
+                    ei_balance=float(ds.ei_balance.mean()),
+                    alerts=len(json.loads(ds.attrs.get("alerts", "[]"))),
+                )
+            except STORE_FAULTS as e:
+                row["error"] = f"{summary}: unreadable summary ({type(e).__name__}: {e})"
         elif status == "complete":
             row["status"] = "complete, not summarised"
         rows.append(row)
     if write:
-        _write_table(record, rows, Path(out) if out else folder / "collect.csv")
+        out = Path(out) if out else folder / "collect.csv"
+        try:
+            _write_table(record, rows, out)
+        except OSError as e:
+            raise StoreError(out, f"cannot write the table there ({e.strerror or e})") from None
     return Collected(folder, rows)
+
+
+def _task_status(path):
+    """(status, error) of a task's run store: 'missing' where there is none, 'unreadable' where it is
+    damaged (the error says how)."""
+    if not (path / "zarr.json").is_file():
+        return "missing", None
+    try:
+        store = RunStore.open(path)
+    except StoreError as e:
+        return "unreadable", str(e)
+    return store.status, store.error
 
 
 def _write_table(record, rows, out):

@@ -25,9 +25,10 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..errors import BrainsimError
+from ..errors import StoreError
 
 FORMAT = "brainsim-checkpoint"
+MANIFEST_KEYS = ("time", "step", "config_hash", "ranks", "regions", "parts")
 KEEP = 2
 """Checkpoints kept in a checkpoint folder (older ones are removed after a new one is in place)."""
 
@@ -113,19 +114,25 @@ def open_checkpoint(path):
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError) as e:
-        raise BrainsimError(f"{path} is not a complete brainsim checkpoint ({e})") from None
-    if manifest.get("format") != FORMAT:
-        raise BrainsimError(f"{path} is not a brainsim checkpoint (format {manifest.get('format')!r})")
+        raise StoreError(path, f"not a complete brainsim checkpoint ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = f"format {manifest.get('format')!r}" if isinstance(manifest, dict) else "not a JSON object"
+        raise StoreError(
+            folder / "manifest.json", f"not a brainsim checkpoint ({found}, expected {FORMAT!r})"
+        )
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise StoreError(folder / "manifest.json", f"checkpoint manifest lacks {', '.join(missing)}")
     manifest["folder"] = str(folder.resolve())
     return manifest
 
 
 def check_compatible(manifest, config_hash):
     if manifest["config_hash"] != config_hash:
-        raise BrainsimError(
-            f"checkpoint {manifest['folder']} was written by a run of another config (hash "
-            f"{manifest['config_hash']}, this run's {config_hash}): resume with the config (and --set "
-            "values) it was written with"
+        raise StoreError(
+            manifest["folder"],
+            f"checkpoint written by a run of another config (hash {manifest['config_hash']}, this run's "
+            f"{config_hash}): resume with the config (and --set values) it was written with",
         )
 
 
@@ -138,9 +145,13 @@ def read_cells(manifest, gids):
         lo, hi = entry["gids"]
         if gids.size == 0 or hi < gids[0] or lo > gids[-1]:
             continue
-        with h5py.File(Path(manifest["folder"]) / entry["file"], "r") as f:
-            found.append(_select(f, gids))
-    return _merge(found, gids)
+        part = Path(manifest["folder"]) / entry["file"]
+        try:
+            with h5py.File(part, "r") as f:
+                found.append(_select(f, gids))
+        except (OSError, KeyError) as e:
+            raise StoreError(part, f"unreadable checkpoint part ({type(e).__name__}: {e})") from None
+    return _merge(found, gids, manifest["folder"])
 
 
 def _select(f, gids):
@@ -166,11 +177,11 @@ def _select(f, gids):
     return cells, events, streams
 
 
-def _merge(found, gids):
+def _merge(found, gids, folder):
     cells = dict(c for part in found for c in part[0])
     missing = [int(g) for g in gids if int(g) not in cells]
     if missing:
-        raise BrainsimError(f"the checkpoint has no state for gids {missing[:5]}... (another model?)")
+        raise StoreError(folder, f"the checkpoint has no state for gids {missing[:5]}... (another model?)")
     keys = ("ev_time", "ev_gid", "ev_position", "ev_weight", "ev_source")
     events = {k: np.concatenate([part[1][k] for part in found]) if found else np.zeros(0) for k in keys}
     streams = [s for part in found for s in part[2]]

@@ -1,4 +1,5 @@
-"""Run-output store: the Zarr v3 store a simulation run writes, which analysts open with ``xarray.open_zarr``.
+"""Run-output store: the Zarr v3 store a simulation run writes (``RunWriter``), which analysts open with
+``xarray.open_zarr`` or ``brainsim.io.run_store.RunStore``.
 
 Layout (``format`` "brainsim-run", ``format_version`` 1)::
 
@@ -46,6 +47,8 @@ from zarr.errors import ZarrUserWarning
 
 from brainsim import __version__
 
+from ..errors import StoreError
+
 FORMAT = "brainsim-run"
 FORMAT_VERSION = 1
 SPIKE_CHUNK = 65536  # spikes per chunk
@@ -64,8 +67,9 @@ class _TraceSet:
     blocks: list = field(default_factory=list)  # buffered (first row, first probe, values (k, n) float32)
 
 
-class RunStore:
-    """Writer of one run's output store: `create` it in one process; other processes `attach`."""
+class RunWriter:
+    """Writer of one run's output store: `create` it in one process; other processes `attach`. Readers
+    open it with brainsim.io.run_store.RunStore or xarray."""
 
     def __init__(self, path: Path, root: zarr.Group):
         self.path = path
@@ -95,17 +99,17 @@ class RunStore:
         overwrite: bool = False,
         provenance: dict | None = None,
         populations: list | None = None,
-    ) -> "RunStore":
+    ) -> "RunWriter":
         """Start a store at `path` with status "running"; an existing path is replaced only if `overwrite`.
         provenance: where the model came from (JSON-able: files, patient, connectome); populations: the
         run's populations (dicts: name, region, cell_type, first_gid, count, kind)."""
         path = Path(path)
         if path.exists() or path.is_symlink():
             if not overwrite:
-                raise FileExistsError(f"{path} already exists; pass -o or --overwrite to replace it")
+                raise StoreError(path, "already exists; pass -o or --overwrite to replace it")
             replaceable = path.is_dir() and ((path / "zarr.json").is_file() or not any(path.iterdir()))
             if not replaceable or path.is_symlink():
-                raise FileExistsError(f"will not overwrite {path}: not a Zarr store nor an empty folder")
+                raise StoreError(path, "will not overwrite it: not a Zarr store nor an empty folder")
             shutil.rmtree(path)
         if any(key not in counts for key in COUNT_KEYS) or not all(
             isinstance(value, numbers.Integral) for value in counts.values()
@@ -142,20 +146,27 @@ class RunStore:
         return store
 
     @classmethod
-    def attach(cls, path) -> "RunStore":
+    def attach(cls, path) -> "RunWriter":
         """Open a store another process created, to write trace columns into it (no spikes, no attributes)."""
         return cls(Path(path), zarr.open_group(Path(path), mode="r+", use_consolidated=False))
 
     @classmethod
-    def resume(cls, path, config_hash: str, t: float) -> "RunStore":
+    def resume(cls, path, config_hash: str, t: float) -> "RunWriter":
         """Reopen a store to continue its run from t (ms): later spikes are dropped, status is running."""
         path = Path(path)
-        root = zarr.open_group(path, mode="r+", use_consolidated=False)
+        try:
+            root = zarr.open_group(path, mode="r+", use_consolidated=False, zarr_format=3)
+        except (OSError, ValueError, zarr.errors.BaseZarrError) as e:
+            raise StoreError(
+                path, f"no run store to resume here ({type(e).__name__}: {e}); pass -o to write it elsewhere"
+            ) from None
         attrs = root.attrs.asdict()
         if attrs.get("format") != FORMAT or attrs.get("config_hash") != config_hash:
-            raise ValueError(
-                f"{path} is not the output of this run (config hash {attrs.get('config_hash')!r}, the run's "
-                f"{config_hash!r}); pass -o to write the resumed run elsewhere"
+            raise StoreError(
+                path,
+                f"not the output of this run (format {attrs.get('format')!r}, config hash "
+                f"{attrs.get('config_hash')!r}; the run's {config_hash!r}): pass -o to write the resumed run "
+                "elsewhere",
             )
         store = cls(path, root)
         keep = int(np.searchsorted(store._spike_time[:], t, side="right"))
@@ -176,10 +187,10 @@ class RunStore:
         sampled at `times` (ms, the whole run). probe_chunk (default up to 256) must divide every
         writer's first probe, so that no chunk is written by two processes."""
         self._check_running()
-        _check_node_name("trace set name", name)
-        _check_node_name("variable", variable)
+        _check_node_name(self.path, "trace set name", name)
+        _check_node_name(self.path, "variable", variable)
         if name in self._traces:
-            raise ValueError(f"trace set {name!r} already exists; trace set names must be unique")
+            raise StoreError(self.path, f"trace set {name!r} already exists; trace set names must be unique")
         if variable in ("time", *PROBE_COORDS):
             raise ValueError(f"variable {variable!r} clashes with a coordinate name: time, {PROBE_COORDS}")
         gid = _integers("gid", gid)
@@ -274,7 +285,7 @@ class RunStore:
         """Write the rows first_bin.. of the regions' rate (Hz) and v_mean (mV), each (k, n_regions)."""
         self._check_running()
         if self._regions is None:
-            raise ValueError("this store has no regions group (add_regions first)")
+            raise StoreError(self.path, "the store has no regions group (add_regions first)")
         k = np.asarray(rate).shape[0]
         self._regions["rate"][first_bin : first_bin + k] = np.asarray(rate, dtype=np.float32)
         self._regions["v_mean"][first_bin : first_bin + k] = np.asarray(v_mean, dtype=np.float32)
@@ -311,7 +322,7 @@ class RunStore:
         sampling grid and the probes first_probe..first_probe+n-1."""
         self._check_running()
         if name not in self._traces:
-            raise ValueError(f"no trace set {name!r}; trace sets: {list(self._traces)}")
+            raise StoreError(self.path, f"no trace set {name!r}; trace sets: {list(self._traces)}")
         shape = self._traces[name].data.shape
         values = np.array(values, dtype=np.float32)  # a copy: the caller may reuse its buffers
         if (
@@ -319,9 +330,10 @@ class RunStore:
             or not (0 <= row and row + values.shape[0] <= shape[0])
             or not (0 <= first_probe and first_probe + values.shape[1] <= shape[1])
         ):
-            raise ValueError(
+            raise StoreError(
+                self.path,
                 f"trace set {name!r} is {shape} (time, probe): cannot hold values {values.shape} at row "
-                f"{row}, probe {first_probe}"
+                f"{row}, probe {first_probe}",
             )
         self._traces[name].blocks.append((int(row), int(first_probe), values))
         self._add_buffered(values.nbytes)
@@ -346,7 +358,9 @@ class RunStore:
         self._check_running()
         t_reached = float(t_reached)
         if not t_reached >= self._t_reached:
-            raise ValueError(f"t_reached={t_reached} ms is before the last t_reached={self._t_reached} ms")
+            raise StoreError(
+                self.path, f"t_reached={t_reached} ms is before the last t_reached={self._t_reached} ms"
+            )
         self._consolidate()  # readers see the new data only now, all at once
         wall, t0 = self._started
         progress = {
@@ -402,7 +416,9 @@ class RunStore:
 
     def _check_running(self) -> None:
         if self._status != "running":
-            raise ValueError(f"run store {self.path} is finished (status {self._status!r}); no more writes")
+            raise StoreError(
+                self.path, f"the run store is finished (status {self._status!r}); no more writes"
+            )
 
 
 def probe_chunk_for(offsets):
@@ -426,35 +442,12 @@ def _merge_rows(blocks):
     return merged
 
 
-def open_run(path) -> dict:
-    """Read a run store into memory: {"attrs", "spikes": (gid, time), "traces": {name: (times, values, gid,
-    compartment, location)}, "regions": {array name: values, "bin": ms} or None}; times in ms."""
-    root = zarr.open_group(Path(path), mode="r")
-    attrs = root.attrs.asdict()
-    if attrs.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a brainsim run: format {attrs.get('format')!r}, not {FORMAT!r}")
-    traces = {}
-    for name in root["traces"].attrs["trace_sets"]:
-        group = root[f"traces/{name}"]
-        coords = (group[coord][:] for coord in PROBE_COORDS)
-        traces[name] = (group["time"][:], group[group.attrs["variable"]][:], *coords)
-    regions = None
-    if "regions" in root:
-        regions = {name: array[:] for name, array in root["regions"].arrays()}
-        regions["bin"] = root["regions"].attrs["bin"]
-    return {
-        "attrs": attrs,
-        "spikes": (root["spikes/gid"][:], root["spikes/time"][:]),
-        "traces": traces,
-        "regions": regions,
-    }
-
-
-def _check_node_name(what: str, name) -> None:
+def _check_node_name(path, what: str, name) -> None:
     if not isinstance(name, str) or not name or "/" in name or name.startswith("__") or set(name) == {"."}:
-        raise ValueError(
+        raise StoreError(
+            path,
             f"{what} {name!r} is not a valid Zarr node name: "
-            "need non-empty text without '/', not all dots, not starting with '__'"
+            "need non-empty text without '/', not all dots, not starting with '__'",
         )
 
 

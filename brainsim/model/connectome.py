@@ -8,8 +8,9 @@ Readers: `read_tvb_zip` (TVB connectivity zip or directory), `read_tvb_h5` (TVB 
 allowed, and records what it found or changed (self-loops removed, symmetry, regions without input) in
 ``Connectome.notes``.
 
-The shipped default configs/connectomes/synthetic_68.zip (SYNTHETIC_68_ZIP) is SYNTHETIC, not measured data:
-it is `synthetic_connectome(seed=0)` written by `write_tvb_zip`. Regenerate it from the repository root with
+The shipped default configs/connectomes/synthetic_68.zip (installed as package data: read it at
+`brainsim.resources.synthetic_connectome()`) is SYNTHETIC, not measured data: it is
+`synthetic_connectome(seed=0)` written by `write_tvb_zip`. Regenerate it from the repository root with
 
     .venv/bin/python -c 'from brainsim.model.connectome import write_synthetic_68; write_synthetic_68()'
 """
@@ -27,10 +28,11 @@ from pathlib import Path, PurePosixPath
 import h5py
 import numpy as np
 
+from brainsim import resources
 from brainsim.errors import ConnectomeError
 
 SYNTHETIC_68_ZIP = "configs/connectomes/synthetic_68.zip"
-"""Where the shipped synthetic connectome lives, relative to the repository root."""
+"""Where `write_synthetic_68` writes the shipped synthetic connectome, relative to the repository root."""
 
 _DK_LEFT_CENTRES = {
     "bankssts": (-53, -44, 6),
@@ -384,8 +386,8 @@ def load_tvb_data(name: str) -> Connectome:
     except ImportError:
         raise ConnectomeError(
             f"the TVB connectome {name!r} needs the optional package tvb-data: pip install tvb-data "
-            f"(./setup.sh installs it); without it use the shipped synthetic connectome {SYNTHETIC_68_ZIP} "
-            "(read_tvb_zip)"
+            "(./setup.sh installs it); without it use the shipped synthetic connectome: "
+            f"{{kind: tvb_zip, file: {resources.synthetic_connectome()}}}"
         ) from None
     folder = Path(next(iter(tvb_data.__path__))) / "connectivity"
     path = folder / (name if name.endswith((".zip", ".h5")) else f"{name}.zip")
@@ -486,7 +488,8 @@ def synthetic_connectome(seed: int = 0) -> Connectome:
 
 
 def write_synthetic_68(path=SYNTHETIC_68_ZIP) -> None:
-    """Write ``synthetic_connectome(seed=0)`` to ``path``: how the shipped SYNTHETIC_68_ZIP is made."""
+    """Write ``synthetic_connectome(seed=0)`` to ``path`` (the source tree's file when run from the repository
+    root): how the shipped synthetic connectome is made."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_tvb_zip(
         synthetic_connectome(seed=0),

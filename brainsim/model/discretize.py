@@ -49,11 +49,6 @@ class CellGeometry:
         """Nodes that are not junctions."""
         return int(np.count_nonzero(~self.is_junction))
 
-    @property
-    def soma_node(self) -> int:
-        """The root node, 0: the first node of branch 0."""
-        return 0
-
     def nodes_in_region(self, name: str) -> np.ndarray:
         """Indices of the nodes of region ``name``, junction nodes (zero area) included."""
         if name not in self.region_names:

@@ -11,9 +11,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..kernels.mechanisms import CATALOGUE
-from .brain import Brain, tract_scales
+from .brain import Brain
 from .cells import build_cell_type, scale_parameters
 
 SALT_CONNECTION = 1_000
@@ -61,21 +60,45 @@ class Probe:
 
 class Recipe:
     def __init__(self, config):
+        """The model of a config that passed the schema. Nothing is read or built yet: the brain's
+        connectome and the populations on first use, each cell type when first asked for (so a recipe
+        exists for `check_model` to report on even when the config's references are wrong)."""
         self.config = config
+        self._types = {}
+
+    @cached_property
+    def brain(self):
+        """The Brain of the config's `brain` section (its connectome read), or None without one."""
+        return Brain(self.config) if self.config["brain"] is not None else None
+
+    @cached_property
+    def populations(self):
+        """Every population: the config's cells in order, then the brain's, region after region."""
         first, pops = 0, []
-        for i, cell in enumerate(config["cells"]):
+        for i, cell in enumerate(self.config["cells"]):
             pops.append(Population(cell["name"], i, first, cell["count"]))
             first += cell["count"]
-        self.brain = Brain(config) if config["brain"] is not None else None
         for bp in self.brain.populations if self.brain else ():
             pops.append(Population(bp.name(self.brain.labels), -1, first, bp.count, bp.region, bp.cell_type))
             first += bp.count
-        self.populations = tuple(pops)
-        self._starts = np.array([p.first_gid for p in pops], dtype=np.int64)
-        self._brain_pop = {(p.region, p.cell_type): p for p in pops if p.region >= 0}
-        self.num_cells = first
-        self._types = {}
-        self._pop_by_name = {p.name: p for p in pops}
+        return tuple(pops)
+
+    @cached_property
+    def num_cells(self):
+        """Cells of every population together."""
+        return sum(p.count for p in self.populations)
+
+    @cached_property
+    def _starts(self):
+        return np.array([p.first_gid for p in self.populations], dtype=np.int64)
+
+    @cached_property
+    def _brain_pop(self):
+        return {(p.region, p.cell_type): p for p in self.populations if p.region >= 0}
+
+    @cached_property
+    def _pop_by_name(self):
+        return {p.name: p for p in self.populations}
 
     @property
     def seed(self):
@@ -175,7 +198,7 @@ class Recipe:
     def min_delay(self):
         """Smallest delay of any connection (ms), or None without connections."""
         rules = [*self.config["connections"], *(self.config["brain"] or {}).get("local", [])]
-        lows = [c["delay"] if not isinstance(c["delay"], dict) else c["delay"]["uniform"][0] for c in rules]
+        lows = [lowest_delay(c["delay"]) for c in rules]
         if self.brain is not None and self.brain.min_long_range_delay() is not None:
             lows.append(self.brain.min_long_range_delay())
         return min(lows) if lows else None
@@ -387,103 +410,6 @@ class Recipe:
             if self._selected(p, gid)
         ]
 
-    def check(self):
-        """Build every cell type and resolve every location, synapse and probe variable (what `validate`
-        runs); stimuli and probes may name populations by pattern (e.g. '*.pyr'), which must match one."""
-        for pop in self.populations:
-            self.cell_type(pop.name)
-        for kind, entries in (("stimuli", self.config["stimuli"]), ("probes", self.config["probes"])):
-            for i, entry in enumerate(entries):
-                pops = [p for p in self.matching(entry["cell"]) if p.count]
-                if not pops:
-                    names = [p.name for p in self.populations]
-                    raise ConfigError(
-                        f"{kind}[{i}].cell",
-                        entry["cell"],
-                        "a population (or a pattern such as "
-                        f"'*.pyr') with cells: {names[:8]}{' ...' if len(names) > 8 else ''}",
-                    )
-                for pop in pops:
-                    self._check_entry(kind, i, entry, pop)
-        for i, item in enumerate(self.config["interventions"]):
-            self._check_intervention(i, item)
-
-    def _check_intervention(self, i, item):
-        """Regions and tracts exist; a drug's mechanism and a stimulation's location exist on the cells
-        it targets (an intervention that reaches no cell is an error, not a silent sham)."""
-        path = f"interventions[{i}]"
-        if item["kind"] == "lesion":
-            self.brain.region_indices(item["regions"], f"{path}.regions")
-            tract_scales(item["tracts"], self.brain.labels, f"{path}.tracts")
-            return
-        pops = [p for p in self.populations if p.count and self.intervention_targets(item, p, path)]
-        if not pops:
-            raise ConfigError(f"{path}", item, "regions and cell_types that select at least one cell")
-        if item["kind"] == "stimulation":
-            for pop in pops:
-                self.cell_type(pop.name).locate(item["location"], f"{path}.location")
-            return
-        present = {m.mechanism for pop in pops for m in self.cell_type(pop.name).mechanisms}
-        if item["mechanism"] not in present:
-            raise ConfigError(
-                f"{path}.mechanism",
-                item["mechanism"],
-                f"a mechanism of the targeted cells: {sorted(present)}",
-            )
-
-    def _check_entry(self, kind, i, entry, pop):
-        ct, path = self.cell_type(pop.name), f"{kind}[{i}]"
-        if entry["cells"] != "all" and max(entry["cells"]) >= pop.count:
-            raise ConfigError(
-                f"{path}.cells",
-                max(entry["cells"]),
-                f"cell indices below {pop.count} (the size of '{pop.name}')",
-            )
-        if kind == "probes":
-            nodes = ct.locate_set(entry["location"], f"{path}.location")
-            probe_variable_check(ct, entry["variable"], nodes, f"{path}.variable")
-        elif entry["kind"] == "iclamp":
-            ct.locate(entry["location"], f"{path}.location")
-        elif entry["synapse"] not in ct.synapses:
-            raise ConfigError(
-                f"{path}.synapse", entry["synapse"], f"a synapse of '{pop.name}': {sorted(ct.synapses)}"
-            )
-
-
-def probe_variable_check(cell_type, variable, nodes, path):
-    """Raise ConfigError unless variable can be recorded at every one of nodes."""
-    if variable == "v":
-        return
-    head, _, state = variable.partition(".")
-    if head in cell_type.synapses:
-        states = CATALOGUE[cell_type.synapses[head].mechanism].STATES
-        if state not in states:
-            raise ConfigError(
-                path, variable, f"a state of synapse '{head}': {[f'{head}.{s}' for s in states]}"
-            )
-        return
-    if head == "cai" and not state:
-        head, state = "cadyn", "cai"
-    placed = {p.mechanism: p for p in cell_type.mechanisms}
-    allowed = (
-        ["v"]
-        + [f"{m}.{s}" for m in placed for s in CATALOGUE[m].STATES]
-        + [f"{n}.{s}" for n, syn in cell_type.synapses.items() for s in CATALOGUE[syn.mechanism].STATES]
-    )
-    if head not in placed or state not in CATALOGUE[head].STATES:
-        raise ConfigError(path, variable, f"one of {allowed}")
-    missing = np.setdiff1d(nodes, placed[head].node)
-    if missing.size:
-        here = ["v"] + [
-            f"{m}.{s}" for m, p in placed.items() if np.isin(nodes, p.node).all() for s in CATALOGUE[m].STATES
-        ]
-        raise ConfigError(
-            path,
-            variable,
-            f"one of {here}, the variables at every probed compartment ('{head}' is not inserted at "
-            f"{cell_type.label(int(missing[0]))})",
-        )
-
 
 def _sources(rule, src, tgt, j, rng):
     """Source indices (within the source population) of target cell j under one connection rule."""
@@ -512,3 +438,8 @@ def _draw(value, n, rng):
         low, high = value["uniform"][:2]
         return rng.uniform(low, high, n)
     return np.full(n, float(value))
+
+
+def lowest_delay(delay):
+    """The lowest value (ms) of a connection rule's delay: a constant or {uniform: [low, high]}."""
+    return delay["uniform"][0] if isinstance(delay, dict) else delay

@@ -34,9 +34,6 @@ class Decomposition:
     def gids_on(self, rank):
         return np.arange(self.bounds[rank], self.bounds[rank + 1], dtype=np.int64)
 
-    def rank_of(self, gid):
-        return np.searchsorted(self.bounds, gid, side="right") - 1
-
     @classmethod
     def balanced(cls, cost, ranks):
         """Contiguous blocks minimising the largest block's cost, then as even as that allows (cost per

@@ -59,6 +59,7 @@ def test_run_writes_a_store_xarray_reads(tmp_path):
         "ns_per_compartment_step",
         "exchange_s",
         "epochs",
+        "steps",
         "ranks",
     }
     assert a["timing"]["run_s"] > 0 and a["timing"]["ranks"] == 1 and a["timing"]["epochs"] == 6

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,11 +13,11 @@ from brainsim.config import load_config
 from brainsim.errors import ConfigError
 from brainsim.hpc.jobs import RunJob, seconds, write_scripts
 from brainsim.hpc.plan import plan
-from brainsim.hpc.profiles import PROFILES, available, load_profile
+from brainsim.hpc.profiles import available, load_profile
 from brainsim.hpc.sweep import expand, load_campaign
 from brainsim.model.recipe import Recipe
 
-ROOT = PROFILES.parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "tests/data/small_brain.yaml"
 
 

@@ -1,4 +1,5 @@
-"""The run-output store: layout, xarray round trip, ordering rules, several writers, failure and resume."""
+"""The run-output store's writer: layout, xarray round trip, ordering rules, several writers, failure and
+resume."""
 
 import json
 import warnings
@@ -8,8 +9,10 @@ import pytest
 import xarray as xr
 import zarr
 
+from brainsim.errors import StoreError
 from brainsim.io import zarr_store
-from brainsim.io.zarr_store import RunStore, open_run, probe_chunk_for
+from brainsim.io.run_store import RunStore
+from brainsim.io.zarr_store import RunWriter, probe_chunk_for
 
 pytestmark = pytest.mark.filterwarnings("error")  # writing must be warning-free too
 
@@ -25,10 +28,11 @@ def open_xr(path, group=None) -> xr.Dataset:
         return xr.open_zarr(path, group=group).load()
 
 
-def make_store(path, **kwargs) -> RunStore:
-    return RunStore.create(
-        path, config={"dt": 0.025, "tstop": 1.0}, counts=COUNTS, config_hash="abc", **kwargs
-    )
+CONFIG = {"simulation": {"dt": 0.025, "tstop": 1.0}}
+
+
+def make_store(path, **kwargs) -> RunWriter:
+    return RunWriter.create(path, config=CONFIG, counts=COUNTS, config_hash="abc", **kwargs)
 
 
 def add_voltage(store, n_probe=3, probe_chunk=None):
@@ -74,7 +78,7 @@ def test_round_trip_through_xarray(tmp_path):
     assert root.attrs["status"] == "complete" and "error" not in root.attrs
     assert root.attrs["t_reached"] == 0.725 and root.attrs["config_hash"] == "abc"
     assert root.attrs["counts"] == COUNTS and root.attrs["timing"] == TIMING
-    assert json.loads(root.attrs["config"]) == {"dt": 0.025, "tstop": 1.0}
+    assert json.loads(root.attrs["config"]) == CONFIG
     assert root.attrs["brainsim_version"] == zarr_store.__version__
 
     spikes = open_xr(path, "spikes")
@@ -96,8 +100,8 @@ def test_round_trip_through_xarray(tmp_path):
     np.testing.assert_array_equal(m_ds["hh.m"][:4], m.astype(np.float32))
     assert zarr.open_array(path / "traces/m_dend/hh.m", mode="r").chunks[1] == 256
 
-    read = open_run(path)
-    assert read["attrs"]["status"] == "complete" and list(read["traces"]) == ["v_soma", "m_dend"]
+    read = RunStore.open(path)
+    assert read.status == "complete" and read.trace_sets == ("v_soma", "m_dend")
 
 
 def test_spike_batches_sorted_and_in_order(tmp_path):
@@ -107,20 +111,21 @@ def test_spike_batches_sorted_and_in_order(tmp_path):
         store.append_spikes([0], [1.0])  # same time as the last, smaller gid
     store.append_spikes([9], [1.0])
     store.finish("complete")
-    gid, time = open_run(tmp_path / "run.zarr")["spikes"]
+    spikes = RunStore.open(tmp_path / "run.zarr").spikes
+    gid, time = spikes.gid.values, spikes.time.values
     assert gid.tolist() == [3, 1, 2, 5, 9] and time.tolist() == [0.5, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_overwrite_only_when_asked_and_only_stores(tmp_path):
     path = tmp_path / "run.zarr"
     make_store(path).finish("complete")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(StoreError, match="--overwrite"):
         make_store(path)
     make_store(path, overwrite=True)
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("x")
-    with pytest.raises(FileExistsError, match="not a Zarr store"):
+    with pytest.raises(StoreError, match="not a Zarr store"):
         make_store(other, overwrite=True)
     assert (other / "keep.txt").read_text() == "x"
 
@@ -153,7 +158,7 @@ def test_two_writers_own_disjoint_chunk_aligned_columns(tmp_path):
     store = make_store(path)
     add_voltage(store, n_probe=10, probe_chunk=chunk)
     store.publish(0.0)
-    other = RunStore.attach(path)
+    other = RunWriter.attach(path)
     store.write_samples("v_soma", 0, np.full((41, 4), 1.0), first_probe=0)
     other.write_samples("v_soma", 0, np.full((41, 6), 2.0), first_probe=4)
     other.flush()
@@ -170,9 +175,11 @@ def test_resume_drops_later_spikes_and_checks_the_run(tmp_path):
     add_voltage(store)
     store.append_spikes([0, 1, 2], [0.2, 0.5, 0.7])
     store.finish("interrupted", error="interrupted by SIGTERM", t_reached=0.5)
-    with pytest.raises(ValueError, match="not the output of this run"):
-        RunStore.resume(path, "another-hash", 0.5)
-    resumed = RunStore.resume(path, "abc", 0.5)
+    with pytest.raises(StoreError, match="not the output of this run"):
+        RunWriter.resume(path, "another-hash", 0.5)
+    with pytest.raises(StoreError, match="no run store to resume"):
+        RunWriter.resume(tmp_path / "elsewhere.zarr", "abc", 0.5)
+    resumed = RunWriter.resume(path, "abc", 0.5)
     root = open_xr(path)
     assert root.attrs["status"] == "running" and "error" not in root.attrs and root.attrs["t_reached"] == 0.5
     assert open_xr(path, "spikes").time.values.tolist() == [0.2, 0.5]
@@ -193,29 +200,33 @@ def test_buffer_flushes_itself_past_limit(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "call, message",
+    "call, error, message",
     [
-        (lambda s: s.write_samples("nope", 0, np.zeros((1, 3))), "no trace set 'nope'"),
-        (lambda s: s.write_samples("v_soma", 40, np.zeros((2, 3))), "cannot hold"),
-        (lambda s: s.write_samples("v_soma", 0, np.zeros((2, 4))), "cannot hold"),
-        (lambda s: s.append_spikes([1.5], [0.1]), "must be integers"),
-        (lambda s: s.append_spikes([1], [np.nan]), "finite"),
-        (lambda s: s.finish("done"), "status must be one of"),
-        (lambda s: s.finish("failed"), "error text is required"),
-        (lambda s: s.finish("complete", error="x"), "not allowed"),
-        (lambda s: s.publish(-1.0), "before the last t_reached"),
-        (lambda s: add_voltage(s), "already exists"),
+        (lambda s: s.write_samples("nope", 0, np.zeros((1, 3))), StoreError, "no trace set 'nope'"),
+        (lambda s: s.write_samples("v_soma", 40, np.zeros((2, 3))), StoreError, "cannot hold"),
+        (lambda s: s.write_samples("v_soma", 0, np.zeros((2, 4))), StoreError, "cannot hold"),
+        (lambda s: s.append_spikes([1.5], [0.1]), ValueError, "must be integers"),
+        (lambda s: s.append_spikes([1], [np.nan]), ValueError, "finite"),
+        (lambda s: s.finish("done"), ValueError, "status must be one of"),
+        (lambda s: s.finish("failed"), ValueError, "error text is required"),
+        (lambda s: s.finish("complete", error="x"), ValueError, "not allowed"),
+        (lambda s: s.publish(-1.0), StoreError, "before the last t_reached"),
+        (lambda s: add_voltage(s), StoreError, "already exists"),
+        (lambda s: s.write_regions(0, np.zeros((1, 1)), np.zeros((1, 1))), StoreError, "no regions group"),
     ],
 )
-def test_invalid_calls_raise(tmp_path, call, message):
+def test_invalid_calls_raise(tmp_path, call, error, message):
+    """Refusals that concern the store name it (StoreError); malformed arguments are ValueErrors."""
     store = make_store(tmp_path / "run.zarr")
     add_voltage(store)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message) as raised:
         call(store)
+    if error is StoreError:
+        assert raised.value.path == tmp_path / "run.zarr" and str(tmp_path / "run.zarr") in str(raised.value)
 
 
 def test_no_writes_after_finish(tmp_path):
     store = make_store(tmp_path / "run.zarr")
     store.finish("complete")
-    with pytest.raises(ValueError, match="finished"):
+    with pytest.raises(StoreError, match="finished"):
         store.append_spikes([0], [0.1])

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from brainsim.errors import ConfigError, StoreError
 from brainsim.postprocess.compare import (
     EPS,
     cohen_d,
@@ -279,19 +280,22 @@ def test_format_comparison_lists_ranking_and_largest_effects(tmp_path):
 def test_rejects_a_run_store_with_advice(tmp_path):
     run = store(summary(fmt="brainsim-run"), tmp_path / "run.zarr")
     good = store(summary(), tmp_path / "good.zarr")
-    with pytest.raises(ValueError, match=r"run\.zarr.*brainsim summarize"):
+    with pytest.raises(StoreError, match=r"run\.zarr: a run store .*brainsim summarize"):
         compare([good, run])
 
 
 def test_rejects_other_formats_and_missing_stores(tmp_path):
     good = store(summary(), tmp_path / "good.zarr")
     other = store(summary(fmt="something-else"), tmp_path / "other.zarr")
-    with pytest.raises(ValueError, match=r"other\.zarr is not a brainsim summary store"):
+    with pytest.raises(StoreError, match=r"other\.zarr: not a brainsim summary store"):
         compare([good, other])
-    with pytest.raises(ValueError, match=r"missing\.zarr: no Zarr store"):
+    with pytest.raises(StoreError, match=r"missing\.zarr: no Zarr store"):
         compare([good, tmp_path / "missing.zarr"])
-    with pytest.raises(ValueError, match=r"other\.zarr"):
+    with pytest.raises(StoreError, match=r"other\.zarr"):
         compare([good, good], target=other)
+    (tmp_path / "good.zarr" / "zarr.json").write_text("{broken")
+    with pytest.raises(StoreError, match=r"good\.zarr: unreadable summary store \(JSONDecodeError"):
+        compare([good, other])
 
 
 def test_regions_missing_from_a_store_are_left_out(tmp_path):
@@ -307,15 +311,15 @@ def test_regions_missing_from_a_store_are_left_out(tmp_path):
                                tmp_path / "same.zarr"), shorter])  # fmt: skip
     np.testing.assert_allclose(result.ranking.distance, reference.ranking.distance)
     elsewhere = store(summary(regions=["X", "Y"]), tmp_path / "elsewhere.zarr")
-    with pytest.raises(ValueError, match=r"good\.zarr shares no region label with .*elsewhere\.zarr"):
+    with pytest.raises(StoreError, match=r"good\.zarr: shares no region label with .*elsewhere\.zarr"):
         compare([good, elsewhere])
 
 
 def test_needs_at_least_two_stores(tmp_path):
     good = store(summary(), tmp_path / "good.zarr")
-    with pytest.raises(ValueError, match="at least one treated"):
+    with pytest.raises(ConfigError, match="got 1; allowed: a baseline and at least one treated"):
         compare([good])
-    with pytest.raises(ValueError, match="got 0"):
+    with pytest.raises(ConfigError, match="got 0"):
         compare([])
 
 

@@ -13,6 +13,7 @@ import xarray as xr
 from matplotlib import image as mpimg
 from synthetic import synthetic_dataset, synthetic_summary, write_summary
 
+from brainsim.errors import StoreError
 from brainsim.postprocess.report import MAX_COLUMNS, decimate, write_report
 
 FIGURES = (
@@ -192,10 +193,10 @@ def test_long_summary_is_decimated_lazily(tmp_path):
 
 def test_run_store_is_refused(tmp_path):
     write_summary(xr.Dataset(attrs={"format": "brainsim-run"}), tmp_path / "run.zarr")
-    with pytest.raises(ValueError, match=r"run\.zarr is a run store .*run `brainsim summarize` first"):
+    with pytest.raises(StoreError, match=r"run\.zarr: a run store .*run `brainsim summarize` first"):
         write_report(tmp_path / "run.zarr", tmp_path / "r.html", log=lambda line: None)
     write_summary(xr.Dataset(attrs={"format": "other"}), tmp_path / "x.zarr")
-    with pytest.raises(ValueError, match=r"x\.zarr is not a brainsim summary store \(format 'other'"):
+    with pytest.raises(StoreError, match=r"x\.zarr: not a brainsim summary store \(format 'other'"):
         write_report(tmp_path / "x.zarr", tmp_path / "r.html", log=lambda line: None)
     assert not (tmp_path / "r.html").exists()
 

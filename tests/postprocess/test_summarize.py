@@ -8,8 +8,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from brainsim.cli import EXIT_ALERT, main
-from brainsim.io.zarr_store import RunStore
+from brainsim.cli import EXIT_ALERT, EXIT_CONFIG, EXIT_FAILED, main
+from brainsim.io.zarr_store import RunWriter
 from brainsim.postprocess import signals, spikes
 from brainsim.postprocess.summarize import summarize
 
@@ -23,6 +23,7 @@ POPS = [("lA", "e", 40, "excitatory"), ("lA", "i", 10, "inhibitory"), ("lB", "e"
         ("rC", "e", 20, "excitatory"), ("rD", "e", 20, "excitatory"),
         ("rE", "e", 10, "excitatory")]  # fmt: skip
 ALPHA_HZ, GAMMA_HZ, AMPLITUDE = 10.0, 40.0, 2.0  # signals of lA and lB (mV)
+SUMMARY_DEFAULTS = {"bin": None, "window": 50.0, "tr": 100.0, "alerts": []}  # a run config's summary section
 
 
 def _populations():
@@ -82,10 +83,12 @@ def write_run(path, *, status="complete", t_reached=TSTOP, alerts=(), seed=1):
     config = {
         "name": "synthetic_twin",
         "simulation": {"tstop": TSTOP},
-        "summary": {"bin": None, "window": 50.0, "tr": 100.0, "alerts": list(alerts)},
+        "summary": {**SUMMARY_DEFAULTS, "alerts": list(alerts)},
     }
     counts = {"cells": sum(p[2] for p in POPS), "compartments": 140, "equations": 560}
-    store = RunStore.create(path, config=config, counts=counts, config_hash="abc", populations=_populations())
+    store = RunWriter.create(
+        path, config=config, counts=counts, config_hash="abc", populations=_populations()
+    )
     n_bins = int(TSTOP)
     n_cells = [50, 30, 20, 20, 10]
     store.add_regions(
@@ -280,16 +283,22 @@ def test_bad_alert_rules_are_clear_errors(tmp_path, capsys):
     run, _, _ = write_run(tmp_path / "run.zarr")
     bad = tmp_path / "bad.yaml"
     bad.write_text("alerts:\n  - {name: x, variable: rate, above: 1, regions: [nowhere]}\n")
-    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(bad)]) == 1
+    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(bad)]) == EXIT_CONFIG
     err = capsys.readouterr().err
-    assert "unknown region 'nowhere'" in err and "lA" in err
+    assert "'--alerts[0].regions': got 'nowhere'" in err and "unknown region" in err and "lA" in err
     bad.write_text("alerts:\n  - {name: x, variable: speed, above: 1}\n")
-    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(bad)]) == 1
+    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(bad)]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert str(bad) in err and "alerts[0].variable" in err and "hypersynchrony" in err
     bad.write_text("alerts:\n  - {name: x, variable: rate, above: 1, below: 0}\n")
-    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(bad)]) == 1
+    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(bad)]) == EXIT_CONFIG
     assert "exactly one of 'above' and 'below'" in capsys.readouterr().err
+    bad.write_text("- {name: x}\n")
+    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(bad)]) == EXIT_CONFIG
+    assert f"(from {bad})" in capsys.readouterr().err
+    missing = tmp_path / "missing.yaml"
+    assert main(["summarize", str(run), "--scheduler", "sync", "--alerts", str(missing)]) == EXIT_CONFIG
+    assert f"'--alerts': got '{missing}'" in capsys.readouterr().err
 
 
 def test_interrupted_run_is_summarised_up_to_where_it_stopped(tmp_path, capsys):
@@ -304,14 +313,22 @@ def test_interrupted_run_is_summarised_up_to_where_it_stopped(tmp_path, capsys):
 def test_existing_output_and_wrong_inputs(tmp_path, capsys):
     run, _, _ = write_run(tmp_path / "run.zarr")
     assert main(["summarize", str(run), "--scheduler", "sync"]) == 0
-    assert main(["summarize", str(run), "--scheduler", "sync"]) == 1
-    assert "already exists; pass --overwrite" in capsys.readouterr().err
-    assert main(["summarize", str(tmp_path / "run.summary.zarr"), "--scheduler", "sync", "-o", "x.zarr"]) == 1
-    assert "is not a run store (format 'brainsim-summary'" in capsys.readouterr().err
-    assert main(["summarize", str(run), "--scheduler", "sync", "--window", "2.5", "--overwrite"]) == 1
-    assert "window 2.5 ms must be a multiple of the bin (1 ms)" in capsys.readouterr().err
-    assert main(["summarize", str(run), "--scheduler", "nowhere", "--overwrite"]) == 1
-    assert "unknown scheduler 'nowhere'" in capsys.readouterr().err
+    assert main(["summarize", str(run), "--scheduler", "sync"]) == EXIT_FAILED
+    assert "run.summary.zarr: already exists; pass --overwrite" in capsys.readouterr().err
+    summary = tmp_path / "run.summary.zarr"
+    assert main(["summarize", str(summary), "--scheduler", "sync", "-o", "x.zarr"]) == EXIT_FAILED
+    assert "run.summary.zarr: not a run store (format 'brainsim-summary'" in capsys.readouterr().err
+    assert main(["summarize", str(tmp_path / "nowhere.zarr"), "--scheduler", "sync"]) == EXIT_FAILED
+    assert "nowhere.zarr: not a run store (nothing there" in capsys.readouterr().err
+    assert (
+        main(["summarize", str(run), "--scheduler", "sync", "--window", "2.5", "--overwrite"]) == EXIT_CONFIG
+    )
+    assert "'--window': got 2.5; allowed: a multiple of the bin (1 ms)" in capsys.readouterr().err
+    long_bins = ["--bin", "5000", "--window", "5000", "--tr", "5000", "--overwrite"]
+    assert main(["summarize", str(run), "--scheduler", "sync", *long_bins]) == EXIT_FAILED
+    assert "holds 4000 ms of output, less than one bin (5000 ms)" in capsys.readouterr().err
+    assert main(["summarize", str(run), "--scheduler", "nowhere", "--overwrite"]) == EXIT_CONFIG
+    assert "'--scheduler': got 'nowhere'" in capsys.readouterr().err
 
 
 def steady(u):
@@ -395,9 +412,9 @@ def test_run_without_a_brain_has_a_region_per_population(tmp_path):
     rng = np.random.default_rng(2)
     pops = [{"name": n, "region": None, "cell_type": n, "first_gid": f, "count": 50, "kind": k}
             for n, f, k in (("exc", 0, "excitatory"), ("inh", 50, "inhibitory"))]  # fmt: skip
-    config = {"name": "net", "simulation": {"tstop": 1000.0}}
+    config = {"name": "net", "simulation": {"tstop": 1000.0}, "summary": SUMMARY_DEFAULTS}
     counts = {"cells": 100, "compartments": 100, "equations": 400}
-    store = RunStore.create(tmp_path / "net.zarr", config=config, counts=counts, populations=pops)
+    store = RunWriter.create(tmp_path / "net.zarr", config=config, counts=counts, populations=pops)
     n = rng.poisson(np.r_[np.full(50, 10.0), np.full(50, 30.0)])
     gid = np.repeat(np.arange(100), n)
     time = rng.uniform(0, 1000.0, gid.size)

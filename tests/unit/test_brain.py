@@ -4,9 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import checked
 
 from brainsim.config import load_config
 from brainsim.errors import ConfigError
+from brainsim.model.checks import check_model
 from brainsim.model.connectome import from_arrays, read_tvb_zip, write_tvb_zip
 from brainsim.model.recipe import Recipe
 
@@ -17,7 +19,8 @@ REGIONS += ["rh-superiorfrontal"]
 
 
 def recipe(*overrides, patient=None, interventions=()):
-    return Recipe(load_config(SMALL, list(overrides), patient=patient, interventions=interventions))
+    """The checked recipe of the small brain with overrides and overlay files."""
+    return checked(load_config(SMALL, list(overrides), patient=patient, interventions=interventions))
 
 
 def write(tmp_path, name, text):
@@ -37,6 +40,19 @@ def test_populations_per_region_and_type_in_connectome_order():
     assert r.regions_of(np.arange(120)).tolist() == np.repeat(np.arange(6), 20).tolist()
     assert r.brain.labels == tuple(REGIONS)
     assert [p.name for p in r.matching("*.fs")] == [f"{label}.fs" for label in REGIONS]
+
+
+def test_a_recipe_of_wrong_references_is_built_for_its_checks():
+    """Recipe(config) reads and builds nothing yet: check_model reports the references between sections
+    first, then what only the connectome can tell (a region label it lacks)."""
+    bad_type = "brain.cells_per_region={pyr: 16, basket: 4}"
+    bad_region = "brain.regions=[lh-precentral, lh-x]"
+    with pytest.raises(ConfigError) as err:
+        check_model(Recipe(load_config(SMALL, [bad_region, bad_type])))
+    assert err.value.path == "brain.cells_per_region.basket" and err.value.value == "basket"
+    with pytest.raises(ConfigError) as err:
+        check_model(Recipe(load_config(SMALL, [bad_region])))
+    assert err.value.path == "brain.regions" and err.value.value == "lh-x"
 
 
 def test_population_table_for_readers_of_the_output():
@@ -295,7 +311,7 @@ def test_patient_connectome_file_relative_to_the_overlay(tmp_path):
 def test_bad_patients_name_the_key_and_the_valid_names(tmp_path, text, path, allowed):
     patient = write(tmp_path, "bad.yaml", text)
     with pytest.raises(ConfigError) as err:
-        recipe(patient=patient).check()
+        recipe(patient=patient)
     assert err.value.path == path and allowed in str(err.value)
 
 
@@ -331,7 +347,7 @@ def test_bad_patients_name_the_key_and_the_valid_names(tmp_path, text, path, all
 def test_bad_interventions_name_the_key_and_the_valid_names(tmp_path, text, path, allowed):
     item = write(tmp_path, "bad.yaml", text)
     with pytest.raises(ConfigError) as err:
-        recipe(interventions=[item]).check()
+        recipe(interventions=[item])
     assert err.value.path == path and allowed in str(err.value)
     assert err.value.from_overlay({"interventions[0]": str(item)}).file == str(item)
 
@@ -345,8 +361,7 @@ def test_example_overlays_apply_to_the_default_brain():
         ],
     )
     pytest.importorskip("tvb_data")
-    r = Recipe(config)
-    r.check()
+    r = checked(config)
     assert "rTCPOL" not in r.brain.labels and len(r.brain.labels) == 75
     assert [item["kind"] for item in config["interventions"]] == ["drug", "stimulation", "lesion"]
     assert config.overlays["patient"].endswith("configs/patients/example.yaml")

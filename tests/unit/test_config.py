@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from support import checked
 
 from brainsim.config import load_config, resolve_config
 from brainsim.config.load import apply_override
@@ -78,16 +79,17 @@ def check_error(err, path, value, allowed=()):
 
 
 def config_error(edits, overrides=()):
+    """The first ConfigError of the schema or the model checks."""
     with pytest.raises(ConfigError) as info:
-        resolve_config(mutated(edits), overrides)
+        checked(resolve_config(mutated(edits), overrides))
     return info.value
 
 
 def model_error(edits):
-    """The ConfigError of Recipe(config).check() (the config itself must pass the schema)."""
+    """The ConfigError of the model checks (the config itself must pass the schema)."""
     config = resolve_config(mutated(edits))
     with pytest.raises(ConfigError) as info:
-        Recipe(config).check()
+        checked(config)
     return info.value
 
 
@@ -127,7 +129,7 @@ def probe(**kw):
 def test_bench_configs_are_valid(path):
     config = load_config(path)
     assert config.source == path
-    Recipe(config).check()
+    checked(config)
 
 
 def test_resolve_does_not_modify_its_input():
@@ -856,17 +858,19 @@ def test_references(edits, path, value, allowed):
 
 
 def test_same_synapse_name_on_two_populations_is_fine():
-    config = resolve_config(mutated(other_population(64)))
+    config = checked(resolve_config(mutated(other_population(64)))).config
     assert [(s["cell"], s["name"]) for s in config["synapses"]] == [("ring", "syn"), ("other", "syn")]
 
 
 def test_autapses_make_every_source_available():
     rule = {"kind": "fixed_indegree", "indegree": 64, "autapses": True}
-    assert resolve_config(mutated({"connections.0.rule": rule}))["connections"][0]["rule"] == rule
+    config = checked(resolve_config(mutated({"connections.0.rule": rule}))).config
+    assert config["connections"][0]["rule"] == rule
 
 
 def test_delay_equal_to_dt_is_fine():
-    assert resolve_config(mutated({"connections.0.delay": 0.025}))["connections"][0]["delay"] == 0.025
+    config = checked(resolve_config(mutated({"connections.0.delay": 0.025}))).config
+    assert config["connections"][0]["delay"] == 0.025
 
 
 # --- --set overrides -----------------------------------------------------------------------------
@@ -1016,7 +1020,7 @@ def test_duplicate_yaml_key_is_an_error(tmp_path):
     assert "tstop" in str(info.value)
 
 
-# --- model-level checks: Recipe(config).check() --------------------------------------------------
+# --- model-level checks: check_model(Recipe(config)) ---------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -1142,7 +1146,7 @@ def test_probe_variable_not_at_location_lists_allowed_variables():
     ids=["mechanism-state", "all", "synapse-state", "branches"],
 )
 def test_model_check_accepts_valid_probes(probes):
-    Recipe(resolve_config(mutated({"probes": probes}))).check()
+    checked(resolve_config(mutated({"probes": probes})))
 
 
 def write_config(folder, raw):
@@ -1160,8 +1164,7 @@ def test_swc_file_is_taken_from_the_config_folder(tmp_path, monkeypatch):
     )
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    recipe = Recipe(load_config(path))
-    recipe.check()
+    recipe = checked(load_config(path))
     assert recipe.cell_type("ring").geometry.region_names == ("soma", "dend")
 
 
@@ -1169,7 +1172,7 @@ def test_missing_swc_file(tmp_path, monkeypatch):
     path = write_config(tmp_path, mutated({"cells.0.morphology": {"kind": "swc", "file": "missing.swc"}}))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as info:
-        Recipe(load_config(path)).check()
+        checked(load_config(path))
     check_error(
         info.value,
         "cells[0].morphology.file",
@@ -1253,7 +1256,7 @@ def test_defaults_are_filled():
         "checkpoint": None,
     }
     assert config.source is None
-    Recipe(config).check()
+    checked(config)
 
 
 def test_numbers_become_floats():

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
+from brainsim import resources
 from brainsim.errors import ConnectomeError
 from brainsim.model.connectome import (
     DK_REGIONS,
@@ -290,7 +291,8 @@ def test_subset_keeps_order_and_rejects_unknown_labels():
 
 
 def test_shipped_synthetic_68():
-    path = REPO / SYNTHETIC_68_ZIP
+    path = resources.synthetic_connectome()
+    assert path == REPO / SYNTHETIC_68_ZIP  # in the source tree, what write_synthetic_68 writes
     c = read_tvb_zip(path)
     n = len(c.labels)
     assert n == 68 and len(set(c.labels)) == 68 and c.notes == ("weights are symmetric",)
@@ -330,7 +332,7 @@ def test_load_tvb_data_without_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "tvb_data", None)  # makes `import tvb_data` raise ImportError
     with pytest.raises(ConnectomeError, match=r"pip install tvb-data") as error:
         load_tvb_data("connectivity_76")
-    assert SYNTHETIC_68_ZIP in str(error.value) and "connectivity_76" in str(error.value)
+    assert str(resources.synthetic_connectome()) in str(error.value) and "connectivity_76" in str(error.value)
 
 
 def test_load_tvb_data_from_a_stand_in_package(tmp_path, monkeypatch):

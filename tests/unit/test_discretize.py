@@ -181,7 +181,7 @@ def test_lookups():
         m,
         **{**params(m, ("per_branch", 13)), "nseg": {"soma": ("per_branch", 1), "dend": ("per_branch", 13)}},
     )
-    assert g.soma_node == 0 and g.node_at(0, 0.5) == 0
+    assert g.node_at(0, 0.5) == 0
     assert (g.node_at(1, 0.0), g.node_at(1, 0.5), g.node_at(1, 1.0)) == (1, 7, 13)
     assert g.node_at(2, 0.0) == 15  # after dendrite 0's junction, node 14
     assert g.node_at(15, 1.0) == 202

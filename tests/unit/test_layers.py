@@ -1,6 +1,7 @@
 """Dependency direction between the package's layers (DESIGN: each imports only leftwards):
 
-kernels · errors, config -> model -> parallel -> io -> engine -> cli
+kernels · errors -> resources -> config -> model -> parallel -> io -> engine -> api -> hpc -> cli
+postprocess (brainsim.postprocess): errors and io only; cli imports it
 """
 
 import ast
@@ -9,10 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = ["kernels", "errors", "config", "model", "parallel", "io", "engine", "cli"]
+ORDER = [
+    "kernels", "errors", "resources", "config", "model", "parallel", "io", "engine", "api", "hpc",
+    "postprocess", "cli",
+]  # fmt: skip
 ALLOWED = {layer: set(ORDER[: i + 1]) for i, layer in enumerate(ORDER)}
 ALLOWED["errors"] = {"errors"}
 ALLOWED["kernels"] = {"kernels"}
+ALLOWED["postprocess"] = {"errors", "io", "postprocess"}
+PACKAGES = {"kernels": "kernels", "postprocess": "postprocess"}  # layers that are folders of their own
 
 
 def layer_files():
@@ -20,8 +26,9 @@ def layer_files():
         part = path.relative_to(ROOT / "brainsim").parts[0].removesuffix(".py")
         if part in ORDER:
             yield part, path
-    for path in sorted((ROOT / "kernels").rglob("*.py")):
-        yield "kernels", path
+    for layer, folder in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            yield layer, path
 
 
 def brainsim_imports(path, package):
@@ -33,9 +40,10 @@ def brainsim_imports(path, package):
             if node.level:
                 base = package[: len(package) - node.level + 1]
                 target = [*base, *(node.module.split(".") if node.module else [])]
-                names = [target] if node.module else [[*base, a.name] for a in node.names]
             else:
-                names = [node.module.split(".")] if node.module else []
+                target = node.module.split(".")
+            # `from brainsim import x` and `from .. import x` import the layer x
+            names = [target] if len(target) > 1 else [[*target, a.name] for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name.split(".") for a in node.names]
         else:
@@ -48,8 +56,8 @@ def brainsim_imports(path, package):
 
 @pytest.mark.parametrize("layer,path", list(layer_files()), ids=lambda v: str(v).split("main/")[-1])
 def test_imports_only_lower_layers(layer, path):
-    if layer == "kernels":
-        package = ["brainsim", "kernels", *path.relative_to(ROOT / "kernels").parts[:-1]]
+    if layer in PACKAGES:
+        package = ["brainsim", layer, *path.relative_to(ROOT / PACKAGES[layer]).parts[:-1]]
     else:
         package = ["brainsim", *path.relative_to(ROOT / "brainsim").parts[:-1]]
     used = brainsim_imports(path, package) & set(ORDER)

@@ -41,8 +41,8 @@ def test_blocks_are_contiguous_complete_and_optimal(seed, ranks):
     empty = np.nonzero(sizes == 0)[0]
     assert empty.size == max(0, ranks - cost.size) and np.all(empty >= cost.size)  # empty ranks come last
     assert np.array_equal(d.bounds, Decomposition.balanced(cost.copy(), ranks).bounds)  # deterministic
-    for gid in range(cost.size):
-        assert d.bounds[d.rank_of(gid)] <= gid < d.bounds[d.rank_of(gid) + 1]
+    every = np.concatenate([d.gids_on(rank) for rank in range(ranks)])
+    assert np.array_equal(every, np.arange(cost.size))  # each gid on exactly one rank, in order
 
 
 def test_uniform_cells_split_evenly_and_heavy_cells_alone():

@@ -18,7 +18,7 @@ def test_ring_of_64_matches_arbor(run):
     summary, store = run("configs/bench/m2_ring.yaml")
     gid, t = spikes(store)
     ref_gid, ref_t = reference("arbor")
-    assert summary.cells == 64 and summary.compartments == 64 * 196
+    assert summary.counts["cells"] == 64 and summary.counts["compartments"] == 64 * 196
     assert gid.tolist() == ref_gid.tolist()  # 37 spikes, gids 0..36 in order
     assert np.max(np.abs(t - ref_t)) < 0.001
     # NEURON applies each event one step later (MODELS.md §2.3): each hop within one dt of it too.

@@ -1,0 +1,1 @@
+"""The shipped configs, installed as the data package brainsim.configs (read through brainsim.resources)."""

@@ -2,13 +2,17 @@
 sweep, collect, status, info."""
 
 import argparse
+import logging
 import platform
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__, resources
-from .errors import BrainsimError, ConfigError, Interrupted, MorphologyError, NumericalError
+from .engine.settings import milliseconds
+from .errors import BrainsimError, BrainsimWarning, ConfigError, Interrupted, MorphologyError, NumericalError
+from .files import check_writable
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_NUMERICAL = 1, 2, 3
 EXIT_CHECKPOINTED = 75
@@ -23,12 +27,18 @@ WHOLE_BRAIN = resources.config_file("whole_brain.yaml")
 
 
 def main(argv=None):
+    # After a failed write (a full disk), zarr's other pending writes are abandoned; asyncio would report
+    # each of them at exit, after the one `brainsim:` line that says what happened.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     parser = _parser()
     args, petsc_args = parser.parse_known_args(argv)
     if petsc_args and (args.command != "run" or not petsc_args[0].startswith("-")):
         parser.error(f"unrecognised arguments: {' '.join(petsc_args)}")
     try:
-        return args.func(args, petsc_args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", BrainsimWarning)
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return args.func(args, petsc_args)
     except ConfigError as e:
         return _report(e.from_overlay(getattr(args, "overlays", {})), EXIT_CONFIG)
     except MorphologyError as e:
@@ -42,6 +52,21 @@ def main(argv=None):
         return _report(e, EXIT_FAILED)
     except KeyboardInterrupt as e:
         return _report(f"interrupted at once ({e or 'SIGINT'}); the store is marked failed", EXIT_INTERRUPTED)
+    except OSError as e:  # a file operation no command expected to fail: name the file and the reason
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        return _report(f"{where or 'a file'}: {e.strerror or e}", EXIT_FAILED)
+
+
+def _show_warning(default):
+    """warnings.showwarning that prints a BrainsimWarning as a `brainsim: warning:` line (rank 0)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, BrainsimWarning):
+            return default(message, category, filename, lineno, file, line)
+        if _rank() == 0:
+            print(f"brainsim: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 def _report(message, code):
@@ -103,9 +128,22 @@ def _parser():
     partition.add_argument("-o", "--output", help="write the decomposition (JSON) for `run --partition`")
     partition.set_defaults(func=_partition)
 
-    validate = sub.add_parser("validate", help="check a config without running it")
+    validate = sub.add_parser(
+        "validate",
+        help="check a config without running it; its size and memory, and whether it fits on N ranks",
+    )
     validate.add_argument("config")
     _overlay_arguments(validate)
+    validate.add_argument(
+        "--ranks", type=int, help="refuse the model unless its cells fit in the memory of this many ranks"
+    )
+    validate.add_argument(
+        "--memory-per-rank",
+        type=float,
+        metavar="GB",
+        help="memory one rank may use (default: the --profile's node memory per core, else this machine's)",
+    )
+    validate.add_argument("--profile", help="site profile (slurm/profiles) for the memory per rank")
     validate.set_defaults(func=_validate)
 
     summarize = sub.add_parser(
@@ -272,7 +310,7 @@ def _run(args, petsc_args):
         decomposition=args.partition,
         resume=args.resume,
         checkpoint=args.checkpoint,
-        checkpoint_every=None if args.checkpoint_every is None else _milliseconds(args.checkpoint_every),
+        checkpoint_every=None if args.checkpoint_every is None else milliseconds(args.checkpoint_every),
         petsc_args=petsc_args,
         early_signals=early,
     )
@@ -292,25 +330,16 @@ def _run(args, petsc_args):
     return 0
 
 
-def _milliseconds(text):
-    """'50ms', '0.5s' or '50' (ms) as a number of milliseconds."""
-    text = text.strip()
-    scale = 1000.0 if text.endswith("s") and not text.endswith("ms") else 1.0
-    number = text.removesuffix("ms").removesuffix("s")
-    try:
-        return float(number) * scale
-    except ValueError:
-        raise ConfigError("--checkpoint-every", text, "a time such as 50ms, 0.5s or 50 (ms)") from None
-
-
 def _partition(args, petsc_args):
     from .model.recipe import Recipe
-    from .parallel.partition import Decomposition, cell_costs, summary
+    from .parallel.partition import Decomposition, cost_runs, summary
 
     if args.ranks < 1:
         raise ConfigError("--ranks", args.ranks, "a whole number of ranks >= 1")
+    if args.output:
+        check_writable(args.output, "the decomposition")
     recipe = Recipe(_load(args))
-    decomposition = Decomposition.balanced(cell_costs(recipe), args.ranks)
+    decomposition = Decomposition.balanced(cost_runs(recipe), args.ranks)
     rows, imbalance = summary(decomposition, recipe)
     print(f"{'rank':>6} {'gids':>17} {'cells':>8} {'equations':>12} {'est. cost':>12}")
     for r, (cells, equations, cost) in enumerate(rows):
@@ -325,13 +354,34 @@ def _partition(args, petsc_args):
 
 
 def _validate(args, petsc_args):
+    from .engine.integrators import check_petsc_options
     from .engine.interventions import describe
+    from .hpc.plan import check_memory, gb, memory_bound, plan, ranks_needed
+    from .hpc.profiles import load_profile
     from .model.recipe import Recipe
 
+    if args.ranks is not None and args.ranks < 1:
+        raise ConfigError("--ranks", args.ranks, "a whole number of ranks >= 1")
+    if args.memory_per_rank is not None and not args.memory_per_rank > 0:
+        raise ConfigError("--memory-per-rank", args.memory_per_rank, "a memory per rank > 0 GB")
+    bound = memory_bound(args.memory_per_rank, load_profile(args.profile) if args.profile else None)
     recipe = Recipe(_load(args))
-    eq = sum(recipe.cell_type(p.name).n_equations * p.count for p in recipe.populations)
-    print(f"{args.config}: valid ({recipe.num_cells} cells, {eq} equations)")
+    check_petsc_options(recipe)
     config = recipe.config
+    p = plan(config, args.ranks or 1, recipe=recipe)
+    check_memory(p, recipe, bound, ranks_given=args.ranks is not None)
+    print(f"{args.config}: valid ({p['cells']} cells, {p['equations']} equations)")
+    low, high = p["memory_per_rank_gb"]
+    memory = (
+        f"{gb(high)} GB" if p["ranks"] == 1 else f"{gb(low)}-{gb(high)} GB per rank on {p['ranks']} ranks"
+    )
+    print(
+        f"  size: {p['compartments']:,} compartments, {p['synapses']:,} synapses; memory {memory} "
+        f"(at most {gb(bound[0])} GB per rank: {bound[1]})"
+    )
+    need = ranks_needed(p, bound[0]) if high > bound[0] else None
+    if need:
+        print(f"  it needs about {need:,} ranks of {gb(bound[0])} GB (check with --ranks)")
     if recipe.brain is not None:
         print(f"  brain: {len(recipe.brain.labels)} regions of {recipe.brain.connectome.source}")
     if config["patient"] is not None:
@@ -370,18 +420,18 @@ def _summarize(args, petsc_args):
 def _alert_rules(files):
     """The alert rules of `--alerts` files (YAML: a mapping with one key, `alerts`, holding a list of
     rules), checked; errors name the file and the key."""
-    import yaml
-
+    from .config.load import parse_yaml
     from .config.schema import ALERT
 
     rules = []
     for file in files:
         try:
-            raw = yaml.safe_load(Path(file).read_text())
-        except (OSError, yaml.YAMLError) as e:
+            text = Path(file).read_text()
+        except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(
                 "--alerts", file, "a readable YAML file of alert rules", detail=str(e)
             ) from None
+        raw = parse_yaml(text, file)
         if not isinstance(raw, dict) or set(raw) != {"alerts"} or not isinstance(raw["alerts"], list):
             allowed = "a mapping with one key, 'alerts', holding a list of rules"
             raise ConfigError("alerts", raw, allowed, file=file)
@@ -418,7 +468,7 @@ def _plan(args, petsc_args):
     if args.ranks < 1:
         raise ConfigError("--ranks", args.ranks, "a whole number of ranks >= 1")
     cores = load_profile(args.profile)["cores_per_node"] if args.profile else None
-    target = seconds(args.target_time) if args.target_time else None
+    target = seconds(args.target_time, "--target-time") if args.target_time else None
     p = plan(_load(args), args.ranks, cores, target)
     low, high = p["memory_per_rank_gb"]
     print(
@@ -449,10 +499,13 @@ def _calibrate(args, petsc_args):
 
 
 def _submit(args, petsc_args):
+    from .engine.integrators import check_petsc_options
     from .hpc.jobs import RunJob, submit
     from .hpc.profiles import load_profile
+    from .model.recipe import Recipe
 
     config = _load(args)  # checked before anything is written
+    check_petsc_options(Recipe(config))
     name = args.name or config["name"]
     run_args = [str(Path(args.config).resolve())]
     for item in args.set:

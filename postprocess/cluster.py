@@ -6,27 +6,36 @@ settings from Dask's ``jobqueue.slurm`` configuration, e.g. ``~/.config/dask/job
 (inside ``mpiexec -n N`` / ``srun``: rank 0 runs the scheduler, rank 1 this program, the others are
 workers, through dask-mpi), ``threads`` and ``sync`` (in this process: small stores, debugging)."""
 
+import logging
 import os
+import socket
 import sys
 from contextlib import contextmanager
 
 import dask
 
-from brainsim.errors import ConfigError
+from brainsim.errors import BrainsimError, ConfigError
 
 SCHEDULERS = ("local", "slurm", "mpi", "threads", "sync")
 
 
-def check_scheduler(name):
+CONNECT_TIMEOUT = 10.0
+"""s: how long connecting to a running scheduler (tcp://host:port) may take before it is given up."""
+
+
+def check_scheduler(name, workers=None):
+    """The --scheduler and --workers options: a known scheduler, and a worker count >= 1 if given."""
     if name not in SCHEDULERS and not name.startswith("tcp://"):
         raise ConfigError("--scheduler", name, f"one of {list(SCHEDULERS)} or tcp://host:port")
+    if workers is not None and workers < 1:
+        raise ConfigError("--workers", workers, "a whole number of Dask workers >= 1")
 
 
 @contextmanager
 def dask_client(scheduler="local", workers=None, log=print, logs=None):
     """A distributed Client for `scheduler` (None for 'threads' and 'sync'), closed on exit. logs: the
     folder of the SLURM workers' job logs, unless the site's jobqueue.slurm log-directory names one."""
-    check_scheduler(scheduler)
+    check_scheduler(scheduler, workers)
     if scheduler in ("threads", "sync"):
         with dask.config.set(scheduler="synchronous" if scheduler == "sync" else "threads"):
             yield None
@@ -50,6 +59,7 @@ def dask_client(scheduler="local", workers=None, log=print, logs=None):
             else:
                 os.environ["PYTHONWARNINGS"] = previous
         with cluster, Client(cluster) as client:
+            client.run(_quiet_task_failures)
             yield client
     elif scheduler == "slurm":
         from dask_jobqueue import SLURMCluster
@@ -81,8 +91,33 @@ def dask_client(scheduler="local", workers=None, log=print, logs=None):
             yield client
     else:
         log(f"summarize: connecting to {scheduler}")
-        with Client(scheduler) as client:
+        with _connected(Client, scheduler) as client:
             yield client
+
+
+def _connected(Client, address):
+    """A Client of the scheduler at address (tcp://host:port), or a BrainsimError within CONNECT_TIMEOUT
+    saying it cannot be reached (a closed port fails at once, an unreachable host after the timeout)."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    unreachable = f"--scheduler {address}: cannot reach a Dask scheduler there"
+    hint = "start one (`dask scheduler`) or use --scheduler local"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except ValueError:
+        raise ConfigError("--scheduler", address, "tcp://host:port with a port number") from None
+    except OSError as e:  # refused, unreachable, timed out, or no answer from a scheduler
+        raise BrainsimError(f"{unreachable} ({e.strerror or e}): {hint}") from None
+
+
+def _quiet_task_failures():
+    """Run in each local worker: it no longer logs the tasks that fail (with their traceback), since each
+    failure is raised where the results are gathered (a damaged store's StoreError as a `brainsim:` line)."""
+    logging.getLogger("distributed.worker").addFilter(_not_a_task_failure)
+
+
+def _not_a_task_failure(record):
+    return not record.getMessage().startswith("Compute Failed")
 
 
 def compute(client, what, label, log=print):

@@ -49,7 +49,7 @@ from pathlib import Path
 import xarray as xr
 
 from brainsim.errors import StoreError
-from brainsim.io.run_store import STORE_FAULTS
+from brainsim.io.run_store import STORE_FAULTS, guarded
 from brainsim.io.zarr_store import FORMAT as RUN_FORMAT
 
 FORMAT = "brainsim-summary"
@@ -69,7 +69,7 @@ def open_summary(path) -> xr.Dataset:
     if not (Path(path) / "zarr.json").is_file():
         raise StoreError(path, "no Zarr store there (expected a summary store from `brainsim summarize`)")
     try:
-        ds = xr.open_zarr(path, zarr_format=3)
+        ds = guarded(xr.open_zarr(path, zarr_format=3), path)
     except STORE_FAULTS as e:
         raise StoreError(path, f"unreadable summary store ({type(e).__name__}: {e})") from None
     kind = ds.attrs.get("format")

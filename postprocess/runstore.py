@@ -4,6 +4,7 @@ and cell kinds. The store is opened and checked by brainsim.io.run_store.RunStor
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 
 from brainsim.errors import StoreError
@@ -67,8 +68,10 @@ class RunView:
     @property
     def v_mean(self):
         """The run's regions v_mean (time, region) in mV as a dask array, or None."""
-        regions = self.store.regions
-        return None if regions is None else regions["v_mean"].data
+        if self.region_bin is None:
+            return None
+        array = self.store.array("regions/v_mean")
+        return da.from_array(array, chunks=array.chunks, asarray=False)
 
     def raster_gids(self, per_region=10, most=1000):
         """Sorted gids of a raster sample: the first cells of each region, at most `most` in all."""

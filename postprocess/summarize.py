@@ -6,8 +6,10 @@ a raster sample; the second pass derives every summary variable from those count
 region signals, chunk by chunk, and writes the summary. Alerts are then evaluated on the summary."""
 
 import json
+import math
 import shutil
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,9 +22,11 @@ from zarr.errors import ZarrUserWarning
 
 from brainsim import __version__
 from brainsim.errors import ConfigError, StoreError
+from brainsim.files import check_writable
+from brainsim.io.zarr_store import check_replaceable
 
 from . import alerts as alert_rules
-from .cluster import compute, dask_client
+from .cluster import check_scheduler, compute, dask_client
 from .layout import BANDS, FORMAT, FORMAT_VERSION
 from .runstore import RunView
 from .signals import balloon, band_power, electrode_positions, lead_field
@@ -35,6 +39,7 @@ SIGNAL_TAU = 5.0  # ms: alpha kernel smoothing the rate into a signal when the r
 CHUNK_BYTES = 64 << 20  # bytes of one (time, region) chunk held by a task
 FC_MIN_SAMPLES = 10  # fewer samples (e.g. BOLD of a sub-second run) give no functional connectivity
 SETTINGS = ("bin", "window", "tr", "alerts")  # the keys of a run config's summary section
+SCRATCH_FORMAT = "brainsim-summary-counts"  # the spike pass's scratch array beside the summary
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ def settings(view, bin_ms=None, window_ms=None, tr=None, extra_alerts=()):
             view.path, f"the stored config has no resolved summary section ({', '.join(SETTINGS)})"
         )
     given = {"bin": bin_ms, "window": window_ms, "tr": tr}
+    for name, value in given.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--{name}", value, "a time > 0 (ms)")
     bin_ms = bin_ms or config["bin"] or view.region_bin or 1.0
     window_ms = window_ms or config["window"]
     tr = tr or config["tr"]
@@ -107,33 +115,37 @@ def _summarize(
     overwrite=False,
     log=print,
 ):
+    check_scheduler(scheduler, workers)
     view = RunView.open(run)
     out = Path(out) if out is not None else default_output(view.path)
     bin_ms, window_ms, tr, rules = settings(view, bin_ms, window_ms, tr, alerts)
-    if out.exists():
+    scratch = out.with_name(out.name + ".counts")
+    if out.exists() or out.is_symlink():
         if not overwrite:
             raise StoreError(out, "already exists; pass --overwrite to replace it")
-        if not (out / "zarr.json").is_file():
-            raise StoreError(out, "will not overwrite it: not a Zarr store")
+        check_replaceable(out, FORMAT)
+    if scratch.exists() or scratch.is_symlink():
+        check_replaceable(scratch, SCRATCH_FORMAT)
     n_bins = int(np.floor(view.t_end / bin_ms + 1e-9))
     if n_bins < 1:
         raise StoreError(
             view.path,
             f"holds {view.t_end:g} ms of output, less than one bin ({bin_ms:g} ms): use a smaller --bin",
         )
-    scratch = out.with_name(out.name + ".counts")
+    check_writable(out, "the summary store")
     status = view.store.status
-    with dask_client(
-        scheduler, workers, log, logs=str(out.with_name(out.name + ".dask-logs"))
-    ) as client:  # with dask-mpi, only one rank gets here
+    with (
+        dask_client(scheduler, workers, log, logs=str(out.with_name(out.name + ".dask-logs"))) as client,
+        _fresh(out, scratch),
+    ):  # with dask-mpi, only one rank gets here
         if status != "complete":
             log(f"summarize: warning: the run is {status!r}; summarising its first {view.t_end:g} ms")
-        for old in (out, scratch):
-            shutil.rmtree(old, ignore_errors=True)
         counts, stats, raster = spike_pass(
             view.path, view.cells, n_bins, bin_ms, view.raster_gids(), RASTER_SPIKES
         )
-        store = counts.rechunk({0: counts.chunks[0][0]}).to_zarr(str(scratch), compute=False)
+        store = counts.rechunk({0: counts.chunks[0][0]}).to_zarr(
+            str(scratch), compute=False, zarr_format=3, attributes={"format": SCRATCH_FORMAT}
+        )
         log(f"summarize: {view.path.name}: {n_bins} bins of {bin_ms:g} ms, {len(view.labels)} regions")
         _, stats, raster = compute(client, [store, stats, raster], "spike pass", log)
         counts = da.from_zarr(str(scratch))
@@ -148,6 +160,20 @@ def _summarize(
     group.attrs["alerts"] = json.dumps(matches)
     zarr.consolidate_metadata(out)
     return Summary(out, matches, status)
+
+
+@contextmanager
+def _fresh(*paths):
+    """Remove the paths (checked to be replaceable) now, and again if writing them fails: a failed
+    summary leaves no half-written store behind."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def _attrs(view, bin_ms, window_ms, tr, rules):

@@ -1,5 +1,11 @@
 """Load a YAML run config, apply `--set key.path=value` overrides, validate it against the schema and resolve
-defaults (checks between sections are the model's: `brainsim.model.checks`)."""
+defaults (checks between sections are the model's: `brainsim.model.checks`).
+
+Every YAML brainsim reads (configs, `--set` values, patient and intervention overlays, campaigns, site
+profiles, alert rules) goes through one loader, bounded whatever the input: at most MAX_YAML_NODES nodes
+counting every repeat of an alias (a "billion laughs" document is refused, not expanded), nesting at most
+MAX_YAML_DEPTH deep, integers of at most MAX_YAML_INT_DIGITS digits, no alias inside the node it names.
+"""
 
 import copy
 import hashlib
@@ -36,23 +42,26 @@ class RunConfig:
 
     def hash(self):
         """Short stable hash of what determines the simulated dynamics: the resolved config without its
-        name, description, progress interval and output settings (for provenance and checkpoints)."""
+        name, description, progress interval, tstop (a run may be continued past it) and output settings
+        (for provenance and checkpoints)."""
         model = {k: v for k, v in self.data.items() if k not in ("name", "description", "output")}
-        model["simulation"] = {k: v for k, v in model["simulation"].items() if k != "progress_interval"}
+        model["simulation"] = {
+            k: v for k, v in model["simulation"].items() if k not in ("progress_interval", "tstop")
+        }
         return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_config(path, overrides=(), patient=None, interventions=()):
     """Read, override, validate and resolve the config at path, with a patient overlay (a YAML file of the
     `patient` section) and intervention files (one intervention, or a list under `interventions`)."""
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     raw = {} if raw is None else raw
     overlays = {}
     if patient is not None:
-        raw["patient"] = _with_absolute_files(_read_yaml(patient), Path(patient).parent, ("connectome",))
+        raw["patient"] = _with_absolute_files(read_yaml(patient), Path(patient).parent, ("connectome",))
         overlays["patient"] = str(Path(patient).resolve())
     for file in interventions:
-        content = _read_yaml(file)
+        content = read_yaml(file)
         items = content.get("interventions", content) if isinstance(content, dict) else content
         raw.setdefault("interventions", [])
         for item in items if isinstance(items, list) else [items]:
@@ -83,25 +92,97 @@ def _with_absolute_files(section, folder, keys):
     return out
 
 
-def _read_yaml(path):
-    """The YAML document at path (None when empty); errors name the file (and line)."""
+def read_yaml(path):
+    """The YAML document in the file at path (None when empty); errors name the file (and line, column)."""
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as e:
-        raise ConfigError(str(path), None, "a readable YAML file", detail=e.strerror) from None
+    except (OSError, UnicodeDecodeError) as e:
+        detail = e.strerror if isinstance(e, OSError) else f"not UTF-8 text: {e.reason}"
+        raise ConfigError(str(path), None, "a readable YAML file", detail=detail) from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text, source):
+    """The YAML document in text (None when empty), read from source (a file, for messages). Malformed or
+    oversized YAML raises ConfigError at 'source:line:column', with the text of that line as the value and
+    what YAML reported as the detail."""
     try:
-        raw = _parse(text)
+        return _parse(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(where, None, "valid YAML", detail=str(getattr(e, "problem", e))) from None
-    return raw
+        if mark is None:
+            raise ConfigError(str(source), None, "valid YAML", detail=str(e)) from None
+        lines = text.splitlines()
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        raise ConfigError(
+            f"{source}:{mark.line + 1}:{mark.column + 1}", line, "valid YAML", detail=_yaml_problem(e)
+        ) from None
+
+
+def _yaml_problem(error):
+    """What YAML reported, with where the construct it was reading started (line, column)."""
+    problem = str(getattr(error, "problem", None) or error)
+    context, mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and mark is not None:
+        return f"{problem}, {context} started at line {mark.line + 1}, column {mark.column + 1}"
+    return f"{problem}, {context}" if context else problem
+
+
+MAX_YAML_NODES = 1_000_000
+"""Most nodes (scalars, lists, mappings) a YAML document may hold, every repeat of an alias counted."""
+MAX_YAML_DEPTH = 100
+"""Deepest nesting of lists and mappings in a YAML document, through aliases too."""
+MAX_YAML_INT_DIGITS = 100
+"""Most digits of an integer in YAML (options are bounded far below: 64-bit at most)."""
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last), and
-    reading exponent-only numbers such as 1e-3 as floats (YAML 1.2; PyYAML's YAML 1.1 keeps them strings)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last), reading
+    exponent-only numbers such as 1e-3 as floats (YAML 1.2; PyYAML's YAML 1.1 keeps them strings), and
+    bounded (MAX_YAML_NODES, MAX_YAML_DEPTH, MAX_YAML_INT_DIGITS): every refusal is a YAMLError at a line
+    and column."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        """A node, refused deeper than MAX_YAML_DEPTH before the composer recurses any further."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self):
+        """The document's node graph, checked (as if its aliases were expanded) before anything is built."""
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+    def construct_object(self, node, deep=False):
+        """A node's value; a scalar Python cannot represent (a date 2020-13-45) is an error at its mark."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as e:
+            raise yaml.constructor.ConstructorError(None, None, str(e), node.start_mark) from None
+
+    def construct_yaml_int(self, node):
+        digits = sum(c.isdigit() for c in node.value)
+        if digits > MAX_YAML_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {digits} digits, more than {MAX_YAML_INT_DIGITS}",
+                node.start_mark,
+            )
+        return super().construct_yaml_int(node)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -115,11 +196,58 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
+
+
+def _check_expansion(root):
+    """Refuse a node graph that, its aliases expanded, holds more than MAX_YAML_NODES nodes or nests deeper
+    than MAX_YAML_DEPTH, or in which an alias refers to a node that contains it. Visits each distinct
+    node once, without recursion."""
+    size, depth, open_ = {}, {}, set()
+    stack = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        key = id(node)
+        children = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else []
+        )
+        if not closing:
+            if key in size:
+                continue
+            if key in open_:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    "an alias inside the node it refers to: a recursive document",
+                    node.start_mark,
+                )
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+            continue
+        open_.discard(key)
+        size[key] = 1 + sum(size[id(child)] for child in children)
+        depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
+        if size[key] > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"this holds {size[key]:,} nodes, its aliases expanded: more than {MAX_YAML_NODES:,}",
+                node.start_mark,
+            )
+        if depth[key] > MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels (through aliases)", node.start_mark
+            )
 
 
 def _parse(text):
@@ -174,7 +302,7 @@ def apply_override(raw, item):
                     key,
                     text,
                     "a YAML value (number, string, list, mapping, true/false)",
-                    detail=str(getattr(e, "problem", e)),
+                    detail=_yaml_problem(e),
                 ) from None
         else:
             if isinstance(node, dict) and step not in node:

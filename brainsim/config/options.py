@@ -5,7 +5,7 @@ in; every error is a ConfigError naming the key path, the bad value and what is 
 """
 
 import copy
-import math
+import sys
 from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
@@ -42,8 +42,12 @@ class Num:
         return f"a finite number{' ' + bounds if bounds else ''}{unit}"
 
     def resolve(self, value, path):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(path, value, self.allowed())
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not abs(value) <= sys.float_info.max
+        ):
+            raise ConfigError(path, value, self.allowed())  # NaN, inf and integers beyond a float too
         if (
             (self.gt is not None and not value > self.gt)
             or (self.ge is not None and not value >= self.ge)
@@ -54,20 +58,39 @@ class Num:
         return float(value)
 
 
+INT64 = (-(2**63), 2**63 - 1)
+"""The range of every integer option (a declared range is narrower)."""
+
+
 @dataclass(frozen=True)
 class Int:
-    """An integer, optionally bounded below."""
+    """An integer, optionally bounded (ge/le), always within 64 bits; a float that is a whole number (1e3)
+    is that integer."""
 
     default: object = REQUIRED
     doc: str = ""
     ge: int | None = None
+    le: int | None = None
 
     def allowed(self):
-        return "an integer" + (f" >= {self.ge}" if self.ge is not None else "")
+        bounds = [
+            f">= {self.ge}" if self.ge is not None else "",
+            f"<= {self.le}" if self.le is not None else "",
+        ]
+        bounds = " and ".join(b for b in bounds if b)
+        return f"an integer{' ' + bounds if bounds else ''}"
 
     def resolve(self, value, path):
-        if isinstance(value, bool) or not isinstance(value, int) or (self.ge is not None and value < self.ge):
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
             raise ConfigError(path, value, self.allowed())
+        low = INT64[0] if self.ge is None else self.ge
+        high = INT64[1] if self.le is None else self.le
+        if not low <= value <= high:
+            wide = not INT64[0] <= value <= INT64[1]
+            raise ConfigError(
+                path, value, self.allowed() + (", within 64 bits (below 2**63)" if wide else "")
+            )
         return int(value)
 
 

@@ -155,7 +155,7 @@ MORPHOLOGY = Tagged(
         ),
         "binary_tree": Section(
             {
-                "depth": Int(4, ge=1),
+                "depth": Int(4, "levels of the tree: 2**depth - 1 dendrites (at most 16)", ge=1, le=16),
                 "branch_length": Num(130.0, "µm", gt=0),
                 "diameters": ListOf(
                     Num(gt=0), [2.0, 1.5, 1.0, 0.75], "µm per level; the last repeats", min_len=1
@@ -574,6 +574,13 @@ OUTPUT = Section(
             gt=0,
         ),
         "checkpoint": Str(None, "checkpoint folder (default: beside the store, <name>.checkpoint)"),
+        "stop_grace": Num(
+            30.0,
+            "s",
+            "wall time a stop signal (SIGTERM, SIGUSR1, Ctrl-C) waits for the next epoch boundary, where the "
+            "run checkpoints; past it the run stops after its current step, without a checkpoint",
+            gt=0,
+        ),
     },
     {},
     "where and how the run's Zarr store is written",

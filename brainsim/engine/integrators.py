@@ -13,6 +13,9 @@ Events (synaptic inputs) are delivered at the start of the step that contains th
 convention) by fixed-step methods, and exactly at their time by adaptive ones.
 """
 
+import ctypes
+import re
+
 import numpy as np
 
 from ..errors import BrainsimError, ConfigError, NumericalError
@@ -382,26 +385,115 @@ class _NullObserver:
 def make_integrator(PETSc, method, group, observer, dt, petsc_options):
     """The integrator for simulation.method. PETSc options: the command line (already in the database)
     wins over the config's simulation.petsc, which wins over the defaults; options a previous run in
-    this process put in the database are removed first."""
+    this process put in the database are removed first. An option given (on the command line or in
+    simulation.petsc) that PETSc refuses, or never reads while setting the method up, is a ConfigError
+    naming it."""
     opts = PETSc.Options()
     for key in _set_by_us:
         opts.delValue(key)
     _set_by_us.clear()
+    present = opts.getAll()  # read without marking anything as used (hasName would)
+    given = {key: f"-{key}" for key in present}
+    given.update({key: f"simulation.petsc.{key}" for key in petsc_options if key not in present})
     defaults = IMPLICIT_DEFAULTS if method == "petsc" else {}
     for key, value in {**defaults, **{k: _option_text(v) for k, v in petsc_options.items()}}.items():
-        if not opts.hasName(key):
+        if key not in present:
             opts[key] = value
             _set_by_us.add(key)
+    values = opts.getAll()
+    _check_types(PETSc, values, given)
     cls = Implicit if method == "petsc" else Staggered
     try:
-        return cls(PETSc, group, observer, dt)
+        integrator = cls(PETSc, group, observer, dt)
     except PETSc.Error as e:
+        shown = {given[key]: values[key] for key in sorted(given)}
         raise ConfigError(
-            "simulation.petsc",
-            dict(petsc_options),
+            "simulation.petsc" if all(path.startswith("simulation.") for path in shown) else "PETSc options",
+            shown,
             "options PETSc accepts for this method (see PETSc's manual pages for TS, SNES and KSP)",
-            detail=f"PETSc error code {e.ierr}",
+            detail=f"PETSc error {e.ierr}: {_error_text(PETSc, e.ierr)}",
         ) from None
+    unused = [key for key in sorted(given) if not _used(PETSc, key) and not READ_LATER.search(key)]
+    if unused:
+        integrator.close()
+        key = unused[0]
+        raise ConfigError(
+            given[key],
+            values[key] or None,
+            f"an option PETSc reads for simulation.method {method!r} (ts_type "
+            f"{values.get('ts_type', 'python')}); PETSc never read this one: misspelt, or an option of "
+            "another type or method",
+            detail=None if len(unused) == 1 else f"never read: {', '.join(given[k] for k in unused)}",
+        )
+    return integrator
+
+
+def check_petsc_options(recipe, settings=None):
+    """What `brainsim validate`, `submit` and `sweep` check of simulation.petsc: the method set up, as a run
+    would, on the recipe's first cell alone (settings: default the recipe config's); options refused or
+    never read are a ConfigError, as in make_integrator."""
+    from ..parallel.context import init_petsc
+    from .group import CellGroup
+    from .observe import StepObserver
+    from .settings import SimulationSettings
+
+    settings = SimulationSettings.from_config(recipe.config) if settings is None else settings
+    PETSc = init_petsc()
+    group = CellGroup(recipe, [0])
+    observer = StepObserver(group, [], {}, settings.dt, settings.voltage_limit)
+    make_integrator(PETSc, settings.method, group, observer, settings.dt, settings.petsc).close()
+
+
+READ_LATER = re.compile(
+    r"(^|_)(view|converged_reason|test)(_|$)|^(options|log|malloc|memory|objects)_|^checkstack$"
+)
+"""PETSc options read only while solving or at exit (viewers, reports, tests of Jacobians, leak and log
+reports): not yet read when a run is set up, so never refused as unused."""
+
+TYPE_OPTIONS = {"ts_type": "TS", "snes_type": "SNES", "ksp_type": "KSP", "pc_type": "PC"}
+"""Options that choose a PETSc type, and the class whose registered types they take."""
+
+
+def _check_types(PETSc, values, given):
+    """A type option (-ts_type, ...) given must name one of PETSc's types of that class."""
+    for key, cls in TYPE_OPTIONS.items():
+        if key in given:
+            types = sorted({v for k, v in vars(getattr(PETSc, cls).Type).items() if not k.startswith("_")})
+            if values[key] not in types:
+                raise ConfigError(given[key], values[key], f"a PETSc {cls} type: {types}")
+
+
+def _petsc_library(PETSc):
+    """The PETSc C library petsc4py runs on (reached through petsc4py's extension module)."""
+    global _library
+    if _library is None:
+        _library = ctypes.CDLL(PETSc.__file__)
+        _library.PetscOptionsUsed.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+        _library.PetscErrorMessage.argtypes = [
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.POINTER(ctypes.c_char_p),
+        ]
+    return _library
+
+
+_library = None
+
+
+def _used(PETSc, key):
+    """Whether PETSc has read option key (PETSc's own record, the one -options_left reports from)."""
+    used = ctypes.c_int(0)
+    if _petsc_library(PETSc).PetscOptionsUsed(None, key.encode(), ctypes.byref(used)):
+        raise BrainsimError(f"PETSc could not say whether option -{key} was used")
+    return bool(used.value)
+
+
+def _error_text(PETSc, code):
+    """PETSc's one-line description of an error code."""
+    text = ctypes.c_char_p()
+    if _petsc_library(PETSc).PetscErrorMessage(code, ctypes.byref(text), None) or not text.value:
+        return "no description"
+    return text.value.decode(errors="replace")
 
 
 _set_by_us = set()

@@ -28,6 +28,7 @@ class StepObserver:
         self.next_k = [0] * len(probe_sets)
         self.t_prev = t0
         self.regions = None  # a RegionRecorder, given V at the detectors after every step
+        self.halt = None  # None, or a callable of t (ms) that raises to stop the run after this step
 
     def start(self, u, t):
         """Take the state at t (the start of the run or of a resumed run); anything recorded before is
@@ -63,6 +64,8 @@ class StepObserver:
             self.regions.add_step(self.v_prev, t0, t)  # crossings() left V at the detectors in v_prev
         self._sample(u, t)
         self.t_prev = t
+        if self.halt is not None:
+            self.halt(t)
 
     @property
     def threshold(self):

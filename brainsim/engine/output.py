@@ -8,21 +8,26 @@ number of ranks. Writes are buffered in memory and flushed collectively; at each
 of the region summaries are summed over the ranks and rank 0 writes them.
 """
 
+from ..files import writing
 from ..io.zarr_store import RunWriter, probe_chunk_for
 from ..parallel.context import agree
 
 
 class Output:
-    def __init__(self, context, path, spec, *, overwrite=False, resume_from=None, regions=None):
+    def __init__(
+        self, context, path, spec, *, overwrite=False, resume_from=None, regions=None, heartbeat=None
+    ):
         """spec: the simulation's StoreSpec; resume_from: the time (ms) a resumed run continues from (the
         store at path is reopened), or None for a new store; regions: the run's RegionRecorder (runs with
-        a brain), whose completed rows are written at every flush."""
-        self.context, self.regions = context, regions
+        a brain), whose completed rows are written at every flush; heartbeat: s between the store's
+        heartbeats while it runs (None: only at each flush)."""
+        self.context, self.regions, self.heartbeat, self.path = context, regions, heartbeat, path
         self.first_probe = {t.name: int(t.offsets[context.rank]) for t in spec.trace_sets}
         error, store = None, None
         try:
             if context.is_root:
-                store = self._open(path, spec, overwrite, resume_from)
+                with writing(path, "the run store"):
+                    store = self._open(path, spec, overwrite, resume_from)
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(context, error)
@@ -40,7 +45,15 @@ class Output:
     def _open(self, path, spec, overwrite, resume_from):
         """Rank 0: the store, created from the spec or reopened to continue at resume_from."""
         if resume_from is not None:
-            store = RunWriter.resume(path, spec.config_hash, resume_from)
+            store = RunWriter.resume(
+                path,
+                spec.config_hash,
+                resume_from,
+                config=spec.config,
+                times={t.name: t.times for t in spec.trace_sets},
+                region_bins=None if spec.regions is None else spec.regions.n_bins,
+                heartbeat=self.heartbeat,
+            )
             store.publish(resume_from)
             return store
         store = RunWriter.create(
@@ -51,6 +64,7 @@ class Output:
             overwrite=overwrite,
             provenance=spec.provenance,
             populations=spec.populations,
+            heartbeat=self.heartbeat,
         )
         multi = self.context.size > 1
         for t in spec.trace_sets:
@@ -79,6 +93,10 @@ class Output:
 
     def write_epoch(self, gid, time, samples):
         """Buffer one epoch's outputs: the (global) spikes on rank 0, this rank's samples everywhere."""
+        with writing(self.path, "the run store"):  # buffers past a size are written at once
+            self._buffer(gid, time, samples)
+
+    def _buffer(self, gid, time, samples):
         if self.context.is_root and gid.size:
             self.store.append_spikes(gid, time)
         for name, (row, values) in samples.items():
@@ -116,10 +134,25 @@ class Output:
             )
         )
 
+    def mark(self, status, error):
+        """Rank 0 records the outcome without writing outputs (after writing them failed); not collective,
+        and quiet: when even this fails, the store's heartbeat stops and readers see it stale."""
+        if self.context.is_root:
+            try:
+                self.store.mark(status, error)
+            except Exception:  # noqa: BLE001, S110 - the run's own failure is the one to report
+                pass
+
+    def close(self):
+        """Stop this process's heartbeat of the store (whatever state the run ended in)."""
+        if self.store is not None:
+            self.store.close()
+
     def _collective(self, step):
         error = None
         try:
-            step()
+            with writing(self.path, "the run store"):
+                step()
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(self.context, error)

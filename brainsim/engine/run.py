@@ -1,12 +1,16 @@
 """A simulation run end to end on every rank: build, simulate, write the store, mark it complete, failed
 or interrupted; checkpoint on request and on SIGINT/SIGTERM/SIGUSR1; resume from a checkpoint."""
 
+import _thread
+import os
 import signal
 import threading
 from pathlib import Path
 
-from ..errors import BrainsimError, Interrupted
+from ..errors import BrainsimError, Interrupted, StopTimeout, StoreError
+from ..files import check_writable
 from ..io.checkpoint import open_checkpoint
+from ..io.zarr_store import NOTHING_TO_RESUME, check_replaceable
 from ..parallel.context import agree
 from ..parallel.exchange import exchange_spikes
 from .output import Output
@@ -14,13 +18,17 @@ from .simulation import Simulation, default_progress_stream
 
 
 def check_output(path, overwrite):
-    """Fail before any work if the output exists and may not be replaced."""
+    """Fail before any work if the output exists and may not be replaced (not allowed, or not a run
+    store that is safe to delete)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise BrainsimError(
             f"output {path} already exists: pass --overwrite (or output.overwrite: true) to "
             "replace it, or -o to write elsewhere"
         )
+    if path.exists() or path.is_symlink():
+        check_replaceable(path)
+    check_writable(path, "the run store")
 
 
 def default_checkpoint(path):
@@ -47,20 +55,24 @@ def run_simulation(
     decomposition: a Decomposition or the file of one; resume: a checkpoint folder to continue from (the
     store at path is continued); checkpoint: the checkpoint folder (default beside the store);
     early_signals: names of stop signals received before this call (the run stops at its first epoch
-    boundary). SIGINT, SIGTERM and SIGUSR1 received from here on stop it at the next epoch boundary."""
+    boundary). SIGINT, SIGTERM and SIGUSR1 received from here on stop it at the next epoch boundary, or
+    after settings.stop_grace seconds without one (StopTimeout)."""
     path = Path(path)
     folder = Path(checkpoint or default_checkpoint(path))
-    with StopSignals(early_signals) as stop:
+    with StopSignals(early_signals, settings.stop_grace, announce=context.is_root) as stop:
         error, manifest = None, None
         try:
             if resume is not None:
                 manifest = open_checkpoint(resume)
+                if context.is_root and not (path / "zarr.json").is_file():
+                    raise StoreError(path, NOTHING_TO_RESUME)
             elif context.is_root:
                 check_output(path, overwrite)
         except BrainsimError as e:
             error = e
         agree(context, error)
         sim = Simulation(recipe, context, settings, decomposition)
+        stop.attach(sim)
         try:
             if manifest is not None:
                 sim.restore(manifest)
@@ -74,10 +86,18 @@ def run_simulation(
                 overwrite=overwrite,
                 resume_from=resume_from,
                 regions=sim.regions,
+                heartbeat=min(max(settings.flush_interval, HEARTBEAT[0]), HEARTBEAT[1]),
             )
-            return _simulate(sim, out, context, progress, folder, stop)
+            try:
+                return _simulate(sim, out, context, progress, folder, stop)
+            finally:
+                out.close()
         finally:
             sim.close()
+
+
+HEARTBEAT = (1.0, 10.0)
+"""Bounds (s) of the store's heartbeat interval, which is the run's flush interval within them."""
 
 
 def _simulate(sim, out, context, progress, folder, stop):
@@ -85,12 +105,15 @@ def _simulate(sim, out, context, progress, folder, stop):
         summary = sim.run(
             output=out,
             progress=default_progress_stream(context) if progress else None,
-            stop_requested=lambda: stop.received,
+            stop_requested=stop.requested,
             checkpoint=folder,
         )
     except Interrupted as e:
         _finish_quietly(out, context, sim, "interrupted", f"{e}; resume with --resume {folder}")
         raise
+    except StopTimeout as e:
+        t_done = _finish_quietly(out, context, sim, "interrupted", str(e))
+        raise (e if t_done is None else e.reaching(t_done)) from None
     except BaseException as e:
         reason = "interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__
         _finish_quietly(out, context, sim, "failed", f"{reason}: {e}")
@@ -101,7 +124,9 @@ def _simulate(sim, out, context, progress, folder, stop):
 
 def _finish_quietly(out, context, sim, status, error):
     """Mark the store (collectively), keeping what was recorded up to the failure — the spikes detected
-    (exchanged one last time) and every rank's samples — without hiding the exception that stopped the run."""
+    (exchanged one last time) and every rank's samples — without hiding the exception that stopped the run.
+    Returns the time (ms) up to which the store is complete, or None when writing the outputs failed: then
+    only the status and error are recorded (if even that fails, the store's heartbeat shows it stale)."""
     from mpi4py import MPI
 
     try:
@@ -109,31 +134,115 @@ def _finish_quietly(out, context, sim, status, error):
         out.write_epoch(gid, time, sim.observer.drain_samples())
         t_done = context.comm.allreduce(sim.observer.t_prev, op=MPI.MIN)  # written by every rank
         out.finish(status, error=error, t_reached=t_done)
-    except Exception:  # noqa: BLE001 - the run's own failure is the one to report
-        pass
+        return t_done
+    except Exception as e:  # noqa: BLE001 - the run's own failure is the one to report
+        again = f"{type(e).__name__}: {e}"
+        text = error if again in error else f"{error} (writing the last outputs failed too: {again})"
+        out.mark(status, text)
+        return None
 
 
 class StopSignals:
     """SIGINT, SIGTERM and SIGUSR1 (what SLURM sends before a time limit) ask the run to stop at the next
-    epoch boundary, after a checkpoint; a second signal stops it at once. Outside the main thread (where
-    Python cannot handle signals) nothing is installed."""
+    epoch boundary, after a checkpoint; a second signal stops it at once. A run that reaches no epoch
+    boundary within `grace` seconds of the request stops after its current step, without a checkpoint
+    (StopTimeout); one that does not even finish a step within HARD_STOP seconds more (still building,
+    say) stops wherever it is. With `announce`, the first signal is acknowledged on stderr. Outside the
+    main thread (where Python cannot handle signals) nothing is installed."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    HARD_STOP = 5.0
+    """s after the grace for the current step to end before the run is stopped wherever it is."""
 
-    def __init__(self, early=()):
+    def __init__(self, early=(), grace=30.0, announce=False):
         self.received = early[0] if early else None
+        self.grace, self.announce = grace, announce
         self.previous = {}
+        self.sim = None  # the Simulation, once built (attach): its observer stops it after a step
+        self.overdue = False  # the grace ran out
+        self._timer = None
+        self._hard = False
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+            if self.received is not None:
+                self._arm(self.grace, self._overdue)
         return self
 
     def __exit__(self, *exc):
+        self._disarm()
         for s, handler in self.previous.items():
             signal.signal(s, handler)
 
-    def _handle(self, signum, frame):
+    def attach(self, sim):
+        """The run's Simulation: after the grace, its observer stops it at the end of a step."""
+        self.sim = sim
+        if self.overdue:
+            sim.observer.halt = self._halt
+
+    def requested(self):
+        """The name of the stop signal received, or None; asked at every epoch boundary, where a requested
+        stop happens (the grace stops running there)."""
         if self.received is not None:
+            self._disarm()
+        return self.received
+
+    def _handle(self, signum, frame):
+        if self._hard:
+            self._hard = False
+            raise self._timeout()
+        if self.received is not None:
+            # Also after the next step, in case this raise lands in a finalizer, which swallows it.
+            if self.sim is not None:
+                self.sim.observer.halt = self._interrupt
             raise KeyboardInterrupt(signal.Signals(signum).name)
         self.received = signal.Signals(signum).name
+        self._arm(self.grace, self._overdue)
+        if self.announce:  # os.write: safe even while the main thread is printing
+            notice = (
+                f"brainsim: {self.received} received: stopping at the next epoch boundary after a "
+                f"checkpoint, or in output.stop_grace = {self.grace:g} s without one; send it again to stop "
+                "at once\n"
+            )
+            os.write(2, notice.encode())
+
+    def _arm(self, seconds, then):
+        self._disarm()
+        self._timer = threading.Timer(seconds, then)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _disarm(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _overdue(self):
+        """(timer thread) The grace is over: stop after the current step, or soon wherever the run is."""
+        self.overdue = True
+        if self.sim is not None:
+            self.sim.observer.halt = self._halt
+        self._arm(self.HARD_STOP, self._stop_now)
+
+    def _stop_now(self):
+        """(timer thread) Not even a step ended: raise StopTimeout in the main thread wherever it is."""
+        self._hard = True
+        _thread.interrupt_main(signal.SIGUSR1)  # runs _handle in the main thread
+
+    def _interrupt(self, t):
+        """(observer, after a step at t ms) A second signal came: stop at once."""
+        self.sim.observer.halt = None
+        raise KeyboardInterrupt(self.received)
+
+    def _halt(self, t):
+        """(observer, after a step at t ms) Stop the run here."""
+        self._disarm()
+        self.sim.observer.halt = None
+        raise self._timeout(t)
+
+    def _timeout(self, t=None):
+        sim = self.sim
+        if sim is not None and t is None and hasattr(sim, "epoch_end"):
+            t = sim.observer.t_prev
+        return StopTimeout(self.received, self.grace, t, getattr(sim, "epoch_end", None))

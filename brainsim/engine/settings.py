@@ -1,5 +1,6 @@
 """How a simulation is run, apart from what is simulated (the recipe): step, stop time, method, intervals."""
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import ConfigError
@@ -18,9 +19,10 @@ class SimulationSettings:
     flush_interval: float = 10.0  # s of wall time between writes to the store
     checkpoint_every: float | None = None  # ms of simulated time between checkpoints (None: on signals)
     region_bin: float = 1.0  # ms: the bin of the region summaries
+    stop_grace: float = 30.0  # s of wall time a stop signal waits for the next epoch boundary (checkpoint)
 
     METHODS = ("petsc", "staggered")
-    OUTPUT_KEYS = ("flush_interval", "checkpoint_every", "region_bin")
+    OUTPUT_KEYS = ("flush_interval", "checkpoint_every", "region_bin", "stop_grace")
 
     @classmethod
     def key_path(cls, name):
@@ -29,7 +31,9 @@ class SimulationSettings:
 
     def __post_init__(self):
         positive = {"tstop": self.tstop, "dt": self.dt, "voltage_limit": self.voltage_limit}
-        positive.update(flush_interval=self.flush_interval, region_bin=self.region_bin)
+        positive.update(
+            flush_interval=self.flush_interval, region_bin=self.region_bin, stop_grace=self.stop_grace
+        )
         if self.checkpoint_every is not None:
             positive["checkpoint_every"] = self.checkpoint_every
         for name, value in positive.items():
@@ -58,3 +62,17 @@ class SimulationSettings:
         sim = {key: mine.get(key, value) for key, value in config["simulation"].items()}
         out = {key: mine.get(key, value) for key, value in config["output"].items()}
         return {**config.data, "simulation": sim, "output": out}
+
+
+def milliseconds(text, key="--checkpoint-every"):
+    """A simulated time given as '50ms', '0.5s' or '50' (ms), in ms; ConfigError naming key unless it is
+    a finite time > 0."""
+    text = str(text).strip()
+    scale = 1000.0 if text.endswith("s") and not text.endswith("ms") else 1.0
+    try:
+        value = float(text.removesuffix("ms").removesuffix("s")) * scale
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(key, text, "a time > 0 such as 50ms, 0.5s or 50 (ms)")
+    return value

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BrainsimError, ConfigError, Interrupted
+from ..errors import BrainsimError, ConfigError, Interrupted, StoreError
 from ..io import checkpoint as ckpt
 from ..io.spec import RegionSpec, StoreSpec, TraceSetSpec
 from ..model.checks import check_model
 from ..parallel.context import Context, agree, init_petsc
 from ..parallel.exchange import FAILED, FLUSH, STOP, exchange_spikes
-from ..parallel.partition import Decomposition, cell_costs
+from ..parallel.partition import Decomposition, cost_runs
 from . import state as snapshot
 from .events import ConnectionTable, EventQueue, Events, PoissonSources, spike_stimulus_events
 from .group import CellGroup, units_of
@@ -107,7 +107,7 @@ class Simulation:
                 )
             if isinstance(decomposition, (str, Path)):
                 decomposition = Decomposition.load(decomposition, context.size, recipe.num_cells)
-            self.decomposition = decomposition or Decomposition.balanced(cell_costs(recipe), context.size)
+            self.decomposition = decomposition or Decomposition.balanced(cost_runs(recipe), context.size)
             self.group = group = CellGroup(recipe, self.decomposition.gids_on(context.rank))
             self.probes = group.probe_sets(recipe)
             self.sampling = {p["name"]: p["sampling"] or self.dt for p in recipe.config["probes"]}
@@ -227,6 +227,7 @@ class Simulation:
         """
         t = self.time
         until = self.tstop if until is None else self._check_until(until, t)
+        self.epoch_end = t  # ms: the end of the epoch being advanced (named when a stop cannot wait for it)
         flush_every, every = self.settings.flush_interval, self.settings.checkpoint_every
         n_spikes, epochs, exchange_s = 0, 0, 0.0
         meter = Progress(self.tstop, self.settings.progress_interval, progress, start_time=t)
@@ -235,7 +236,7 @@ class Simulation:
         pending = None  # a failure to report at the next exchange (from writing the last epoch's outputs)
         try:
             while t < until - 1e-9 * self.dt:
-                t_end = min(t + self.epoch, until)
+                t_end = self.epoch_end = min(t + self.epoch, until)
                 error, flags, pending = pending, (0 if pending is None else FAILED), None
                 try:
                     if error is None:
@@ -432,11 +433,13 @@ class Simulation:
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(self.context, error)
+        written = None
         try:
-            ckpt.write_part(folder, step, self.context.rank, snapshot.capture(self).part)
+            written = ckpt.write_part(folder, step, self.context.rank, snapshot.capture(self).part, self.time)
         except Exception as e:  # noqa: BLE001
             error = e
         agree(self.context, error)
+        files = self.context.comm.gather(written, root=0)
         bounds = self.decomposition.bounds
         try:
             if self.context.is_root:
@@ -447,6 +450,7 @@ class Simulation:
                     config_hash=self.config.hash(),
                     ranks=self.context.size,
                     gids_per_part=[(bounds[r], bounds[r + 1] - 1) for r in range(self.context.size)],
+                    files=files,
                     regions=None
                     if self.regions is None
                     else {"bin": self.regions.bin, "open": self.regions.first},
@@ -461,17 +465,60 @@ class Simulation:
         rank count that wrote it."""
         error = None
         try:
-            ckpt.check_compatible(manifest, self.config.hash())
+            ckpt.check_compatible(
+                manifest,
+                config_hash=self.config.hash(),
+                dt=self.dt,
+                tstop=self.tstop,
+                cells=self.recipe.num_cells,
+            )
             saved = manifest["regions"]
             self._check_region_bin(
                 None if saved is None else saved["bin"], f"checkpoint {manifest['folder']}"
             )
-            states, events, streams, open_bin = ckpt.read_cells(manifest, self.group.gids)
+            sizes = [index.size for index in self.group.cell_unknowns]
+            states, events, streams, open_bin = ckpt.read_cells(manifest, self.group.gids, sizes)
+            self._check_streams(manifest, streams)
+            if saved is not None:
+                self._check_open_bin(manifest)
             first = 0 if saved is None else saved["open"]
             snapshot.apply(self, manifest["time"], states, events, streams, open_bin, first)
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(self.context, error)
+
+    def _check_open_bin(self, manifest):
+        """The checkpoint's open region bin must be the one holding its time: at a tstop that is not a
+        multiple of the bin the last bin was closed short, and a longer run cannot continue it."""
+        time, opened, bin_ms = manifest["time"], manifest["regions"]["open"], self.regions.bin
+        holding = math.floor(time / bin_ms + 1e-9)
+        if time >= self.tstop - 1e-9 * self.dt or opened == holding:
+            return
+        file = Path(manifest["folder"]) / "manifest.json"
+        if opened == math.ceil(time / bin_ms - 1e-9):
+            raise StoreError(
+                file,
+                f"the checkpoint at t = {time:g} ms ended its run, whose last region bin was cut short at "
+                f"that tstop: it cannot be continued to {self.tstop:g} ms (extend runs whose tstop is a "
+                f"multiple of output.region_bin, {bin_ms:g} ms)",
+            )
+        raise StoreError(
+            file,
+            f"inconsistent checkpoint manifest: open region bin {opened}, but t = {time:g} ms is in bin "
+            f"{holding} of {bin_ms:g} ms",
+        )
+
+    def _check_streams(self, manifest, streams):
+        """The checkpoint holds exactly this rank's Poisson streams (by gid and salt)."""
+        mine = {(s.spec.stream[1], s.spec.stream[2]) for s in self.poisson.streams}
+        saved = {(gid, salt) for gid, salt, *_ in streams}
+        if saved != mine:
+            odd = sorted(saved ^ mine)[:3]
+            raise StoreError(
+                manifest["folder"],
+                f"the checkpoint's Poisson streams differ from this model's (gid, salt: {odd}...): "
+                "another model?",
+            )
 
     def close(self):
         self.integrator.close()

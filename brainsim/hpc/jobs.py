@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import resources
+from ..engine.settings import milliseconds
 from ..errors import BrainsimError, ConfigError
+from ..files import writing
 
 TIME = re.compile(r"^(?:(\d+)-)?(\d+):(\d\d):(\d\d)$|^(\d+)$")
 
@@ -33,11 +35,11 @@ def render(template, values):
     return re.sub(r"\{\{(\w+)\}\}", lambda m: str(values[m.group(1)]), text)
 
 
-def seconds(time):
-    """SLURM's --time as seconds: 'HH:MM:SS', 'D-HH:MM:SS' or minutes; ConfigError otherwise."""
-    m = TIME.match(time)
-    if not m:
-        raise ConfigError("--time", time, "HH:MM:SS, D-HH:MM:SS or a number of minutes")
+def seconds(time, key="--time"):
+    """SLURM's --time as seconds: 'HH:MM:SS', 'D-HH:MM:SS' or minutes; ConfigError naming key otherwise."""
+    m = TIME.match(str(time))
+    if not m or int(m.group(3) or 0) > 59 or int(m.group(4) or 0) > 59:
+        raise ConfigError(key, time, "HH:MM:SS, D-HH:MM:SS or a number of minutes")
     if m.group(5) is not None:
         return int(m.group(5)) * 60
     days, h, mi, s = (int(x) if x else 0 for x in m.group(1, 2, 3, 4))
@@ -59,6 +61,20 @@ class RunJob:
     account: str | None = None
     checkpoint_every: str | None = None
     array: bool = False  # a job array, one task per run_args item (a campaign); else run_args has one item
+
+    def __post_init__(self):
+        """Refuse what `brainsim run` or SLURM would refuse, before anything is written (errors name the
+        submit option)."""
+        for option, value in (("--nodes", self.nodes), ("--ntasks-per-node", self.ntasks_per_node)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(option, value, "a whole number >= 1")
+        signal = self.profile["signal_seconds"]
+        if seconds(self.time) <= signal:
+            raise ConfigError(
+                "--time", self.time, f"longer than the profile's signal_seconds ({signal} s before the limit)"
+            )
+        if self.checkpoint_every is not None:
+            milliseconds(self.checkpoint_every)
 
     @property
     def store(self):
@@ -88,10 +104,6 @@ class RunJob:
 
     def run_script(self, command="submit"):
         signal = self.profile["signal_seconds"]
-        if seconds(self.time) <= signal:
-            raise ConfigError(
-                "--time", self.time, f"longer than the profile's signal_seconds ({signal} s before the limit)"
-            )
         every = (
             ""
             if self.checkpoint_every is None
@@ -114,6 +126,7 @@ class RunJob:
                 "ntasks_per_node": self.ntasks_per_node,
                 "time": self.time,
                 "signal_seconds": signal,
+                "time_seconds": seconds(self.time),
                 "max_restarts": self.profile["max_restarts"],
                 "output": shlex.quote(str(self.folder / log)),
                 "launcher": self.profile["launcher"],
@@ -150,6 +163,11 @@ def sbatch(script, *options):
 def write_scripts(job, summarize=True, command="submit"):
     """Write job.sbatch, the run arguments (run.args, or tasks/<i>.args for an array: one per line) and
     summarize.sbatch (a single run's summary job) into the job's folder; returns the scripts' paths."""
+    with writing(job.folder, "the job scripts"):
+        return _write_scripts(job, summarize, command)
+
+
+def _write_scripts(job, summarize, command):
     job.folder.mkdir(parents=True, exist_ok=True)
     if job.array:
         (job.folder / "tasks").mkdir(exist_ok=True)
@@ -189,5 +207,6 @@ def submit(job, summarize=True, dry_run=False, log=print):
         if summarize:
             record["jobs"]["summarize"] = sbatch(scripts[1], f"--dependency=afterok:{record['jobs']['run']}")
             log(f"submitted summary job {record['jobs']['summarize']} after it ({scripts[1]})")
-    (job.folder / "job.json").write_text(json.dumps(record, indent=2))
+    with writing(job.folder / "job.json", "the job record"):
+        (job.folder / "job.json").write_text(json.dumps(record, indent=2))
     return record

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BrainsimError, ConfigError
+from ..files import check_writable, writing
 from ..io.run_store import RunStore
 
 DEFAULT_NS = {"staggered": 90.0, "petsc": 2200.0}  # ns per compartment-step, whole brain, one core
@@ -39,33 +41,39 @@ def cost_ns(method):
     return DEFAULT_NS[method], "default (brainsim calibrate measures this machine)"
 
 
-def plan(config, ranks, cores_per_node=None, target_s=None):
+def plan(config, ranks, cores_per_node=None, target_s=None, recipe=None):
     """Cells, compartments, equations, synapses and memory per rank of config on `ranks` ranks, and the
     expected wall time per simulated second; with target_s (wall seconds for the whole run), the ranks
-    and nodes that meet it. Returns a dict."""
+    and nodes that meet it. recipe: config's Recipe, its checks passed, when one is at hand. Works from
+    the populations' counts (nothing is allocated per cell). Returns a dict."""
     from ..model.checks import check_model
     from ..model.recipe import Recipe
-    from ..parallel.partition import Decomposition, cell_costs
+    from ..parallel.partition import Decomposition, Runs, cost_runs
 
-    recipe = Recipe(config)
-    check_model(recipe)
-    per_cell = {}
-    for pop in recipe.populations:
-        cell = recipe.cell_type(pop.name)
-        per_cell[pop.name] = (cell.geometry.n_compartments, cell.n_equations, recipe.expected_indegree(pop))
-    arrays = {
-        k: np.concatenate([np.full(p.count, per_cell[p.name][i], dtype=float) for p in recipe.populations])
-        for i, k in enumerate(("compartments", "equations", "synapses"))
+    if recipe is None:
+        recipe = Recipe(config)
+        check_model(recipe)
+    per_cell = {
+        "compartments": lambda p: recipe.cell_type(p.name).geometry.n_compartments,
+        "equations": lambda p: recipe.cell_type(p.name).n_equations,
+        "synapses": recipe.expected_indegree,
     }
-    decomposition = Decomposition.balanced(cell_costs(recipe), ranks)
-    bounds = decomposition.bounds
-    per_rank = {k: np.add.reduceat(v, bounds[:-1]) if v.size else np.zeros(ranks) for k, v in arrays.items()}
-    empty = np.diff(bounds) == 0
-    for v in per_rank.values():
-        v[empty] = 0.0
+    runs = {
+        k: Runs.per_population(recipe, f, np.int64 if k != "synapses" else float) for k, f in per_cell.items()
+    }
+    bounds = Decomposition.balanced(cost_runs(recipe), ranks).bounds
+    per_rank = {k: v.sums(bounds).astype(float) for k, v in runs.items()}
+    totals = {k: v.sums([0, recipe.num_cells])[0] for k, v in runs.items()}
     memory = (
         BASE_BYTES + BYTES_PER_EQUATION * per_rank["equations"] + BYTES_PER_SYNAPSE * per_rank["synapses"]
     )
+    cell_bytes = [
+        (BYTES_PER_EQUATION * per_cell["equations"](p) + BYTES_PER_SYNAPSE * per_cell["synapses"](p), p.name)
+        for p in recipe.populations
+        if p.count
+    ]
+    largest_cell = max(cell_bytes, default=(0.0, None))
+    cells_bytes = BYTES_PER_EQUATION * totals["equations"] + BYTES_PER_SYNAPSE * totals["synapses"]
     method = config["simulation"]["method"]
     ns, source = cost_ns(method)
     steps_per_s = 1000.0 / config["simulation"]["dt"]
@@ -73,11 +81,13 @@ def plan(config, ranks, cores_per_node=None, target_s=None):
     tstop_s = config["simulation"]["tstop"] * 1e-3
     out = {
         "cells": recipe.num_cells,
-        "compartments": int(arrays["compartments"].sum()),
-        "equations": int(arrays["equations"].sum()),
-        "synapses": int(arrays["synapses"].sum()),
+        "compartments": int(totals["compartments"]),
+        "equations": int(totals["equations"]),
+        "synapses": int(totals["synapses"]),
         "ranks": ranks,
         "memory_per_rank_gb": (float(memory.min()) / 1e9, float(memory.max()) / 1e9),
+        "largest_cell": (largest_cell[1], (BASE_BYTES + largest_cell[0]) / 1e9),  # (population, GB alone)
+        "cells_memory_gb": cells_bytes / 1e9,  # every cell's, without the processes' own
         "method": method,
         "ns_per_compartment_step": ns,
         "cost_source": source,
@@ -85,7 +95,7 @@ def plan(config, ranks, cores_per_node=None, target_s=None):
         "wall_s": wall_per_s * tstop_s,
     }
     if target_s is not None:
-        total = arrays["compartments"].sum() * steps_per_s * tstop_s * ns * 1e-9 * EXCHANGE_OVERHEAD
+        total = totals["compartments"] * steps_per_s * tstop_s * ns * 1e-9 * EXCHANGE_OVERHEAD
         need = max(1, math.ceil(total / target_s))
         cap = max(1, recipe.num_cells)  # a rank needs a cell at least
         out["recommended_ranks"] = min(need, cap)
@@ -95,9 +105,60 @@ def plan(config, ranks, cores_per_node=None, target_s=None):
     return out
 
 
+def memory_bound(memory_per_rank_gb=None, profile=None):
+    """(GB one rank may use, where the figure comes from): memory_per_rank_gb, else a site profile's
+    memory_per_node_gb / cores_per_node (a rank per core), else the memory of this machine."""
+    if memory_per_rank_gb is not None:
+        return memory_per_rank_gb, "--memory-per-rank"
+    if profile is not None and profile["memory_per_node_gb"] and profile["cores_per_node"]:
+        per_rank = profile["memory_per_node_gb"] / profile["cores_per_node"]
+        return per_rank, f"profile {profile['name']}: memory_per_node_gb / cores_per_node"
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    return machine, f"the memory of this machine, {platform.node()}; --memory-per-rank or --profile set it"
+
+
+def gb(x):
+    """A memory figure in GB, e.g. 0.203, 25.3, 11,547."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def ranks_needed(p, per_rank_gb):
+    """About the fewest ranks of per_rank_gb each that the cells of plan p fit in (None if no number)."""
+    spare = per_rank_gb - BASE_BYTES / 1e9  # what a rank holds besides the process itself
+    return max(1, math.ceil(p["cells_memory_gb"] / spare)) if spare > 0 else None
+
+
+def check_memory(p, recipe, bound, ranks_given):
+    """Refuse (ConfigError) a plan p of recipe with a cell that no rank of `bound` = (GB, source) can hold
+    or, when the rank count was given, a rank that needs more than the bound, with the figures."""
+    limit, source = bound
+    name, cell_gb = p["largest_cell"]
+    if name is not None and cell_gb > limit:
+        pop = recipe.population(name)
+        path = f"cells[{pop.index}]" if pop.index >= 0 else f"brain.cell_types.{pop.cell_type}"
+        raise ConfigError(
+            path,
+            name,
+            f"cells that fit in one rank of {gb(limit)} GB ({source})",
+            detail=f"a rank holding one cell of '{name}' alone needs {gb(cell_gb)} GB",
+        )
+    high = p["memory_per_rank_gb"][1]
+    if ranks_given and high > limit:
+        need = ranks_needed(p, limit)
+        raise ConfigError(
+            "--ranks",
+            p["ranks"],
+            f"ranks that each need at most {gb(limit)} GB ({source}): "
+            + (f"about {need:,} or more" if need else "no number of them"),
+            detail=f"on {p['ranks']:,} ranks the largest needs {gb(high)} GB",
+        )
+
+
 def calibrate(config_path, overrides=(), tstop=5.0, out=None, log=print):
     """Measure ns per compartment-step of each method on this machine (one rank, config at config_path
     for tstop ms), write them to the calibration file (or out) and return the table."""
+    path = Path(out) if out else calibration_file()
+    check_writable(path, "the calibration file")
     table = {}
     with tempfile.TemporaryDirectory() as folder:
         for method in DEFAULT_NS:
@@ -115,7 +176,8 @@ def calibrate(config_path, overrides=(), tstop=5.0, out=None, log=print):
             log(f"calibrate: {method} on {config_path} ({tstop:g} ms)")
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
-                raise RuntimeError(f"calibration run failed: {done.stderr.strip()[-2000:]}")
+                why = done.stderr.strip()[-2000:].removeprefix("brainsim: ")
+                raise BrainsimError(f"the calibration run of {config_path} ({method}) failed: {why}")
             table[method] = RunStore.open(store).timing["ns_per_compartment_step"]
     record = {
         "host": platform.node(),
@@ -124,8 +186,7 @@ def calibrate(config_path, overrides=(), tstop=5.0, out=None, log=print):
         "config": str(config_path),
         "ns_per_compartment_step": table,
     }
-    path = Path(out) if out else calibration_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
+    with writing(path, "the calibration file"):
+        path.write_text(json.dumps(record, indent=2))
     log(f"calibrate: written {path}")
     return record

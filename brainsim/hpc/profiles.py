@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-import yaml
-
 from .. import resources
+from ..config.load import read_yaml
 from ..config.options import REQUIRED, Int, ListOf, Num, Section, Str
 from ..errors import ConfigError
 
@@ -44,10 +43,7 @@ def load_profile(name=None):
         path = PROFILES / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError("--profile", name, f"a file or one of the profiles {available()} in {PROFILES}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError("--profile", str(path), "valid YAML", detail=str(e)) from None
+    raw = read_yaml(path)
     try:
         return PROFILE.resolve(raw, "")
     except ConfigError as e:

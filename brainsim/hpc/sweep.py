@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from ..config.load import parse_yaml
 from ..config.options import REQUIRED, Int, ListOf, MapOf, Section, Str
+from ..engine.settings import milliseconds
 from ..errors import ConfigError, StoreError
+from ..files import writing
 from ..io.run_store import STORE_FAULTS, RunStore
-from .jobs import RunJob, sbatch, write_scripts
+from .jobs import RunJob, sbatch, seconds, write_scripts
 from .profiles import load_profile
 
 
@@ -74,14 +76,22 @@ def load_campaign(path):
     """The campaign file at path, validated (errors name the file and key), paths made absolute."""
     path = Path(path).resolve()
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("<campaign>", str(path), "a readable YAML campaign file", detail=str(e)) from None
+    raw = parse_yaml(text, path)
+    try:
         spec = CAMPAIGN.resolve(raw, "")
     except ConfigError as e:
         raise e.in_file(path) from None
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError("<campaign>", str(path), "a readable YAML campaign file", detail=str(e)) from None
     if not spec["grid"]:
         raise ConfigError("grid", {}, "at least one axis", file=str(path))
+    try:  # what the job scripts will pass to sbatch and `brainsim run`
+        seconds(spec["time"], "time")
+        if spec["checkpoint_every"] is not None:
+            milliseconds(spec["checkpoint_every"], "checkpoint_every")
+    except ConfigError as e:
+        raise e.in_file(path) from None
 
     def absolute(name):
         return None if name is None else str((path.parent / name).resolve())
@@ -119,7 +129,9 @@ def expand(spec):
 def sweep(path, jobs_dir="jobs", dry_run=False, log=print):
     """Render the campaign at path into jobs_dir/<name>/ as one job array and submit it (unless dry_run);
     returns the campaign record (also written as campaign.json)."""
-    from ..config import load_config
+    from ..api import load_config
+    from ..engine.integrators import check_petsc_options
+    from ..model.recipe import Recipe
 
     spec = load_campaign(path)
     tasks = expand(spec)
@@ -127,7 +139,10 @@ def sweep(path, jobs_dir="jobs", dry_run=False, log=print):
         args = task["args"]
         sets = [args[k + 1] for k in range(len(args)) if args[k] == "--set"]
         try:
-            load_config(args[0], sets, patient=_after(args, "--patient"), interventions=spec["interventions"])
+            config = load_config(
+                args[0], sets, patient=_after(args, "--patient"), interventions=spec["interventions"]
+            )
+            check_petsc_options(Recipe(config))
         except ConfigError as e:
             raise ConfigError(
                 e.path, e.value, e.allowed, f"task {i} {task['params']}: {e.detail or ''}".strip(), e.file
@@ -154,7 +169,8 @@ def sweep(path, jobs_dir="jobs", dry_run=False, log=print):
     else:
         record["job"] = sbatch(script, f"--array=0-{len(tasks) - 1}")
         log(f"submitted job array {record['job']} of {len(tasks)} tasks ({script})")
-    (folder / "campaign.json").write_text(json.dumps(record, indent=2))
+    with writing(folder / "campaign.json", "the campaign record"):
+        (folder / "campaign.json").write_text(json.dumps(record, indent=2))
     return record
 
 

@@ -2,12 +2,18 @@
 opened lazily with xarray. Every problem of the stored files is a StoreError naming the store and the
 attribute, group or array."""
 
+import itertools
 import json
 import math
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+import dask.array as da
+import numpy as np
 import xarray as xr
 import zarr
 
@@ -19,6 +25,8 @@ POPULATION_KEYS = ("name", "region", "cell_type", "first_gid", "count", "kind")
 STORE_FAULTS = (OSError, ValueError, KeyError, TypeError, RuntimeError, zarr.errors.BaseZarrError)
 """What zarr, xarray and json raise on missing, corrupt or unexpected files (JSONDecodeError is a
 ValueError, a failed decompression a RuntimeError)."""
+READ_FAULTS = (OSError, ValueError, RuntimeError, zarr.errors.BaseZarrError)
+"""What reading the chunks of an array raises when they are damaged (truncated, not decodable)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,8 @@ class RunStore:
             root = zarr.open_group(path, mode="r", zarr_format=3)
             attrs = root.attrs.asdict()
         except STORE_FAULTS as e:
-            raise StoreError(path, f"unreadable Zarr metadata in zarr.json ({_reason(e)})") from None
+            raise StoreError(path, f"unreadable Zarr metadata in zarr.json ({_diagnose(path, e)})") from None
+        _check_nodes(path, root)
         if attrs.get("format") != FORMAT:
             raise StoreError(path, f"not a run store (format {attrs.get('format')!r}, expected {FORMAT!r})")
         version = attrs.get("format_version")
@@ -139,6 +148,48 @@ class RunStore:
         return self._attrs.get("progress")
 
     @property
+    def writer(self) -> dict:
+        """Who writes (or wrote) the store: host, pid, slurm_job_id, heartbeat_s (s); {} if not recorded."""
+        writer = self._attrs.get("writer", {})
+        if not isinstance(writer, dict):
+            raise StoreError(
+                self._path, f"attribute writer is {writer!r}; expected a mapping (host, pid, ...)"
+            )
+        return writer
+
+    @property
+    def heartbeat(self) -> datetime | None:
+        """When the writer last showed it was alive (its last publish for stores without a heartbeat)."""
+        text = self._attrs.get("heartbeat", (self.progress or {}).get("updated"))
+        if text is None:
+            return None
+        try:
+            return datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            raise StoreError(
+                self._path, f"attribute heartbeat is {text!r}; expected an ISO 8601 time"
+            ) from None
+
+    def liveness(self, now: datetime | None = None) -> "Liveness | None":
+        """Whether the writer of a running store is alive (None for a finished store): "dead" when it ran on
+        this host and its process is gone, "stale" when its heartbeat is older than STALE_BEATS of its
+        intervals (it died elsewhere, or hangs), else "alive"."""
+        if self.status != "running":
+            return None
+        writer, beat = self.writer, self.heartbeat
+        interval = writer.get("heartbeat_s") or self._config.get("output", {}).get("flush_interval") or 10.0
+        now = datetime.now(timezone.utc) if now is None else now
+        age = None if beat is None else max(0.0, (now - beat).total_seconds())
+        pid = writer.get("pid")
+        if writer.get("host") == socket.gethostname() and isinstance(pid, int) and not _process_exists(pid):
+            state = "dead"
+        elif age is not None and age > max(STALE_BEATS * interval, interval + 5.0):
+            state = "stale"
+        else:
+            state = "alive"
+        return Liveness(state, beat, age, float(interval), writer)
+
+    @property
     def populations(self) -> tuple:
         """The run's PopulationRows, in gid order."""
         return self._populations
@@ -160,12 +211,33 @@ class RunStore:
 
     @property
     def regions(self) -> xr.Dataset | None:
-        """Region rows of a run with a brain (rate Hz, v_mean mV on time, region; attrs bin ms), or None."""
-        return self._dataset("regions") if "regions" in self._root else None
+        """Region rows of a run with a brain (rate Hz, v_mean mV on time, region; attrs bin ms), or None.
+        StoreError if a chunk of the rows written (up to t_reached) or of the labels is not stored."""
+        if "regions" not in self._root:
+            return None
+        try:
+            group = self._root["regions"]
+            bin_ms, n_cells = float(group.attrs["bin"]), group["n_cells"][:]
+            arrays = {name: group[name] for name in ("rate", "v_mean", "region", "hemisphere")}
+        except STORE_FAULTS as e:
+            raise StoreError(self._path, f"unreadable group regions ({_reason(e)})") from None
+        n_bins = arrays["rate"].shape[0]
+        done = n_bins if self.t_reached >= self.tstop else math.floor(self.t_reached / bin_ms + 1e-9)
+        if n_cells.sum() > 0:  # rows of regions without cells are NaN, the fill value
+            for name in ("rate", "v_mean"):
+                self._check_chunks(f"regions/{name}", arrays[name], min(done, n_bins))
+        for name in ("region", "hemisphere"):
+            self._check_chunks(f"regions/{name}", arrays[name], arrays[name].shape[0])
+        return self._dataset("regions")
+
+    def array(self, name) -> "StoredArray":
+        """The array `name` of the store (e.g. "spikes/time") for reading by index, in Dask tasks too:
+        chunks that cannot be read are a StoreError naming the store and the array."""
+        return StoredArray(self._path, name)
 
     def _dataset(self, group) -> xr.Dataset:
         try:
-            return xr.open_zarr(self._path, group=group, zarr_format=3)
+            return guarded(xr.open_zarr(self._path, group=group, zarr_format=3), self._path, group)
         except STORE_FAULTS as e:
             raise StoreError(self._path, f"unreadable group {group} ({_reason(e)})") from None
 
@@ -180,15 +252,69 @@ class RunStore:
             raise StoreError(
                 self._path, f"spikes/gid {gid.shape} and spikes/time {time.shape} differ in length"
             )
-        folder = self._path / "spikes" / "time"
-        chunks = math.ceil(time.shape[0] / time.chunks[0])
-        lost = [i for i in range(chunks) if not (folder / time.metadata.encode_chunk_key((i,))).is_file()]
+        self._check_chunks("spikes/time", time, time.shape[0])
+        if gid.fill_value < 0:  # stores whose gid fill value is 0 may leave chunks of gid 0 unstored
+            self._check_chunks("spikes/gid", gid, gid.shape[0])
+
+    def _check_chunks(self, name, array, rows) -> None:
+        """Every chunk of `array` (the store's array `name`) holding its first `rows` rows must be
+        stored: used where the fill value never occurs in written data, so an absent chunk was lost."""
+        grid = [math.ceil(n / c) for n, c in zip(array.shape, array.chunks)]
+        grid[0] = min(grid[0], math.ceil(rows / array.chunks[0]))
+        folder = self._path.joinpath(*name.split("/"))
+        lost = [
+            index
+            for index in itertools.product(*(range(n) for n in grid))
+            if not (folder / array.metadata.encode_chunk_key(index)).is_file()
+        ]
         if lost:
+            total = math.prod(grid)
             raise StoreError(
                 self._path,
-                f"array spikes/time lacks {len(lost)} of its {chunks} chunks (first: chunk {lost[0]}): "
-                "the store is damaged",
+                f"array {name} lacks {len(lost)} of its {total} chunks (first: chunk "
+                f"{'.'.join(map(str, lost[0]))}): the store is damaged",
             )
+
+
+STALE_BEATS = 3
+"""A running store whose heartbeat is older than this many heartbeat intervals (and 5 s) is stale."""
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What a running store's heartbeat says: state "alive", "stale" or "dead"; the last heartbeat and its
+    age (s), the interval (s) the writer renews it at, and the writer (host, pid, slurm_job_id)."""
+
+    state: str
+    heartbeat: datetime | None
+    age_s: float | None
+    interval_s: float
+    writer: dict
+
+    @property
+    def who(self) -> str:
+        """The writer in words: 'pid 123 on node7, SLURM job 45'."""
+        w = self.writer
+        parts = [f"pid {w['pid']} on {w.get('host', '?')}"] if "pid" in w else []
+        if w.get("slurm_job_id"):
+            parts.append(f"SLURM job {w['slurm_job_id']}")
+        return ", ".join(parts) or "a writer that did not record itself"
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether process pid exists on this host and is not a zombie (killed, not yet reaped)."""
+    if Path("/proc/self/stat").is_file():
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _LazyTraces(Mapping):
@@ -198,15 +324,98 @@ class _LazyTraces(Mapping):
         self._store = store
 
     def __getitem__(self, name) -> xr.Dataset:
+        """The trace set's Dataset; StoreError if a chunk of its probes' locations is lost (a lost chunk
+        of samples reads as NaN, samples not written)."""
         if name not in self._store.trace_sets:
             raise KeyError(name)
-        return self._store._dataset(f"traces/{name}")
+        store = self._store
+        try:
+            location = store._root[f"traces/{name}/location"]
+        except STORE_FAULTS as e:
+            raise StoreError(store.path, f"unreadable group traces/{name} ({_reason(e)})") from None
+        store._check_chunks(f"traces/{name}/location", location, location.shape[0])
+        return store._dataset(f"traces/{name}")
 
     def __iter__(self):
         return iter(self._store.trace_sets)
 
     def __len__(self) -> int:
         return len(self._store.trace_sets)
+
+
+class StoredArray:
+    """One array of a run store read by index like a NumPy array, also in other processes (Dask
+    workers): chunks that cannot be read (truncated, not decodable) are a StoreError naming the store
+    and the array."""
+
+    def __init__(self, path, name):
+        self.path, self.name, self._zarr = str(path), name, None
+        array = self._array()
+        self.shape, self.dtype, self.chunks, self.ndim = array.shape, array.dtype, array.chunks, array.ndim
+
+    def _array(self):
+        if self._zarr is None:
+            try:
+                self._zarr = zarr.open_group(self.path, mode="r", zarr_format=3)[self.name]
+            except STORE_FAULTS as e:
+                raise StoreError(self.path, f"unreadable array {self.name} ({_reason(e)})") from None
+        return self._zarr
+
+    def __getstate__(self):  # another process opens the array itself
+        return {**self.__dict__, "_zarr": None}
+
+    def __getitem__(self, key) -> np.ndarray:
+        try:
+            return np.asarray(self._array()[key])
+        except READ_FAULTS as e:
+            raise StoreError(
+                self.path, f"array {self.name}: unreadable chunk data ({_reason(e)}): the store is damaged"
+            ) from None
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, self.path, self.name, self.shape)
+
+
+def guarded(ds, path, group=None) -> xr.Dataset:
+    """ds, opened lazily with xarray from the Zarr store at path (its group), with every variable read
+    lazily through a StoredArray: a damaged chunk is a StoreError naming the store and the array."""
+    prefix = "" if group is None else f"{group}/"
+
+    def reread(name, var):
+        if not isinstance(var.data, da.Array):
+            return var  # read at opening (indexes)
+        data = da.from_array(StoredArray(path, prefix + name), chunks=var.data.chunks, asarray=False)
+        return xr.Variable(var.dims, data, var.attrs)
+
+    return xr.Dataset(
+        {name: reread(name, var) for name, var in ds.data_vars.variables.items()},
+        coords={name: reread(name, var) for name, var in ds.coords.variables.items()},
+        attrs=ds.attrs,
+    )
+
+
+def _diagnose(path, error) -> str:
+    """Why the root metadata could not be read: the consolidated copy in zarr.json is damaged when the
+    store opens without it."""
+    try:
+        zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+    except STORE_FAULTS:
+        return _reason(error)
+    return f"its consolidated metadata of the store's nodes is damaged: {_reason(error)}"
+
+
+def _check_nodes(path, root) -> None:
+    """Every node the consolidated metadata lists has a readable zarr.json of its own (what writers and
+    readers without consolidated metadata use)."""
+    consolidated = root.metadata.consolidated_metadata
+    for name in [] if consolidated is None else consolidated.flattened_metadata:
+        file = path.joinpath(*name.split("/"), "zarr.json")
+        try:
+            meta = json.loads(file.read_text())
+        except (OSError, ValueError) as e:
+            raise StoreError(path, f"node {name}: unreadable {file.name} ({_reason(e)})") from None
+        if not isinstance(meta, dict) or meta.get("node_type") not in ("group", "array"):
+            raise StoreError(path, f"node {name}: its zarr.json is not Zarr metadata")
 
 
 def _config(path, text) -> dict:

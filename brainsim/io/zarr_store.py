@@ -6,7 +6,9 @@ Layout (``format`` "brainsim-run", ``format_version`` 1)::
     /                               attrs: format, format_version, brainsim_version, config (JSON text),
                                     config_hash, counts, status ("running" | "complete" | "failed" |
                                     "interrupted"), error, timing, t_reached (ms), progress (the
-                                    writer's pace: since, t_from ms, wall_s, updated), provenance (config
+                                    writer's pace: since, t_from ms, wall_s, updated), writer (host,
+                                    pid, slurm_job_id, heartbeat_s: its interval or null), heartbeat
+                                    (when the writer last showed it was alive), provenance (config
                                     file, overlay files, patient id, connectome source and notes),
                                     populations (name, region label or null, cell_type, first_gid, count,
                                     kind "excitatory" | "inhibitory" | ""): gids first_gid.. are its cells
@@ -29,12 +31,19 @@ once, each its own probe columns, as long as the probe chunks do not straddle tw
 (``probe_chunk``). Spikes and region rows are written by one process. The root metadata is consolidated
 at every ``publish`` and zarr writes each metadata file atomically, so a reader sees the store as of the
 last publish, even while a run writes it or after it died.
+
+While a run is ``running`` its writer renews ``heartbeat`` at every publish and, with a ``heartbeat``
+interval, from a thread every that many seconds whatever the run is doing, so a reader can tell a store
+whose writer died (``brainsim status``: "dead" or "stale").
 """
 
 import json
 import math
 import numbers
+import os
 import shutil
+import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -67,6 +76,12 @@ class _TraceSet:
     blocks: list = field(default_factory=list)  # buffered (first row, first probe, values (k, n) float32)
 
 
+NOTHING_TO_RESUME = (
+    "no run store here to continue: --resume continues the store the checkpointed run wrote; pass -o "
+    "with that store's path, or run without --resume to start again"
+)
+
+
 class RunWriter:
     """Writer of one run's output store: `create` it in one process; other processes `attach`. Readers
     open it with brainsim.io.run_store.RunStore or xarray."""
@@ -87,6 +102,8 @@ class RunWriter:
         self._t_reached = float(root.attrs.get("t_reached", 0.0))
         self._status = "running"
         self._started = (time.time(), self._t_reached)  # wall time and t (ms) this process started writing
+        self._lock = threading.RLock()  # the root metadata has two writers: this process and its heartbeat
+        self._beating = None  # the heartbeat thread's stop event, while it runs
 
     @classmethod
     def create(
@@ -99,17 +116,17 @@ class RunWriter:
         overwrite: bool = False,
         provenance: dict | None = None,
         populations: list | None = None,
+        heartbeat: float | None = None,
     ) -> "RunWriter":
         """Start a store at `path` with status "running"; an existing path is replaced only if `overwrite`.
         provenance: where the model came from (JSON-able: files, patient, connectome); populations: the
-        run's populations (dicts: name, region, cell_type, first_gid, count, kind)."""
+        run's populations (dicts: name, region, cell_type, first_gid, count, kind); heartbeat: s between
+        heartbeats while the store is running (None: only at each publish)."""
         path = Path(path)
         if path.exists() or path.is_symlink():
             if not overwrite:
                 raise StoreError(path, "already exists; pass -o or --overwrite to replace it")
-            replaceable = path.is_dir() and ((path / "zarr.json").is_file() or not any(path.iterdir()))
-            if not replaceable or path.is_symlink():
-                raise StoreError(path, "will not overwrite it: not a Zarr store nor an empty folder")
+            check_replaceable(path, FORMAT)
             shutil.rmtree(path)
         if any(key not in counts for key in COUNT_KEYS) or not all(
             isinstance(value, numbers.Integral) for value in counts.values()
@@ -126,11 +143,14 @@ class RunWriter:
             "t_reached": 0.0,
             "provenance": provenance or {},
             "populations": populations or [],
+            **_liveness(heartbeat),
         }
         root = zarr.open_group(path, mode="w-", zarr_format=3, attributes=attrs)
         spikes = root.create_group("spikes")
         chunks = (SPIKE_CHUNK,)
-        spikes.create_array("gid", shape=(0,), dtype="int64", chunks=chunks, dimension_names=["spike"])
+        spikes.create_array(  # fill value -1, never a gid: a chunk absent from the store was lost
+            "gid", shape=(0,), dtype="int64", chunks=chunks, fill_value=-1, dimension_names=["spike"]
+        )
         spikes.create_array(
             "time",
             shape=(0,),
@@ -143,6 +163,7 @@ class RunWriter:
         root.create_group("traces", attributes={"trace_sets": []})
         store = cls(path, root)
         store._consolidate()
+        store._start_heartbeat(heartbeat)
         return store
 
     @classmethod
@@ -151,34 +172,71 @@ class RunWriter:
         return cls(Path(path), zarr.open_group(Path(path), mode="r+", use_consolidated=False))
 
     @classmethod
-    def resume(cls, path, config_hash: str, t: float) -> "RunWriter":
-        """Reopen a store to continue its run from t (ms): later spikes are dropped, status is running."""
+    def resume(
+        cls,
+        path,
+        config_hash: str,
+        t: float,
+        *,
+        config: dict | None = None,
+        times: dict | None = None,
+        region_bins: int | None = None,
+        heartbeat: float | None = None,
+    ) -> "RunWriter":
+        """Reopen a store to continue its run from t (ms): later spikes are dropped, status is running.
+        A run continued to another tstop gives its config (stored in place of the old one), the sampling
+        grid of each trace set (times: {name: ms}) and its number of region bins: the arrays are resized
+        to them (rows added hold NaN until written)."""
         path = Path(path)
         try:
             root = zarr.open_group(path, mode="r+", use_consolidated=False, zarr_format=3)
         except (OSError, ValueError, zarr.errors.BaseZarrError) as e:
-            raise StoreError(
-                path, f"no run store to resume here ({type(e).__name__}: {e}); pass -o to write it elsewhere"
-            ) from None
+            raise StoreError(path, f"{NOTHING_TO_RESUME} ({type(e).__name__}: {e})") from None
         attrs = root.attrs.asdict()
         if attrs.get("format") != FORMAT or attrs.get("config_hash") != config_hash:
             raise StoreError(
                 path,
                 f"not the output of this run (format {attrs.get('format')!r}, config hash "
-                f"{attrs.get('config_hash')!r}; the run's {config_hash!r}): pass -o to write the resumed run "
-                "elsewhere",
+                f"{attrs.get('config_hash')!r}; the run's {config_hash!r}): pass -o with the store the "
+                "checkpointed run wrote, or run without --resume to start again",
             )
         store = cls(path, root)
+        store._fit(config, times, region_bins)
         keep = int(np.searchsorted(store._spike_time[:], t, side="right"))
         store._spike_gid.resize((keep,))
         store._spike_time.resize((keep,))
         if keep:
             store._last_spike = (float(store._spike_time[keep - 1]), int(store._spike_gid[keep - 1]))
-        root.attrs.update({"status": "running", "t_reached": float(t)})
+        root.attrs.update({"status": "running", "t_reached": float(t), **_liveness(heartbeat)})
         root.attrs.pop("error", None)
         store._t_reached = float(t)
         store._consolidate()
+        store._start_heartbeat(heartbeat)
         return store
+
+    def _fit(self, config, times, region_bins) -> None:
+        """Resize the arrays laid out on the run's time to a continued run's tstop (see `resume`)."""
+        if times is not None and set(times) != set(self._traces):
+            raise StoreError(
+                self.path,
+                f"holds the trace sets {sorted(self._traces)}, the resumed run has {sorted(times)}: "
+                "not the store of the checkpointed run",
+            )
+        if config is not None:
+            self._root.attrs["config"] = json.dumps(config)
+        if times is not None:
+            for name, grid in times.items():
+                _extend(
+                    self.path,
+                    self._root[f"traces/{name}"],
+                    self._traces[name].data,
+                    np.asarray(grid, np.float64),
+                )
+        if region_bins is not None and self._regions is not None:
+            bin_ms = float(self._regions.attrs["bin"])
+            _extend(
+                self.path, self._regions, self._regions["rate"], np.arange(region_bins) * bin_ms, "v_mean"
+            )
 
     def add_trace_set(
         self, name, *, variable, units, times, gid, compartment, location, probe_chunk=None
@@ -361,15 +419,12 @@ class RunWriter:
             raise StoreError(
                 self.path, f"t_reached={t_reached} ms is before the last t_reached={self._t_reached} ms"
             )
-        self._consolidate()  # readers see the new data only now, all at once
         wall, t0 = self._started
-        progress = {
-            "since": _iso(wall),
-            "t_from": t0,
-            "wall_s": time.time() - wall,
-            "updated": _iso(time.time()),
-        }
-        self._root.attrs.update({"t_reached": t_reached, "progress": progress})
+        with self._lock:
+            self._consolidate()  # readers see the new data only now, all at once
+            now = time.time()
+            progress = {"since": _iso(wall), "t_from": t0, "wall_s": now - wall, "updated": _iso(now)}
+            self._root.attrs.update({"t_reached": t_reached, "progress": progress, "heartbeat": _iso(now)})
         self._t_reached = t_reached
 
     def finish(
@@ -399,9 +454,47 @@ class RunWriter:
             attrs["timing"] = {key: float(value) for key, value in timing.items()}
         self.flush()
         self.publish(self._t_reached if t_reached is None else max(t_reached, self._t_reached))
-        self._root.attrs.update(attrs)
-        self._root.attrs["status"] = status  # last, so "complete" is never seen before everything else
-        self._status = status
+        self._record(status, attrs)
+
+    def mark(self, status: str, error: str) -> None:
+        """Record "failed" or "interrupted" with `error` text and nothing else: what is left when writing
+        the outputs failed (t_reached stays where the last publish put it)."""
+        if status not in STATUSES or status == "complete":
+            raise ValueError(f'status must be "failed" or "interrupted"; got {status!r}')
+        self._record(status, {"error": str(error)})
+
+    def close(self) -> None:
+        """Stop the heartbeat (a store left running then reads as stale: its writer is gone)."""
+        beating, self._beating = self._beating, None
+        if beating is not None:
+            beating.set()
+
+    def _record(self, status, attrs) -> None:
+        self.close()
+        with self._lock:
+            self._root.attrs.update(attrs)
+            self._root.attrs["status"] = status  # last, so "complete" is never seen before everything else
+            self._status = status
+
+    def _start_heartbeat(self, interval) -> None:
+        if interval is None:
+            return
+        self._beating = stop = threading.Event()
+        thread = threading.Thread(target=self._beat, args=(stop, interval), name="brainsim-heartbeat")
+        thread.daemon = True
+        thread.start()
+
+    def _beat(self, stop, interval) -> None:
+        """Renew the heartbeat every interval seconds until stopped; a failed write is left to show as a
+        stale heartbeat."""
+        while not stop.wait(interval):
+            with self._lock:
+                if stop.is_set() or self._status != "running":
+                    return
+                try:
+                    self._root.attrs["heartbeat"] = _iso(time.time())
+                except Exception:  # noqa: BLE001, S112 - the run reports its own write failures
+                    continue
 
     def _add_buffered(self, nbytes: int) -> None:
         self._buffered_bytes += nbytes
@@ -410,7 +503,7 @@ class RunWriter:
 
     def _consolidate(self) -> None:
         """Rewrite the root metadata with every node's current metadata (one atomic file write)."""
-        with warnings.catch_warnings():  # zarr warns that consolidation is outside the v3 spec
+        with self._lock, warnings.catch_warnings():  # zarr warns that consolidation is outside the v3 spec
             warnings.filterwarnings("ignore", "Consolidated metadata", ZarrUserWarning)
             self._root = zarr.consolidate_metadata(self.path)
 
@@ -421,12 +514,70 @@ class RunWriter:
             )
 
 
+def check_replaceable(path, kind=FORMAT) -> None:
+    """Refuse to replace `path` unless it is an empty folder or recognisably a store of format `kind`
+    (its zarr.json says so, and it holds nothing but zarr.json and Zarr nodes): never delete files that
+    are not part of the store."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        raise StoreError(path, f"will not overwrite it: not a Zarr store of format {kind!r} (not a folder)")
+    entries = sorted(path.iterdir())
+    if not entries:
+        return
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+        found = meta.get("attributes", {}).get("format")
+        what = f"format {found!r}"
+    except (OSError, ValueError, AttributeError) as e:
+        meta, found = {}, None
+        what = f"zarr.json {'missing' if isinstance(e, FileNotFoundError) else 'unreadable'}"
+    if found != kind:
+        raise StoreError(
+            path, f"will not overwrite it: not a Zarr store of format {kind!r} ({what}) nor an empty folder"
+        )
+    chunks = "c" if meta.get("node_type") == "array" else None  # an array's chunk folder
+    foreign = [
+        e.name
+        for e in entries
+        if e.name != "zarr.json"
+        and (e.is_symlink() or not e.is_dir() or not (e.name == chunks or (e / "zarr.json").is_file()))
+    ]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise StoreError(
+            path,
+            f"will not overwrite it: besides the {kind!r} store it holds {shown}, which are not part of a "
+            "store; move them away first",
+        )
+
+
 def probe_chunk_for(offsets):
     """A probe chunk size that divides every writer's first probe (offsets: first probe of each writer
     and the total), so that no chunk has two writers: the largest divisor of their gcd up to 256."""
     offsets = [int(o) for o in offsets if o > 0]
     g = int(np.gcd.reduce(offsets)) if offsets else 1
     return next(d for d in range(min(g, PROBE_CHUNK), 0, -1) if g % d == 0)
+
+
+def _extend(path, group, data, grid, *others) -> None:
+    """Resize the (time, ...) arrays data and others of `group` to len(grid) rows, and its time
+    coordinate to the grid (ms); the rows both share must already agree with it."""
+    time = group["time"]
+    n_old, n = time.shape[0], grid.size
+    if n == n_old:
+        return
+    shared = min(n_old, n)
+    if shared and not np.allclose(time[shared - 1 : shared], grid[shared - 1 : shared], rtol=0, atol=1e-9):
+        raise StoreError(
+            path,
+            f"time grid of {group.path} ends at {float(time[shared - 1]):g} ms where the resumed run's "
+            f"is at {grid[shared - 1]:g} ms: another sampling?",
+        )
+    for array in (data, *(group[name] for name in others)):
+        array.resize((n, *array.shape[1:]))
+    time.resize((n,))
+    if n > n_old:
+        time[n_old:] = grid[n_old:]
 
 
 def _merge_rows(blocks):
@@ -457,6 +608,16 @@ def _integers(what: str, values) -> np.ndarray:
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"{what} must be integers; got dtype {array.dtype}")
     return array.astype(np.int64)
+
+
+def _liveness(heartbeat):
+    """The attributes that say who writes a running store: host, pid, SLURM job (if any), heartbeat."""
+    job = os.environ.get("SLURM_JOB_ID")
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array:
+        job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    writer = {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": job, "heartbeat_s": heartbeat}
+    return {"writer": writer, "heartbeat": _iso(time.time())}
 
 
 def _iso(seconds):

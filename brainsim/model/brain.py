@@ -141,9 +141,9 @@ def tract_scales(tracts, labels, path):
     """(n, n) factors of weights[target, source] for tract lesions [{source, target, scale, both_ways}]."""
     scales = np.ones((len(labels), len(labels)))
     for i, tract in enumerate(tracts):
-        ends = [tract["source"], tract["target"]]
-        Brain._check_labels(ends, labels, f"{path}[{i}]")
-        source, target = (labels.index(label) for label in ends)
+        for end in ("source", "target"):
+            Brain._check_labels([tract[end]], labels, f"{path}[{i}].{end}")
+        source, target = labels.index(tract["source"]), labels.index(tract["target"])
         scales[target, source] *= tract["scale"]
         if tract["both_ways"]:
             scales[source, target] *= tract["scale"]

@@ -9,11 +9,14 @@ from ..config.schema import LOCATION_RE
 from ..errors import ConfigError
 from ..kernels.mechanisms import CATALOGUE
 from . import morphology as morph
-from .discretize import discretize
+from .discretize import compartment_count, discretize
 from .swc import from_swc
 
 DEFAULT_RA = 100.0  # Ω·cm
 DEFAULT_CM = 1.0  # µF/cm²
+MAX_COMPARTMENTS = 1_000_000
+"""Most compartments of one cell (a detailed cortical cell has a few thousand): a discretisation that
+would make more is refused before anything is allocated."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,12 @@ def build_morphology(spec, config, path):
     kind = spec["kind"]
     if kind == "swc":
         file = config.resolve_path(spec["file"])
-        if not file.exists():
+        if not file.is_file():
             raise ConfigError(
-                f"{path}.file", spec["file"], "an existing SWC file (relative to the config's folder)"
+                f"{path}.file",
+                spec["file"],
+                "an existing SWC file (relative to the config's folder)",
+                detail=f"{file} is a folder" if file.is_dir() else None,
             )
         return from_swc(file)
     args = {k: v for k, v in spec.items() if k != "kind"}
@@ -148,6 +154,16 @@ def build_cell_type(cell, config, path, synapses=None):
         rule = spec.get(region, {}).get("discretization") or cell["discretization"]
         nseg[region] = (
             ("per_branch", rule["per_branch"]) if rule["per_branch"] else ("max_length", rule["max_length"])
+        )
+    count = compartment_count(morphology, nseg)
+    if count > MAX_COMPARTMENTS:
+        many = f"{count:,.0f}" if count < 1e15 else "over 1e15"
+        raise ConfigError(
+            f"{path}.discretization",
+            cell["discretization"],
+            f"a discretization (with the regions' own) that cuts the cell into at most {MAX_COMPARTMENTS:,} "
+            "compartments",
+            detail=f"{morphology.source} would have {many} compartments",
         )
     geometry = discretize(
         morphology,

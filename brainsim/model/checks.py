@@ -9,17 +9,25 @@ once and allocates nothing per cell.
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, warn
 from ..kernels.mechanisms import CATALOGUE
 from .brain import tract_scales
 from .recipe import lowest_delay
 
+MAX_EVENTS_PER_STEP = 100
+"""Most expected events per step a Poisson source may bring to one synapse (rate × dt): 100,000 inputs at
+40 Hz lumped into one synapse at dt = 0.025 ms. Far above it every step is flooded (a run that never
+reaches an epoch boundary), so such a rate is refused."""
+
 
 def check_model(recipe):
-    """Raise the first ConfigError of recipe's config (names the key path, the value, what is allowed)."""
+    """Raise the first ConfigError of recipe's config (names the key path, the value, what is allowed);
+    then warn (BrainsimWarning) of what runs but is probably not what was meant."""
     config = recipe.config
     _check_references(config)
+    _check_brain_cells(recipe)
     _check_cells_and_targets(recipe)
+    _warn_model(recipe)
 
 
 def _check_references(data):
@@ -76,6 +84,8 @@ def _check_references(data):
                 _check_synapse(synapses, s["cell"], s["synapse"], f"{path}.synapse")
         if s["kind"] == "poisson" and s["stop"] is not None and s["stop"] < s["start"]:
             raise ConfigError(f"{path}.stop", s["stop"], f"a time >= start ({s['start']} ms)")
+        if s["kind"] == "poisson":
+            _check_rate(s["rate"], dt, f"{path}.rate")
     for i, p in enumerate(data["probes"]):
         path = f"probes[{i}]"
         if not (brain and p["cell"] not in cells):
@@ -119,6 +129,18 @@ def _check_delay(delay, dt, path):
     """A connection rule's delay (ms, or {uniform: [low, high]}) is never below dt."""
     if lowest_delay(delay) < dt:
         raise ConfigError(path, delay, f"delays >= dt = {dt} ms (spikes cannot arrive within a step)")
+
+
+def _check_rate(rate, dt, path):
+    """A Poisson rate (Hz) brings at most MAX_EVENTS_PER_STEP events per step of dt (ms)."""
+    if rate * dt / 1000.0 > MAX_EVENTS_PER_STEP:
+        raise ConfigError(
+            path,
+            rate,
+            f"a rate (Hz) of at most {MAX_EVENTS_PER_STEP} expected events per step of dt = {dt} ms, i.e. "
+            f"<= {MAX_EVENTS_PER_STEP * 1000.0 / dt:g} Hz (here {rate * dt / 1000.0:g} per step: every step "
+            "would be flooded)",
+        )
 
 
 def _check_brain(brain, dt):
@@ -172,11 +194,14 @@ def _check_brain(brain, dt):
     for name, drive in brain["background"].items():
         check_type(name, f"brain.background.{name}")
         check_synapse(name, drive["synapse"], f"brain.background.{name}.synapse")
+        _check_rate(drive["rate"], dt, f"brain.background.{name}.rate")
     for label, override in brain["region_overrides"].items():
         for name in override["cells_per_region"]:
             check_type(name, f"brain.region_overrides.{label}.cells_per_region.{name}")
         _check_factors(override["factors"], types, f"brain.region_overrides.{label}.factors")
-        for name in override["background"]:
+        for name, drive in override["background"].items():
+            if drive["rate"] is not None:
+                _check_rate(drive["rate"], dt, f"brain.region_overrides.{label}.background.{name}.rate")
             if name not in brain["background"]:
                 raise ConfigError(
                     f"brain.region_overrides.{label}.background.{name}",
@@ -236,6 +261,69 @@ def _check_overlays(data):
                 )
         if item["kind"] == "stimulation" and item["stop"] is not None and item["stop"] < item["start"]:
             raise ConfigError(f"{path}.stop", item["stop"], f"a time >= start ({item['start']} ms)")
+        key = {"drug": "onset", "stimulation": "start", "lesion": "at"}[item["kind"]]
+        tstop = data["simulation"]["tstop"]
+        if item[key] >= tstop:
+            raise ConfigError(
+                f"{path}.{key}",
+                item[key],
+                f"a time before simulation.tstop = {tstop:g} ms (an intervention after the run's end would "
+                "have no effect)",
+            )
+
+
+def _check_brain_cells(recipe):
+    """A brain whose counts and scale leave no cell at all is refused, as `count: 0` is."""
+    brain = recipe.brain
+    if brain is None or any(p.count for p in brain.populations):
+        return
+    spec = recipe.config["brain"]
+    counts = {**spec["cells_per_region"], **{f"{k} per mm²": v for k, v in spec["cells_per_mm2"].items()}}
+    lost = (
+        " after patient.cell_loss"
+        if recipe.config["patient"] and recipe.config["patient"]["cell_loss"]
+        else ""
+    )
+    raise ConfigError(
+        "brain.scale",
+        spec["scale"],
+        f"a scale that leaves cells: the counts {counts} times {spec['scale']:g} round to 0 cells in every "
+        f"one of the {len(brain.labels)} regions{lost}",
+    )
+
+
+def _warn_model(recipe):
+    """Warn of what validates but is probably not what was meant: a brain's cell type or regions left
+    without cells by its scale, tract lengths estimated from region centres, stimuli wholly after tstop."""
+    config, brain = recipe.config, recipe.brain
+    tstop = config["simulation"]["tstop"]
+    if brain is not None:
+        spec = brain.spec
+        for name in spec["cell_types"]:
+            asked = name in spec["cells_per_region"] or name in spec["cells_per_mm2"]
+            if asked and not any(p.count for p in brain.populations if p.cell_type == name):
+                warn(f"brain.scale = {spec['scale']:g} leaves no '{name}' cells in any region")
+        empty = sorted(
+            {brain.labels[p.region] for p in brain.populations}
+            - {brain.labels[p.region] for p in brain.populations if p.count}
+        )
+        if empty:
+            more = " ..." if len(empty) > 8 else ""
+            warn(f"{len(empty)} brain region(s) have no cells (their rates are undefined): {empty[:8]}{more}")
+        if brain.connectome.estimated is not None:
+            warn(
+                f"connectome {brain.connectome.source}: {np.count_nonzero(brain.connectome.estimated)} tract "
+                "length(s) of 0 under a nonzero weight among the simulated regions were replaced by the "
+                "distance between the region centres (noted in the store's provenance)"
+            )
+    for i, s in enumerate(config["stimuli"]):
+        begins = {
+            "iclamp": s.get("delay"),
+            "spikes": min(s.get("times") or [tstop]),
+            "poisson": s.get("start"),
+        }
+        if begins[s["kind"]] >= tstop:
+            warn(f"stimuli[{i}] ({s['kind']}) begins at or after simulation.tstop = {tstop:g} ms: no effect")
 
 
 def _check_cells_and_targets(recipe):

@@ -99,7 +99,9 @@ class Connectome:
     > 0 wherever the weight is. ``centres`` (n, 3): region centres in mm, or None where the source gives none.
     ``hemispheres`` (n,): True for the right hemisphere (TVB). ``cortical`` (n,): True for cortical regions.
     ``areas`` (n,): region areas in mm², or None. ``source``: where it came from (file path or
-    'tvb-data:<name>'). ``notes``: what validation found or changed. The arrays are read-only copies.
+    'tvb-data:<name>'). ``notes``: what validation found or changed. ``estimated`` (n, n): True where a
+    tract length of 0 under a weight was replaced by the distance between the region centres (None: none
+    was). The arrays are read-only copies.
     """
 
     labels: tuple[str, ...]
@@ -111,9 +113,11 @@ class Connectome:
     areas: np.ndarray | None
     source: str
     notes: tuple[str, ...] = ()
+    estimated: np.ndarray | None = None
 
     def subset(self, labels: Iterable[str]) -> Connectome:
-        """The regions named in ``labels``, in that order, re-validated (notes are recomputed)."""
+        """The regions named in ``labels``, in that order, re-validated (notes are recomputed; tract
+        lengths estimated from the centres stay noted as such)."""
         labels = list(labels)
         index = {label: i for i, label in enumerate(self.labels)}
         unknown = [label for label in labels if label not in index]
@@ -133,6 +137,7 @@ class Connectome:
             cortical=self.cortical[keep],
             areas=None if self.areas is None else self.areas[keep],
             source=self.source,
+            estimated=None if self.estimated is None else self.estimated[np.ix_(keep, keep)],
         )
         return dataclasses.replace(
             sub, notes=(*sub.notes, f"subset of {len(keep)} of {len(self.labels)} regions")
@@ -149,6 +154,7 @@ def from_arrays(
     cortical=None,
     areas=None,
     source="arrays",
+    estimated=None,
 ) -> Connectome:
     """Check the parts of a connectome and build it; every reader ends here.
 
@@ -157,7 +163,8 @@ def from_arrays(
     ``labels``: n unique non-empty strings. ``centres``: None or n×3 finite (mm).
     ``hemispheres`` (True/1 = right), ``cortical``: None or n values 0/1; without hemispheres they come from
     the label prefixes when every label starts with 'l' or 'r', else from the centres (x > 0 = right);
-    without cortical every region is cortical. ``areas``: None or n finite values >= 0 (mm²).
+    without cortical every region is cortical. ``areas``: None or n finite values >= 0 (mm²). ``estimated``:
+    None or n×n, True where a tract length was already estimated from the centres (a subset's).
     Anything else raises ConnectomeError naming ``source``. Self-loops (nonzero diagonal weights) are set to 0
     and noted; regions without input (all-zero row) and whether the weights are symmetric are noted.
     """
@@ -194,6 +201,7 @@ def from_arrays(
                 f"centre of {labels[i]!r} is {centres[i].tolist()}; allowed: finite mm", source
             )
     untracted = np.argwhere((weights > 0) & (tract_lengths <= 0))
+    estimated = np.zeros((n, n), bool) if estimated is None else np.array(estimated, bool)
     if untracted.size:
         k, j = untracted[0]
         if centres is None:
@@ -205,9 +213,13 @@ def from_arrays(
             )
         rows, cols = untracted.T
         tract_lengths[rows, cols] = np.linalg.norm(centres[rows] - centres[cols], axis=1)
+        estimated[rows, cols] = True
+    estimated &= weights > 0
+    if estimated.any():
+        k, j = np.argwhere(estimated)[0]
         notes.append(
-            f"{len(untracted)} tract length(s) of 0 under a nonzero weight (first from {labels[j]!r} to "
-            f"{labels[k]!r}) replaced by the distance between the region centres"
+            f"{np.count_nonzero(estimated)} tract length(s) of 0 under a nonzero weight (first from "
+            f"{labels[j]!r} to {labels[k]!r}) replaced by the distance between the region centres"
         )
     if hemispheres is None:
         hemispheres, how = _derive_hemispheres(labels, centres, source)
@@ -233,11 +245,21 @@ def from_arrays(
         else f"weights are not symmetric: max |weights[k, j] - weights[j, k]| = {asymmetry:.3g} "
         f"({asymmetry / weights.max():.1%} of the largest weight)"
     )
-    for array in (weights, tract_lengths, centres, hemispheres, cortical, areas):
+    estimated = estimated if estimated.any() else None
+    for array in (weights, tract_lengths, centres, hemispheres, cortical, areas, estimated):
         if array is not None:
             array.flags.writeable = False
     return Connectome(
-        labels, weights, tract_lengths, centres, hemispheres, cortical, areas, str(source), tuple(notes)
+        labels,
+        weights,
+        tract_lengths,
+        centres,
+        hemispheres,
+        cortical,
+        areas,
+        str(source),
+        tuple(notes),
+        estimated,
     )
 
 

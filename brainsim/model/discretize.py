@@ -171,6 +171,20 @@ def _junction(
     )
 
 
+def compartment_count(morph: Morphology, nseg: dict[str, tuple[str, float]]) -> float:
+    """The compartments ``discretize(morph, nseg=nseg)`` would make (inf when a branch's are beyond
+    counting), in O(branches) and without allocating them."""
+    total = 0.0
+    for i, b in enumerate(morph.branches):
+        kind, value = nseg[b.region]
+        if kind == "max_length":
+            n = morph.branch_length(i) / value
+            total += max(1, math.ceil(n - 1e-9)) if n < 1e15 else math.inf  # as _nseg, and inf for inf
+        else:
+            total += value
+    return total
+
+
 def _nseg(policy, length: float, region: str) -> int:
     """Number of compartments of a branch of ``length`` µm under ``policy``."""
     kind, value = policy if isinstance(policy, (tuple, list)) and len(policy) == 2 else (None, None)

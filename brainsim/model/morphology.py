@@ -137,13 +137,14 @@ def binary_tree(
     """Benchmark model M2: a soma (branch 0) and a full binary dendritic tree of ``depth`` levels (µm).
 
     Dendrite b (heap order, b = 0 .. 2**depth - 2) is branch b + 1, has diameter ``diameters[level]`` with
-    level = floor(log2(b + 1)), and its children 2b + 1 and 2b + 2 sit on its distal end. Dendrite 0 leaves
-    the soma's distal end along +x; children turn by ±60°/2**(level - 1) in the xy-plane.
+    level = floor(log2(b + 1)) (levels beyond the list take its last diameter), and its children 2b + 1
+    and 2b + 2 sit on its distal end. Dendrite 0 leaves the soma's distal end along +x; children turn by
+    ±60°/2**(level - 1) in the xy-plane.
     """
     if depth < 1:
         raise ValueError(f"binary_tree depth must be >= 1, got {depth}")
-    if len(diameters) < depth:
-        raise ValueError(f"binary_tree needs one diameter per level: depth {depth}, got {len(diameters)}")
+    if not diameters:
+        raise ValueError("binary_tree needs at least one diameter")
     branches = [Branch([[0, 0, 0, soma_diameter], [soma_length, 0, 0, soma_diameter]], "soma", -1)]
     heading, end = [], []
     for b in range(2**depth - 1):
@@ -156,7 +157,7 @@ def binary_tree(
             start, angle, parent = end[p], heading[p] + (turn if b % 2 else -turn), p + 1
         heading.append(angle)
         end.append(start + branch_length * np.array([math.cos(angle), math.sin(angle), 0.0]))
-        d = diameters[level]
+        d = diameters[min(level, len(diameters) - 1)]
         branches.append(Branch([[*start, d], [*end[b], d]], "dend", parent, 1.0))
     return Morphology(
         tuple(branches),

@@ -56,7 +56,11 @@ def from_swc(path) -> Morphology:
 
 def _parse(path: Path, source: str) -> dict[int, _Sample]:
     samples: dict[int, _Sample] = {}
-    with path.open(encoding="utf-8", errors="replace") as lines:
+    try:
+        lines = path.open(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise MorphologyError(f"cannot read the SWC file ({e.strerror or e})", source) from None
+    with lines:
         for lineno, text in enumerate(lines, start=1):
             tokens = text.split("#", 1)[0].split()
             if not tokens:

@@ -1,6 +1,5 @@
 """The execution context: the communicator, passed explicitly (no hidden global), and PETSc start-up."""
 
-import sys
 from dataclasses import dataclass
 
 from ..errors import BrainsimError
@@ -17,7 +16,7 @@ def init_petsc(args=(), comm=None):
     if not _petsc_ready:
         import petsc4py
 
-        petsc4py.init([sys.argv[0], *args], comm=comm)
+        petsc4py.init(["brainsim", *args], comm=comm)  # a fixed program name: argv[0] may be "-c"
         _petsc_ready = True
     from petsc4py import PETSc
 

@@ -97,6 +97,7 @@ def results(tmp_path_factory):
         ("summarize-missing", "not a run store (nothing there"),
         ("status-broken", "unreadable Zarr metadata in zarr.json"),
         ("status-field-chunkless", "array spikes/time lacks 1 of its 1 chunks"),
+        ("status-missing", "nothing there: expected a run store, a job folder"),
         ("report-missing", "no Zarr store there"),
         ("report-run-store", "a run store (format 'brainsim-run'), not a summary"),
         ("compare-missing", "no Zarr store there"),
@@ -110,11 +111,6 @@ def test_one_line_naming_the_file_and_no_traceback(results, name, message):
     lines = [line for line in stderr.splitlines() if line.startswith("brainsim: ")]
     assert len(lines) == 1, stderr
     assert lines[0].startswith(f"brainsim: {path}: ") and message in lines[0], stderr
-
-
-def test_status_of_a_store_not_written_yet(results):
-    code, stdout, stderr, path = results["status-missing"]
-    assert code == 0 and stdout.strip() == f"store {path}: not written yet", stderr
 
 
 def test_status_field_of_a_good_store(results):

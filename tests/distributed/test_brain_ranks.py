@@ -68,7 +68,5 @@ def test_resume_inside_a_region_bin(tmp_path):
         rate, v_mean = region_summaries(copy)
         assert np.array_equal(rate, reference[0]), f"resumed on {ranks} ranks differs"
         assert np.allclose(v_mean, reference[1], rtol=0, atol=1e-4)
-    res = mpirun(
-        1, "run", SMALL, "-o", str(tmp_path / "other.zarr"), "--resume", str(step), *ARGS, cwd=tmp_path
-    )
+    res = mpirun(1, "run", SMALL, "-o", str(copy), "--resume", str(step), *ARGS, cwd=tmp_path)
     assert res.returncode != 0 and "config" in res.stderr  # without the interventions: another model

@@ -64,9 +64,8 @@ def test_time_limits(tmp_path):
     assert seconds("02:00:00") == 7200 and seconds("1-00:00:30") == 86430 and seconds("90") == 5400
     with pytest.raises(ConfigError, match="--time.*HH:MM:SS"):
         seconds("2h")
-    short = RunJob("x", [["c"]], tmp_path, 1, 1, "00:04:00", load_profile("generic"))
-    with pytest.raises(ConfigError, match="longer than the profile's signal_seconds"):
-        short.run_script()
+    with pytest.raises(ConfigError, match="longer than the profile's signal_seconds"):  # before any writing
+        RunJob("x", [["c"]], tmp_path, 1, 1, "00:04:00", load_profile("generic"))
 
 
 def test_bad_profile_names_the_file_and_key(tmp_path):

@@ -15,6 +15,7 @@ from brainsim.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "tests/data/small_brain.yaml"
+NET = ROOT / "configs/bench/random_net.yaml"
 
 
 def submit(tmp_path, *args, name="run"):
@@ -48,26 +49,62 @@ def test_submit_runs_on_two_ranks_and_chains_the_summary(slurm, tmp_path, capsys
 
 
 def test_time_limit_signals_checkpoints_requeues_and_resumes(slurm, tmp_path):
-    """A 1-minute job told to checkpoint 30 s before its limit: the run stops, the job requeues itself
-    and the next start resumes; the raster equals that of a run without interruption."""
-    profile = tmp_path / "quick.yaml"
-    profile.write_text(yaml.safe_dump({**yaml.safe_load((ROOT / "slurm/profiles/local.yaml").read_text()),
-                                       "signal_seconds": 30}))  # fmt: skip
-    args = ["--set", "simulation.tstop=16000", "--time", "00:01:00"]
-    options = ["--name", "limited", "--profile", str(profile), "--jobs-dir", str(tmp_path), "--no-summary"]
+    """The time-limit signal (--signal=B:USR1@S: USR1 to the batch shell S s before the limit) reaches a
+    run that is writing: the run checkpoints, the job requeues itself and the next start resumes; the
+    raster equals that of a run without interruption. The signal is sent as the limit sends it (scancel
+    --signal=USR1 --batch) once the run writes its store, so start-up may take as long as it takes here."""
+    args = ["--set", "simulation.tstop=16000", "--time", "00:10:00"]
+    options = ["--name", "limited", "--profile", "local", "--jobs-dir", str(tmp_path), "--no-summary"]
     code = main(["submit", str(SMALL), *options, "--nodes", "1", "--ntasks-per-node", "2", *args])
     assert code == 0
     record = json.loads((tmp_path / "limited/job.json").read_text())
-    result = slurm.wait(record["jobs"]["run"], timeout=400)
+    job, store = record["jobs"]["run"], Path(record["store"])
+    wait_until_writing(job, store)
+    slurm.run("scancel", "--signal=USR1", "--batch", job)
+    result = slurm.wait(job, timeout=600)
     log = "\n".join(p.read_text() for p in (tmp_path / "limited").glob("slurm-*.out"))
     assert result.ok, log
-    assert result.restarts >= 1 and "run step ended with 75" in log and "--resume" in log, log
-    assert attrs(record["store"])["status"] == "complete"
-    reference = submit(tmp_path, *args[:2], "--time", "00:10:00", "--no-summary", name="reference")
-    assert slurm.wait(reference["jobs"]["run"], timeout=300).ok
-    gid, t = spikes(record["store"])
+    assert result.restarts == 1 and "run step ended with 75" in log and "--resume" in log, log
+    assert f"brainsim: job {job}: checkpoint at t=" in log and "(was none); requeueing" in log, log
+    assert attrs(store)["status"] == "complete"
+    reference = submit(tmp_path, *args, "--no-summary", name="reference")
+    assert slurm.wait(reference["jobs"]["run"], timeout=600).ok
+    gid, t = spikes(store)
     ref_gid, ref_t = spikes(reference["store"])
     assert gid.size > 1000 and np.array_equal(gid, ref_gid) and np.array_equal(t, ref_t)
+
+
+def test_a_start_that_checkpoints_nothing_is_not_requeued(slurm, tmp_path):
+    """A start told to stop whose run reaches no epoch boundary (steps of 1e-6 ms, 10 ms epochs: millions of
+    steps) within its stop grace writes no checkpoint: the job does not requeue itself into a loop but
+    fails, saying why and what to change."""
+    sets = ["connections=[]", "cells.net.count=2", "simulation.dt=1e-6", "simulation.tstop=20",
+            "output.stop_grace=1"]  # fmt: skip
+    args = [str(NET), "--name", "stuck", "--profile", "local", "--jobs-dir", str(tmp_path), "--no-summary",
+            "--time", "00:10:00", *(x for item in sets for x in ("--set", item))]  # fmt: skip
+    assert main(["submit", *args]) == 0
+    record = json.loads((tmp_path / "stuck/job.json").read_text())
+    job, store = record["jobs"]["run"], Path(record["store"])
+    wait_until_writing(job, store)
+    slurm.run("scancel", "--signal=USR1", "--batch", job)
+    result = slurm.wait(job, timeout=300)
+    log = "\n".join(p.read_text() for p in (tmp_path / "stuck").glob("slurm-*.out"))
+    assert result.state == "FAILED" and result.exit_code == 1 and result.restarts == 0, (result, log)
+    assert "brainsim: stopped by SIGUSR1 at t=" in log and "run step ended with 1" in log, log
+    assert f"brainsim: job {job}: not requeued: this start wrote no new checkpoint" in log, log
+    assert "(the latest is still none)" in log, log
+    assert "start-up took " in log and "the signal comes 30 s before the 600 s limit" in log, log
+    assert attrs(store)["status"] == "interrupted"
+
+
+def wait_until_writing(job, store, timeout=300):
+    """Wait until the job's run has published its store (its start-up is over); fail if the run ends."""
+    deadline = time.monotonic() + timeout
+    while not ((store / "zarr.json").is_file() and "progress" in attrs(store)):
+        log = "\n".join(p.read_text() for p in store.parent.glob("slurm-*.out"))
+        assert "run step ended" not in log, f"job {job} ended before its run wrote {store}:\n{log}"
+        assert time.monotonic() < deadline, f"job {job} wrote no store in {timeout} s:\n{log}"
+        time.sleep(0.25)
 
 
 def test_scancel_leaves_the_store_interrupted(slurm, tmp_path, capsys):

@@ -177,7 +177,7 @@ def test_resume_drops_later_spikes_and_checks_the_run(tmp_path):
     store.finish("interrupted", error="interrupted by SIGTERM", t_reached=0.5)
     with pytest.raises(StoreError, match="not the output of this run"):
         RunWriter.resume(path, "another-hash", 0.5)
-    with pytest.raises(StoreError, match="no run store to resume"):
+    with pytest.raises(StoreError, match="no run store here to continue"):
         RunWriter.resume(tmp_path / "elsewhere.zarr", "abc", 0.5)
     resumed = RunWriter.resume(path, "abc", 0.5)
     root = open_xr(path)

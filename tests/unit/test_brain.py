@@ -338,7 +338,7 @@ def test_bad_patients_name_the_key_and_the_valid_names(tmp_path, text, path, all
         ),
         (
             "kind: lesion\nat: 5\ntracts: [{source: lh-x, target: lh-precentral, scale: 0}]\n",
-            "interventions[0].tracts[0]",
+            "interventions[0].tracts[0].source",
             "rh-postcentral",
         ),
         ("kind: surgery\n", "interventions[0].kind", "drug"),

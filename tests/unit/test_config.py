@@ -983,19 +983,33 @@ def test_apply_override_edits_in_place():
 
 
 @pytest.mark.parametrize(
-    "text, line",
+    "text, where, got, reported",
     [
-        pytest.param("name: x\nsimulation:\n  tstop: 10\n   dt: 1\n", 4, id="indent"),
-        pytest.param("name: x\n\tsimulation: 1\n", 2, id="tab"),
-        pytest.param("name: x\ncells: [a, b\nsimulation: {tstop: 1}\n", 3, id="unclosed"),
+        pytest.param(
+            "name: x\nsimulation:\n  tstop: 10\n   dt: 1\n",
+            "4:6",
+            "   dt: 1",
+            "not allowed here",
+            id="indent",
+        ),
+        pytest.param("name: x\n\tsimulation: 1\n", "2:1", "\tsimulation: 1", "'\\t'", id="tab"),
+        pytest.param(
+            "name: x\ncells: [a, b\nsimulation: {tstop: 1}\n",
+            "3:11",
+            "simulation: {tstop: 1}",
+            "flow sequence started at line 2, column 8",
+            id="unclosed",
+        ),
     ],
 )
-def test_yaml_syntax_error_names_file_and_line(tmp_path, text, line):
+def test_yaml_syntax_error_names_file_and_line(tmp_path, text, where, got, reported):
+    """file:line:column, the line as the value, and what YAML reported."""
     path = tmp_path / "broken.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(path, ["simulation.tstop=5"])
-    check_error(info.value, f"{path}:{line}", None, ["valid YAML"])
+    check_error(info.value, f"{path}:{where}", got, ["valid YAML"])
+    assert reported in info.value.detail
 
 
 def test_missing_config_file(tmp_path):
@@ -1254,6 +1268,7 @@ def test_defaults_are_filled():
         "region_bin": 1.0,
         "checkpoint_every": None,
         "checkpoint": None,
+        "stop_grace": 30.0,
     }
     assert config.source is None
     checked(config)
@@ -1287,6 +1302,7 @@ def test_output_section_may_be_left_out():
         "region_bin": 1.0,
         "checkpoint_every": None,
         "checkpoint": None,
+        "stop_grace": 30.0,
     }
 
 

@@ -1,7 +1,7 @@
 """Dependency direction between the package's layers (DESIGN: each imports only leftwards):
 
-kernels · errors -> resources -> config -> model -> parallel -> io -> engine -> api -> hpc -> cli
-postprocess (brainsim.postprocess): errors and io only; cli imports it
+kernels · errors -> files, resources -> config -> model -> parallel -> io -> engine -> api -> hpc -> cli
+postprocess (brainsim.postprocess): errors, files and io only; cli imports it
 """
 
 import ast
@@ -11,13 +11,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = [
-    "kernels", "errors", "resources", "config", "model", "parallel", "io", "engine", "api", "hpc",
+    "kernels", "errors", "files", "resources", "config", "model", "parallel", "io", "engine", "api", "hpc",
     "postprocess", "cli",
 ]  # fmt: skip
 ALLOWED = {layer: set(ORDER[: i + 1]) for i, layer in enumerate(ORDER)}
 ALLOWED["errors"] = {"errors"}
 ALLOWED["kernels"] = {"kernels"}
-ALLOWED["postprocess"] = {"errors", "io", "postprocess"}
+ALLOWED["files"] = {"errors", "files"}
+ALLOWED["postprocess"] = {"errors", "files", "io", "postprocess"}
 PACKAGES = {"kernels": "kernels", "postprocess": "postprocess"}  # layers that are folders of their own
 
 

@@ -108,8 +108,15 @@ def test_binary_tree_topology_diameters_and_layout():
 def test_binary_tree_rejects_bad_arguments():
     with pytest.raises(ValueError, match="depth must be >= 1"):
         binary_tree(depth=0)
-    with pytest.raises(ValueError, match="one diameter per level"):
-        binary_tree(depth=5)
+    with pytest.raises(ValueError, match="at least one diameter"):
+        binary_tree(diameters=())
+
+
+def test_binary_tree_deeper_than_its_diameters_repeats_the_last():
+    m = binary_tree(depth=5, diameters=(2.0, 1.0))
+    assert len(m.branches) == 1 + 2**5 - 1
+    levels = [(b + 1).bit_length() - 1 for b in range(2**5 - 1)]
+    assert [branch.points[0][3] for branch in m.branches[1:]] == [2.0 if lv == 0 else 1.0 for lv in levels]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -47,7 +47,8 @@ def main(argv=None):
         return _report(e, EXIT_NUMERICAL)
     except Interrupted as e:
         code = EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED
-        return _report(f"{e}; the store is marked interrupted, a checkpoint was written", code)
+        written = "a checkpoint was written" if e.checkpoint else "no checkpoint was written: run it again"
+        return _report(f"{e}; the store is marked interrupted, {written}", code)
     except BrainsimError as e:
         return _report(e, EXIT_FAILED)
     except KeyboardInterrupt as e:

@@ -114,8 +114,8 @@ class NumericalError(BrainsimError):
 class Interrupted(BrainsimError):
     """The run was stopped by a signal (Ctrl-C, SIGTERM) at an epoch boundary; its outputs are consistent."""
 
-    def __init__(self, signal_name, time):
-        self.signal_name, self.time = signal_name, time
+    def __init__(self, signal_name, time, checkpoint=True):
+        self.signal_name, self.time, self.checkpoint = signal_name, time, checkpoint
         super().__init__(f"interrupted by {signal_name} at t={time:.6g} ms")
 
 

@@ -12,6 +12,7 @@ Dimensions and coordinates::
     region2     (region2,) the same labels: the second axis of the connectivity matrices
     electrode   (electrode,) 10-20 names; electrode_x/_y/_z (mm)
     band        (band,) delta theta alpha beta gamma; band_low, band_high (Hz)
+    frequency   (frequency,) Hz: the Welch spectra's frequencies (1 s segments: 0, 1, 2, ... Hz)
     spike       (spike,) a bounded sample of the raster (see raster_*)
 
 Data variables (attrs: units, long_name)::
@@ -24,13 +25,30 @@ Data variables (attrs: units, long_name)::
     eeg             (time, electrode)   signal's scalp EEG proxy: lead field @ signal (rows of 1/d^2 weights
                                         units    summing to 1, so a weighted mean), average referenced
     mean_rate       (region,)           Hz       over the whole run
+    mean_rate_excitatory, mean_rate_inhibitory   (region,)   Hz   per cell of that kind, over the run (NaN
+                                                 without such cells)
     cv_isi          (region,)           1        mean over cells with >= 3 spikes of CV of the ISIs
     synchrony       (region,)           1        Golomb's chi^2 of the population count over the run
     band_power      (region, band)      unit^2   Welch power of signal in each band
     band_power_eeg  (electrode, band)   unit^2   Welch power of eeg in each band
+    spectrum        (frequency, region) unit^2/Hz  Welch PSD of signal (1 s Hann segments, half overlap)
+    spectrum_eeg    (frequency, electrode) unit^2/Hz  Welch PSD of eeg
+    peak_frequency, peak_prominence (region,)  Hz, 1   spectral peak of signal in 1-80 Hz (the lowest two
+                                                 bins and the ends left out): the bin highest above the
+                                                 aperiodic 1/f background (a power law or a knee, fitted in
+                                                 log-log axes without the peaks), and its power over that
+                                                 background; clear when above the attribute peak_clear_above
+    peak_frequency_eeg, peak_prominence_eeg (electrode,)  the same for each EEG electrode
+    eeg_peak_frequency, eeg_peak_prominence ()  the same for the mean of spectrum_eeg over electrodes
     bold            (bold_time, region) %        BOLD signal change (Balloon-Windkessel driven by rate)
     fc_bold         (region, region2)   1        Pearson correlation of BOLD (NaN with < 10 samples)
     fc_rate         (region, region2)   1        Pearson correlation of 10 ms rates (NaN with < 10 samples)
+    sc_weights      (region, region2)   a.u.     the run's structural connectivity, weight from region2 to
+                                                 region (NaN when the run store holds none)
+    sc_tract_lengths (region, region2)  mm       tract length from region2 to region (likewise)
+    fc_sc_rate, fc_sc_bold ()           1        Pearson r of fc_rate / fc_bold with sc_weights over the
+                                                 region pairs i < j with a finite FC; SC symmetrised
+                                                 ((W + W^T) / 2), linear weights, pairs without a tract as 0
     window_rate     (window, region)    Hz       firing rate per window
     hypersynchrony  (window, region)    1        chance-corrected chi^2 per window: 0 independent, 1 lockstep
     ei_balance      (window, region)    1        (r_E - r_I) / (r_E + r_I), per-cell mean rates
@@ -40,8 +58,10 @@ Data variables (attrs: units, long_name)::
 Attributes: format, format_version, brainsim_version, created (ISO 8601), source (absolute path of the
 run store), source_name, source_config_hash, source_status ("complete", "failed", "interrupted" or
 "running"), source_t_reached (ms), provenance (JSON text: the run's provenance), bin, window_ms, tr (ms),
-n_spikes, alert_rules and alerts (JSON text: lists of rules, as brainsim.config.schema.ALERT, and of
-matches {rule, variable, region, start (ms), end (ms), peak}). Readers refuse another format_version.
+n_spikes, peak_clear_above (the prominence that a spectrum without a peak exceeds by chance with
+probability about 1 %, for this record length: postprocess.signals.clear_peak_level), alert_rules and
+alerts (JSON text: lists of rules, as brainsim.config.schema.ALERT, and of matches {rule, variable,
+region, start (ms), end (ms), peak}). Readers refuse another format_version.
 """
 
 from pathlib import Path

@@ -20,16 +20,22 @@ import xarray as xr
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from brainsim.errors import StoreError
 
 from .layout import open_summary
+from .signals import background, peak_bins
 
 MAX_COLUMNS = 2000  # most samples drawn along a time axis
 MAX_LABELS = 80  # most regions or electrodes named on a figure axis
 MAX_LINES = 20  # most regions drawn as BOLD lines; more are drawn as a heatmap
 DPI = 100
 TIME_DIMS = ("time", "window", "bold_time")
+RATE_DISPLAY_BIN = 10.0  # ms: the first page's rate heatmap shows means over at least this long
+BOLD_FC_MIN_MS = 60_000.0  # shortest run whose BOLD FC the first page shows (BOLD is slow), else rate FC
+SEPARATOR = " \u00b7 "  # between the items of the vitals line
+KIND_COLOURS = {"excitatory": "#c0392b", "inhibitory": "#2e6fb5"}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
@@ -37,7 +43,10 @@ h1 { margin-bottom: 0.2em; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.meta { display: grid; grid-template-columns: repeat(3, max-content auto); gap: 0.15em 1em;
+  font-size: 0.85em; }
+dl.meta dd { margin: 0; overflow-wrap: anywhere; }
+.vitals { font-size: 1.05em; background: #eef3f8; border: 1px solid #9bb3cc; padding: 0.5em 1em; }
 dl.meta dt { font-weight: bold; }
 .warning { background: #fff3cd; border: 2px solid #e0a800; padding: 0.6em 1em; font-weight: bold; }
 .alerts { background: #fde2e1; border: 3px solid #c0392b; padding: 0.6em 1em; }
@@ -69,7 +78,7 @@ def write_report(summary, out, *, log=print) -> Path:
     """
     log(f"report: opening {summary}")
     ds = open_summary(summary)
-    body = [_header(ds), _alerts(ds), *_figures(ds, log), _region_table(ds)]
+    body = [_header(ds), _vitals(ds), _alerts(ds), *_figures(ds, log), _region_table(ds)]
     title = f"brainsim summary: {ds.attrs.get('source_name', '')}"
     out = Path(out)
     try:
@@ -128,6 +137,30 @@ def _header(ds):
             f"not complete: this summary covers only its first {_esc(reached)} ms.</p>"
         )
     return "\n".join(parts)
+
+
+def _vitals(ds):
+    """One line of what says whether the brain is at rest: rates per cell kind, irregularity, the EEG
+    peak and the FC-SC correlation (what the summary holds of them)."""
+    parts = []
+    for kind in KIND_COLOURS:
+        if f"mean_rate_{kind}" in ds and f"n_{kind}" in ds.coords:
+            rate, cells = ds[f"mean_rate_{kind}"].values, ds[f"n_{kind}"].values
+            known = np.isfinite(rate) & (cells > 0)
+            if known.any():
+                mean = np.sum(rate[known] * cells[known]) / cells[known].sum()
+                parts.append(f"{kind} {_num(mean)} Hz")
+    with _quiet():
+        cv = float(np.nanmean(ds.cv_isi.values)) if "cv_isi" in ds else np.nan
+    parts.append(f"CV of ISI {_num(cv)}")
+    if "eeg_peak_frequency" in ds:
+        peak, prominence = float(ds.eeg_peak_frequency), float(ds.eeg_peak_prominence)
+        clear = prominence > float(ds.attrs.get("peak_clear_above", np.inf))
+        parts.append(f"EEG peak {_num(peak)} Hz (\u00d7{_num(prominence)})" if clear else "no clear EEG peak")
+    for which, what in (("rate", "rates"), ("bold", "BOLD")):
+        if f"fc_sc_{which}" in ds and np.isfinite(float(ds[f"fc_sc_{which}"])):
+            parts.append(f"FC\u2013SC r {_r(float(ds[f'fc_sc_{which}']))} ({what})")
+    return f'<p class="vitals" id="vitals">{_esc(SEPARATOR.join(parts))}</p>'
 
 
 def _alerts(ds):
@@ -200,25 +233,49 @@ def _region_table(ds):
 # ------------------------------------------------------------------------------------------------ figures
 
 
-def _figures(ds, log):
-    """One HTML row per group of figures, each a <figure> with an image or a note."""
-    groups = (
-        (("raster", "spike raster", _raster),),
-        (("rate", "rate heatmap", _rate),),
-        (("fc_rate", "rate FC matrix", _fc), ("fc_bold", "BOLD FC matrix", _fc)),
-        (("band_power", "band power", _band_power), ("band_power_eeg", "EEG band power", _band_power)),
-        (("bold", "BOLD time series", _bold),),
-        (("hypersynchrony", "hypersynchrony", _indicator),),
-        (("ei_balance", "E/I balance", _indicator),),
+def _sections():
+    """(id, heading, rows of (variable, title, drawing function)) of the page's figure sections: first
+    what shows a brain at rest, then the rest."""
+    return (
+        (
+            "rest",
+            "The brain at rest",
+            (
+                (("raster", "spike raster", _raster), ("spectrum_eeg", "EEG spectra", _spectra)),
+                (("rate", "rate heatmap", _rate),),
+                (("fc_sc", "functional and structural connectivity", _fc_sc),),
+            ),
+        ),
+        (
+            "figures",
+            "More figures",
+            (
+                (("fc_rate", "rate FC matrix", _fc), ("fc_bold", "BOLD FC matrix", _fc)),
+                (
+                    ("band_power", "band power", _band_power),
+                    ("band_power_eeg", "EEG band power", _band_power),
+                ),
+                (("bold", "BOLD time series", _bold),),
+                (("hypersynchrony", "hypersynchrony", _indicator),),
+                (("ei_balance", "E/I balance", _indicator),),
+            ),
+        ),
     )
-    rows = ['<section id="figures"><h2>Figures</h2>']
-    for group in groups:
-        cells = []
-        for name, title, draw in group:
-            log(f"report: rendering {title}")
-            cells.append(_figure(name, title, draw(ds, name)))
-        rows.append(f'<div class="row">{"".join(cells)}</div>')
-    rows.append("</section>")
+
+
+def _figures(ds, log):
+    """One section per entry of _sections(), one HTML row per group of figures, each a <figure> with an
+    image or a note."""
+    rows = []
+    for key, heading, groups in _sections():
+        rows.append(f'<section id="{key}"><h2>{_esc(heading)}</h2>')
+        for group in groups:
+            cells = []
+            for name, title, draw in group:
+                log(f"report: rendering {title}")
+                cells.append(_figure(name, title, draw(ds, name)))
+            rows.append(f'<div class="row">{"".join(cells)}</div>')
+        rows.append("</section>")
     return rows
 
 
@@ -240,10 +297,10 @@ def _raster(ds, name):
     gid, time, region = (ds[f"raster_{k}"].values for k in ("gid", "time", "region"))
     if len(gid) == 0:
         return "no spikes in the raster sample"
-    fig, ax = _new_figure(11, 4)
+    fig, ax = _new_figure(7.4, 4.4)
     scale, unit = _time_unit(time)
     colours = _region_colours(ds.sizes["region"])
-    ax.scatter(time / scale, gid, s=6, c=colours[region], marker="|", linewidths=1.0, rasterized=True)
+    ax.scatter(time / scale, gid, s=4, c=colours[region], marker="|", linewidths=0.8, rasterized=True)
     ax.set(xlabel=f"time ({unit})", ylabel="cell gid")
     _region_legend(ax, ds.region.values, colours)
     total = _num(ds.attrs.get("n_spikes"))
@@ -251,13 +308,175 @@ def _raster(ds, name):
 
 
 def _rate(ds, name):
-    """Region rate heatmap over time."""
-    da = _reduced(ds[name])
-    if da is None:
+    """Region rate heatmap over time (means over at least RATE_DISPLAY_BIN ms), beside each region's mean
+    rate per cell kind."""
+    bin_ms = float(ds.attrs.get("bin") or 1.0)
+    rate = ds[name]
+    factor = max(math.ceil(rate.sizes["time"] / MAX_COLUMNS), round(RATE_DISPLAY_BIN / bin_ms), 1)
+    if rate.sizes["time"] >= 2 * factor:
+        rate = rate.coarsen(time=factor, boundary="trim", coord_func="min").mean()
+    shown = _reduced(rate)
+    if shown is None:
         return _note(ds[name])
-    fig, ax = _new_figure(11, _height(ds.sizes["region"]))
-    _heatmap(fig, ax, da, "time", "region", f"rate ({_units(da)})", cmap="viridis", vmin=0)
-    return fig, f"Population firing rate ({_units(da)}) per region over time{_decimated(ds[name], da)}."
+    n = ds.sizes["region"]
+    fig = Figure(figsize=(12.4, float(np.clip(1.6 + 0.06 * n, 3.5, 6.5))), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax, side = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [4.2, 1.0]})
+    finite = shown.values[np.isfinite(shown.values)]
+    top = float(np.percentile(finite, 99)) if finite.size else 1.0
+    _heatmap(
+        fig, ax, shown, "time", "region", f"rate ({_units(shown)})", cmap="viridis", vmin=0, vmax=top or 1.0
+    )
+    overall = _population_rates(ds, side)
+    step = _num(factor * bin_ms)
+    return fig, (
+        f"Population firing rate ({_units(shown)}) per region over time, means over {step} ms bins (colour "
+        f"scale to the 99th percentile, {_num(top)} Hz); right: each region's mean rate per cell of each "
+        f"kind over the run. Brain-wide: {overall}."
+    )
+
+
+def _population_rates(ds, ax):
+    """Horizontal bars of each region's mean rate per excitatory and inhibitory cell (the mean rate of all
+    cells where the summary has no per-kind rates) on ax; returns the brain-wide means in words."""
+    y = np.arange(ds.sizes["region"])
+    kinds = [k for k in KIND_COLOURS if f"mean_rate_{k}" in ds]
+    if not kinds:
+        rate = ds.mean_rate.values
+        ax.barh(y, np.nan_to_num(rate), height=0.8, color="#555")
+        ax.set_xlabel("mean rate (Hz)")
+        cells = ds.n_cells.values
+        return f"{_num(np.nansum(rate * cells) / max(cells.sum(), 1))} Hz per cell"
+    words = []
+    for offset, kind in zip((-0.2, 0.2), kinds):
+        rate = ds[f"mean_rate_{kind}"].values
+        ax.barh(y + offset, np.nan_to_num(rate), height=0.4, color=KIND_COLOURS[kind], label=kind)
+        cells = ds[f"n_{kind}"].values if f"n_{kind}" in ds.coords else np.ones_like(rate)
+        known = np.isfinite(rate)
+        mean = np.sum(rate[known] * cells[known]) / cells[known].sum() if cells[known].sum() else np.nan
+        words.append(f"{kind} cells {_num(mean)} Hz")
+    ax.set_xlabel("mean rate per cell (Hz)")
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.tick_params(axis="y", left=False)
+    ax.grid(axis="x", alpha=0.3)
+    return ", ".join(words)
+
+
+def _spectra(ds, name):
+    """EEG power spectra on log-log axes: every electrode thin, their mean bold with its 1/f background
+    and the peak marked."""
+    if name not in ds:
+        return "not in this summary (made before brainsim stored spectra: summarise the run again)"
+    psd = _reduced(ds[name])
+    if psd is None or psd.sizes.get("electrode", 0) == 0:
+        return _note(ds[name])
+    freqs = psd.frequency.values
+    inside = peak_bins(freqs)
+    if not inside.any():
+        return "the run is too short for a spectrum between 1 and 80 Hz"
+    fig, ax = _new_figure(5.6, 4.4)
+    shown = inside & np.all(psd.values > 0, axis=1)
+    for j in range(psd.sizes["electrode"]):
+        ax.plot(freqs[shown], psd.values[shown, j], color="#9aa5b1", lw=0.6, alpha=0.7)
+    mean = psd.values.mean(axis=1)
+    ax.plot(freqs[shown], mean[shown], color="#111", lw=1.8, label="mean over electrodes")
+    peak, prominence = (
+        float(ds[v]) if v in ds else np.nan for v in ("eeg_peak_frequency", "eeg_peak_prominence")
+    )
+    level = float(ds.attrs.get("peak_clear_above", np.inf))
+    if shown.sum() >= 5 and np.all(mean[inside] > 0):
+        ax.plot(freqs[inside], 10 ** background(freqs[inside], mean[inside]), "--", color="#e67e22", lw=1.2,
+                label="1/f background")  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel="frequency (Hz)", ylabel=f"power ({_units(psd)})")
+    ticks = [t for t in (1, 2, 5, 10, 20, 40, 80) if freqs[inside][0] <= t <= freqs[inside][-1]]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if np.isfinite(peak):
+        at = mean[np.argmin(np.abs(freqs - peak))]
+        clear = prominence > level
+        text = (
+            f"{_num(peak)} Hz, \u00d7{_num(prominence)}"
+            if clear
+            else f"no clear peak (\u00d7{_num(prominence)})"
+        )
+        ax.plot(
+            [peak], [at], "v" if clear else "o", color="#c0392b", ms=9, mfc="#c0392b" if clear else "none"
+        )
+        if clear:
+            side = "right" if peak > 40 else "left" if peak < 4 else "center"  # inside the axes
+            ax.annotate(text, (peak, at), xytext=(0, 12), textcoords="offset points", ha=side,
+                        fontsize=10, weight="bold", color="#c0392b")  # fmt: skip
+        else:
+            ax.text(0.03, 0.96, text, transform=ax.transAxes, va="top", fontsize=10, weight="bold",
+                    color="#c0392b")  # fmt: skip
+        verdict = (
+            f"peak at {_num(peak)} Hz, {_num(prominence)} times the 1/f background there"
+            if clear
+            else f"no clear peak: the highest, at {_num(peak)} Hz, is {_num(prominence)} times the background"
+        )
+    else:
+        verdict = "no peak could be measured"
+    ax.legend(loc="lower left", fontsize=7, frameon=False)
+    ax.grid(which="both", alpha=0.2)
+    return fig, (
+        f"Welch power spectra of the EEG proxy, {psd.sizes['electrode']} electrodes (grey) and their mean "
+        f"(black), {_num(freqs[inside][0])}-{_num(freqs[inside][-1])} Hz; mean spectrum: {verdict} "
+        f"(clear above {_num(level)} times, a level noise reaches by chance in about 1% of spectra)."
+    )
+
+
+def _fc_sc(ds, name):
+    """Functional connectivity (of BOLD over runs of at least BOLD_FC_MIN_MS, else of rates) beside the
+    structural weights (symmetrised), the same region order, with their correlation."""
+    if "sc_weights" not in ds or bool(ds.sc_weights.isnull().all()):
+        return (
+            "no structural connectivity in this summary: the run has no brain, or its store was written "
+            "before brainsim stored the connectome there"
+        )
+    long = float(ds.attrs.get("source_t_reached") or 0.0) >= BOLD_FC_MIN_MS
+    which = "bold" if long and "fc_sc_bold" in ds and np.isfinite(float(ds.fc_sc_bold)) else "rate"
+    fc = _reduced(ds[f"fc_{which}"])
+    if fc is None:
+        return _note(ds[f"fc_{which}"])
+    sc = ds.sc_weights.values
+    sc = 0.5 * (sc + sc.T)
+    r = float(ds[f"fc_sc_{which}"]) if f"fc_sc_{which}" in ds else np.nan
+    i, j = np.triu_indices(fc.shape[0], 1)
+    pairs = int(np.isfinite(fc.values[i, j]).sum())
+    fig = Figure(figsize=(12.4, 5.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    values = fc.values.copy()
+    np.fill_diagonal(values, np.nan)  # 1 by definition; the colour scale is for the pairs
+    off = np.abs(values[np.isfinite(values)])
+    limit = max(0.1, float(np.percentile(off, 99))) if off.size else 1.0
+    image = left.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    fig.colorbar(image, ax=left, label="Pearson r", shrink=0.85)
+    left.set_title(f"FC of {'BOLD' if which == 'bold' else 'rates'}")
+    positive = sc[sc > 0]
+    top = float(np.percentile(positive, 99)) if positive.size else 1.0
+    image = right.imshow(sc, cmap="magma_r", vmin=0, vmax=top, interpolation="nearest")
+    fig.colorbar(image, ax=right, label=f"weight ({_units(ds.sc_weights)})", shrink=0.85)
+    right.set_title("SC: connectome weights, symmetrised")
+    for ax in (left, right):
+        _label_axis(ax.set_yticks, ds.region.values)
+        _label_axis(ax.set_xticks, ds.region2.values, rotation=90)
+    fig.suptitle(
+        f"FC\u2013SC correlation r = {_r(r)} over {pairs:,} region pairs", fontsize=13, weight="bold"
+    )
+    what = "BOLD signal" if which == "bold" else "firing rates"
+    other = "rate" if which == "bold" else "bold"
+    also = ""
+    if f"fc_sc_{other}" in ds:
+        named = "rates" if other == "rate" else "BOLD"
+        also = f"; with the FC of {named}: r = {_r(float(ds[f'fc_sc_{other}']))}"
+    return fig, (
+        f"Functional connectivity (Pearson correlation of the {what}; diagonal blank, colour scale \u00b1"
+        f"{_num(limit)}) next to the structural connectivity it was simulated on, (W + W\u1d40)/2, colour "
+        "scale to the 99th percentile of the weights. r: Pearson "
+        "correlation of the two over the region pairs i < j with a finite FC (linear weights, pairs without "
+        f"a tract as 0){also}. Resting-state whole-brain models report 0.2-0.5."
+    )
 
 
 def _fc(ds, name):
@@ -467,6 +686,11 @@ def _num(x):
     if isinstance(x, (int, np.integer)) or (isinstance(x, (float, np.floating)) and float(x).is_integer()):
         return f"{int(x):,}"
     return f"{x:.3g}"
+
+
+def _r(x):
+    """A correlation coefficient to two decimals, NaN as an en dash."""
+    return f"{x:.2f}" if np.isfinite(x) else "\u2013"
 
 
 def _text(x):

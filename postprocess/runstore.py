@@ -23,6 +23,8 @@ class RunView:
     n_cells: np.ndarray  # (n_regions,) per kind: n_cells[:, k] for KINDS[k]
     t_end: float  # ms: how far the run's outputs are complete
     region_bin: float | None  # ms: the run's regions group bin, None without one
+    sc_weights: np.ndarray | None = None  # (n_regions, n_regions) weights[target, source], None if not stored
+    sc_tract_lengths: np.ndarray | None = None  # (n_regions, n_regions) mm
 
     @classmethod
     def open(cls, path):
@@ -30,13 +32,17 @@ class RunView:
         store = RunStore.open(Path(path).resolve())
         pops = store.populations
         t_end = min(store.t_reached, store.tstop)
-        regions = store.regions
+        regions, structure = store.regions, {}
         if regions is not None:
             try:
                 labels = [str(x) for x in regions["region"].values]
                 hemisphere = [str(x) for x in regions["hemisphere"].values]
                 centres = np.stack([regions[f"centre_{a}"].values for a in "xyz"], axis=1)
                 region_bin = float(regions.attrs["bin"])
+                connectivity = store.connectivity
+                for name in ("sc_weights", "sc_tract_lengths"):
+                    if connectivity is not None and name in connectivity:
+                        structure[name] = connectivity[name].values.astype(np.float64)
             except STORE_FAULTS as e:
                 raise StoreError(store.path, f"unreadable group regions ({type(e).__name__}: {e})") from None
             index = {label: k for k, label in enumerate(labels)}
@@ -57,9 +63,8 @@ class RunView:
             region[cells], kind[cells] = r, k
             if r >= 0:
                 n_cells[r, k] += p.count
-        return cls(
-            store, labels, hemisphere, centres, CellMap(region, kind, len(labels)), n_cells, t_end, region_bin
-        )
+        cells = CellMap(region, kind, len(labels))
+        return cls(store, labels, hemisphere, centres, cells, n_cells, t_end, region_bin, **structure)
 
     @property
     def path(self) -> Path:

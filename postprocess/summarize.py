@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -29,7 +30,17 @@ from . import alerts as alert_rules
 from .cluster import check_scheduler, compute, dask_client
 from .layout import BANDS, FORMAT, FORMAT_VERSION
 from .runstore import RunView
-from .signals import balloon, band_power, electrode_positions, lead_field
+from .signals import (
+    balloon,
+    band_power,
+    clear_peak_level,
+    electrode_positions,
+    fc_sc_correlation,
+    frequencies,
+    lead_field,
+    spectral_peaks,
+    spectrum,
+)
 from .spikes import KINDS, spike_pass
 
 RASTER_SPIKES = 200_000  # most spikes in the raster sample
@@ -191,6 +202,7 @@ def _attrs(view, bin_ms, window_ms, tr, rules):
         "bin": bin_ms,
         "window_ms": window_ms,
         "tr": tr,
+        "peak_clear_above": clear_peak_level(int(np.floor(view.t_end / bin_ms + 1e-9)), bin_ms),
         "alert_rules": json.dumps(rules),
         "alerts": "[]",
     }
@@ -227,6 +239,20 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
         "rate": (("time", "region"), rate.astype(np.float32), "Hz", "population firing rate"),
         "signal": (("time", "region"), signal.astype(np.float32), signal_units, "region signal (LFP proxy)"),
         "mean_rate": (("region",), total.sum(axis=0) / (cells * n_bins * bin_ms * 1e-3), "Hz", "mean rate"),
+        "mean_rate_excitatory": (
+            ("region",),
+            counts[..., KINDS.index("excitatory")].sum(axis=0, dtype=np.float64)
+            / (np.where(n_exc > 0, n_exc, np.nan) * n_bins * bin_ms * 1e-3),
+            "Hz",
+            "mean rate of the excitatory cells",
+        ),
+        "mean_rate_inhibitory": (
+            ("region",),
+            counts[..., KINDS.index("inhibitory")].sum(axis=0, dtype=np.float64)
+            / (np.where(n_inh > 0, n_inh, np.nan) * n_bins * bin_ms * 1e-3),
+            "Hz",
+            "mean rate of the inhibitory cells",
+        ),
         "cv_isi": (("region",), _cv_isi(view, stats), "1", "mean CV of inter-spike intervals"),
         "synchrony": (("region",), _chi2(total, n_cells, axis=0), "1", "Golomb's chi^2 of the count"),
         "window_rate": (
@@ -256,6 +282,17 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
         f"{signal_units}^2",
         "Welch band power of the region signal",
     )
+    freqs = frequencies(n_bins, bin_ms)
+    region_spectrum = _per_column(by_region, lambda x: spectrum(x, bin_ms), freqs.size)
+    data["spectrum"] = (
+        ("frequency", "region"),
+        region_spectrum,
+        f"{signal_units}^2/Hz",
+        "Welch power spectral density of the region signal",
+    )
+    peaks = _per_column(region_spectrum, lambda psd: spectral_peaks(freqs, psd), 2)
+    data["peak_frequency"] = (("region",), peaks[0], "Hz", "spectral peak of the region signal")
+    data["peak_prominence"] = (("region",), peaks[1], "1", "power at the peak over the 1/f background")
     every = int(round(tr / bin_ms))
     drive = da.nan_to_num(rate / BOLD_RATE_SCALE).rechunk((n_bins, region_chunk))
     bold = _per_column(drive, lambda u: balloon(u, bin_ms * 1e-3, every), n_bins // every + 1)
@@ -271,6 +308,7 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
         "1",
         f"correlation of {FC_RATE_BIN:g} ms rates",
     )
+    _add_structure(view, data)
     coords = {
         "time": ("time", time, {"units": "ms"}),
         "window": ("window", np.arange(n_windows) * window_ms, {"units": "ms"}),
@@ -284,10 +322,11 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
         "band": ("band", np.array(list(BANDS), dtype=object), {}),
         "band_low": ("band", np.array([b[0] for b in BANDS.values()]), {"units": "Hz"}),
         "band_high": ("band", np.array([b[1] for b in BANDS.values()]), {"units": "Hz"}),
+        "frequency": ("frequency", freqs, {"units": "Hz"}),
     }
     for k, axis in enumerate("xyz"):
         coords[f"centre_{axis}"] = ("region", view.centres[:, k], {"units": "mm"})
-    _add_eeg(view, signal, bin_ms, signal_units, data, coords)
+    _add_eeg(view, signal, bin_ms, signal_units, data, coords, freqs)
     gid, spike_time = raster
     data["raster_gid"] = (("spike",), gid.astype(np.int64), "", "gid of each sampled spike")
     data["raster_time"] = (("spike",), spike_time, "ms", "time of each sampled spike")
@@ -328,7 +367,24 @@ def _signal(view, rate, bin_ms, n_bins):
     return smoothed, f"rate smoothed by a {SIGNAL_TAU:g} ms alpha kernel", "Hz"
 
 
-def _add_eeg(view, signal, bin_ms, units, data, coords):
+def _add_structure(view, data):
+    """The run's structural connectivity (NaN where the run store has none) and its correlation with the
+    functional connectivity of rates and of BOLD (signals.fc_sc_correlation)."""
+    n = len(view.labels)
+    for name, values, units, doc in (
+        ("sc_weights", view.sc_weights, "a.u.", "structural connectivity weight from region2 to region"),
+        ("sc_tract_lengths", view.sc_tract_lengths, "mm", "tract length from region2 to region"),
+    ):
+        matrix = np.full((n, n), np.nan) if values is None else values
+        data[name] = (("region", "region2"), matrix, units, doc)
+    sc = data["sc_weights"][1]
+    for fc in ("fc_rate", "fc_bold"):
+        r = dask.delayed(lambda f: np.asarray(fc_sc_correlation(f, sc)))(data[fc][1])
+        r = da.from_delayed(r, shape=(), dtype=np.float64)
+        data[f"fc_sc_{fc[3:]}"] = ((), r, "1", f"Pearson r of {fc} and the symmetrised sc_weights")
+
+
+def _add_eeg(view, signal, bin_ms, units, data, coords, freqs):
     has_cells = view.n_cells.sum(axis=1) > 0
     known = np.isfinite(view.centres).all(axis=1) & has_cells
     if not known.any():
@@ -351,6 +407,23 @@ def _add_eeg(view, signal, bin_ms, units, data, coords):
     by_column = eeg.rechunk((eeg.shape[0], max(1, len(names))))
     power = _per_column(by_column, lambda x: band_power(x, bin_ms), len(BANDS)).T
     data["band_power_eeg"] = (("electrode", "band"), power, f"{units}^2", "Welch band power of the EEG proxy")
+    psd = _per_column(by_column, lambda x: spectrum(x, bin_ms), freqs.size)
+    data["spectrum_eeg"] = (
+        ("frequency", "electrode"),
+        psd,
+        f"{units}^2/Hz",
+        "Welch power spectral density of the EEG proxy",
+    )
+    peaks = _per_column(psd, lambda p: spectral_peaks(freqs, p), 2)
+    data["peak_frequency_eeg"] = (("electrode",), peaks[0], "Hz", "spectral peak of the EEG proxy")
+    data["peak_prominence_eeg"] = (("electrode",), peaks[1], "1", "power at the peak over the 1/f background")
+    mean = (
+        _per_column(psd.mean(axis=1, keepdims=True), lambda p: spectral_peaks(freqs, p), 2)[:, 0]
+        if names
+        else da.full((2,), np.nan)
+    )
+    data["eeg_peak_frequency"] = ((), mean[0], "Hz", "spectral peak of the EEG proxy's mean spectrum")
+    data["eeg_peak_prominence"] = ((), mean[1], "1", "power at that peak over the 1/f background")
     coords["electrode"] = ("electrode", np.array(names, dtype=object), {})
     for k, axis in enumerate("xyz"):
         coords[f"electrode_{axis}"] = ("electrode", positions[:, k], {"units": "mm"})

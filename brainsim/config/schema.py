@@ -129,6 +129,13 @@ SIMULATION = Section(
             1000.0, "mV", "stop with an error when any |V| exceeds this (or is not finite)", gt=0
         ),
         "progress_interval": Num(2.0, "s", "wall time between progress lines (0: none)", ge=0),
+        "warmup": Num(
+            0.0,
+            "ms",
+            "simulated before the recorded window, at rest (no stimuli, interventions or probes): the run "
+            "then records from t = 0 on, starting from the settled state (0: start from v_init)",
+            ge=0,
+        ),
     },
     check=_check_simulation,
 )

@@ -87,6 +87,8 @@ class Output:
                 hemisphere=list(r.hemisphere),
                 centres=r.centres,
                 n_cells=r.n_cells,
+                sc_weights=r.sc_weights,
+                sc_tract_lengths=r.sc_tract_lengths,
             )
         store.publish(0.0)
         return store

@@ -89,6 +89,8 @@ def run_simulation(
                 heartbeat=min(max(settings.flush_interval, HEARTBEAT[0]), HEARTBEAT[1]),
             )
             try:
+                if manifest is None and settings.warmup > 0:
+                    _settle(sim, out, context, progress, stop)
                 return _simulate(sim, out, context, progress, folder, stop)
             finally:
                 out.close()
@@ -98,6 +100,29 @@ def run_simulation(
 
 HEARTBEAT = (1.0, 10.0)
 """Bounds (s) of the store's heartbeat interval, which is the run's flush interval within them."""
+
+
+def _settle(sim, out, context, progress, stop):
+    """The warm-up (settings.warmup ms at rest, not recorded); a stop or a failure in it marks the store
+    (nothing recorded, no checkpoint) and propagates."""
+    try:
+        sim.settle(
+            sim.settings.warmup,
+            progress=default_progress_stream(context) if progress else None,
+            stop_requested=stop.requested,
+            started=stop.attach,
+        )
+    except BaseException as e:
+        stopped = isinstance(e, (Interrupted, StopTimeout, KeyboardInterrupt))
+        status = "interrupted" if stopped else "failed"
+        reason = f"{type(e).__name__} during the warm-up: {e}; nothing was recorded and no checkpoint written"
+        try:
+            out.finish(status, error=reason, t_reached=0.0)
+        except Exception:  # noqa: BLE001 - the warm-up's own failure is the one to report
+            out.mark(status, reason)
+        raise
+    finally:
+        stop.attach(sim)
 
 
 def _simulate(sim, out, context, progress, folder, stop):

@@ -20,6 +20,7 @@ class SimulationSettings:
     checkpoint_every: float | None = None  # ms of simulated time between checkpoints (None: on signals)
     region_bin: float = 1.0  # ms: the bin of the region summaries
     stop_grace: float = 30.0  # s of wall time a stop signal waits for the next epoch boundary (checkpoint)
+    warmup: float = 0.0  # ms simulated at rest before t = 0, not recorded (Simulation.settle)
 
     METHODS = ("petsc", "staggered")
     OUTPUT_KEYS = ("flush_interval", "checkpoint_every", "region_bin", "stop_grace")
@@ -43,6 +44,8 @@ class SimulationSettings:
             raise ConfigError("simulation.tstop", self.tstop, f"a stop time >= dt ({self.dt} ms)")
         if self.method not in self.METHODS:
             raise ConfigError("simulation.method", self.method, f"one of {list(self.METHODS)}")
+        if not isinstance(self.warmup, (int, float)) or not 0 <= self.warmup < math.inf:
+            raise ConfigError("simulation.warmup", self.warmup, "a time >= 0 (ms)")
         if not isinstance(self.progress_interval, (int, float)) or self.progress_interval < 0:
             raise ConfigError("simulation.progress_interval", self.progress_interval, "a number >= 0 (s)")
 

@@ -196,8 +196,17 @@ class Simulation:
             )
         regions = None
         if self.regions is not None:
-            r = self.regions
-            regions = RegionSpec(r.bin, r.n_bins, tuple(r.labels), tuple(r.hemisphere), r.centres, r.n_cells)
+            r, connectome = self.regions, self.recipe.brain.connectome
+            regions = RegionSpec(
+                r.bin,
+                r.n_bins,
+                tuple(r.labels),
+                tuple(r.hemisphere),
+                r.centres,
+                r.n_cells,
+                sc_weights=connectome.weights,
+                sc_tract_lengths=connectome.tract_lengths,
+            )
         return StoreSpec(
             self.config.data,
             self.config.hash(),
@@ -216,7 +225,16 @@ class Simulation:
 
     # -- running ------------------------------------------------------------------------------------
 
-    def run(self, until=None, *, output=None, progress=None, stop_requested=lambda: None, checkpoint=None):
+    def run(
+        self,
+        until=None,
+        *,
+        output=None,
+        progress=None,
+        stop_requested=lambda: None,
+        checkpoint=None,
+        label="t",
+    ):
         """Advance to `until` (ms, on the step grid; default tstop), writing spikes and samples to output
         (an Output) as it goes; returns a RunSummary of this piece. Collective.
 
@@ -230,7 +248,7 @@ class Simulation:
         self.epoch_end = t  # ms: the end of the epoch being advanced (named when a stop cannot wait for it)
         flush_every, every = self.settings.flush_interval, self.settings.checkpoint_every
         n_spikes, epochs, exchange_s = 0, 0, 0.0
-        meter = Progress(self.tstop, self.settings.progress_interval, progress, start_time=t)
+        meter = Progress(self.tstop, self.settings.progress_interval, progress, start_time=t, label=label)
         start = last_flush = clock.perf_counter()
         first_step = self.integrator.steps
         pending = None  # a failure to report at the next exchange (from writing the last epoch's outputs)
@@ -286,7 +304,9 @@ class Simulation:
                 if checkpoint is not None and (anyone & STOP or due_checkpoint):
                     self.write_checkpoint(checkpoint)
                 if anyone & STOP:
-                    raise Interrupted(stop_requested() or "a signal on another rank", t)
+                    raise Interrupted(
+                        stop_requested() or "a signal on another rank", t, checkpoint is not None
+                    )
             agree(self.context, pending)
         finally:
             self.summary = RunSummary(
@@ -378,6 +398,27 @@ class Simulation:
         return self._recorded
 
     # -- states, checkpoints ------------------------------------------------------------------------
+
+    def settle(self, duration, *, progress=None, stop_requested=lambda: None, started=None):
+        """Simulate `duration` ms of the model at rest (`recipe.resting`: no stimuli, interventions or
+        probes) from the initial state, then continue from the state reached as if it were time 0, so that
+        what follows starts settled (collective; only before the first `run`). started(warm-up simulation)
+        is called once it is built (a stop handler watches it). Interrupted and other errors propagate."""
+        if self.time != 0.0:
+            raise BrainsimError(f"settle() starts a simulation: this one is at t={self.time:g} ms already")
+        rest = Simulation(
+            self.recipe.resting(duration),
+            self.context,
+            replace(self.settings, tstop=duration, checkpoint_every=None, warmup=0.0),
+            self.decomposition,
+        )
+        try:
+            if started is not None:
+                started(rest)
+            rest.run(progress=progress, stop_requested=stop_requested, label="warm-up")
+            self.set_state(snapshot.shifted(rest.state(), -duration))
+        finally:
+            rest.close()
 
     def state(self):
         """This rank's full state now (an epoch boundary): a SimulationState to give to `set_state` of
@@ -531,8 +572,9 @@ def _span(gids):
 class Progress:
     """Prints simulated time, rate and ETA every `interval` seconds of wall time (0: never)."""
 
-    def __init__(self, tstop, interval, stream, start_time=0.0):
+    def __init__(self, tstop, interval, stream, start_time=0.0, label="t"):
         self.tstop, self.interval, self.stream, self.t0 = tstop, interval, stream, start_time
+        self.label = label  # what the time is: "t", or "warm-up" for a warm-up's clock
         self.start = self.last = clock.perf_counter()
 
     def update(self, t, spikes):
@@ -544,7 +586,7 @@ class Progress:
         rate = (t - self.t0) / wall if wall > 0 else float("inf")
         eta = (self.tstop - t) / rate if rate > 0 else float("inf")
         print(
-            f"[brainsim] t = {t:9.2f} / {self.tstop:g} ms ({100 * t / self.tstop:5.1f}%)  "
+            f"[brainsim] {self.label} = {t:9.2f} / {self.tstop:g} ms ({100 * t / self.tstop:5.1f}%)  "
             f"{rate:8.2f} ms/s  ETA {eta:6.1f} s  spikes {spikes}",
             file=self.stream,
             flush=True,
@@ -554,8 +596,8 @@ class Progress:
         if self.stream is not None and self.interval > 0:
             wall = clock.perf_counter() - self.start
             print(
-                f"[brainsim] t = {t:9.2f} / {self.tstop:g} ms ({100 * t / self.tstop:5.1f}%) done in "
-                f"{wall:.2f} s, spikes {spikes}",
+                f"[brainsim] {self.label} = {t:9.2f} / {self.tstop:g} ms ({100 * t / self.tstop:5.1f}%) "
+                f"done in {wall:.2f} s, spikes {spikes}",
                 file=self.stream,
                 flush=True,
             )

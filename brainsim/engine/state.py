@@ -1,7 +1,7 @@
 """A simulation's state at an epoch boundary, keyed by gid: what checkpoints hold and forks start from."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,3 +105,17 @@ def unknown_owner(group):
     for c, index in enumerate(group.cell_unknowns):
         owner[index], position[index] = c, np.arange(index.size)
     return owner, position
+
+
+def shifted(state, by):
+    """The state with its clock moved by `by` ms (pending events and Poisson streams with it) and the
+    region summaries' open bin emptied: a settled state that starts a recording at time + by."""
+    part = state.part
+    events = {**part.events, "ev_time": part.events["ev_time"] + by}
+    poisson = {
+        **part.poisson,
+        "ps_last": part.poisson["ps_last"] + by,
+        "ps_ahead": part.poisson["ps_ahead"] + by,
+    }
+    moved = replace(part, events=events, poisson=poisson, regions=np.zeros_like(part.regions))
+    return SimulationState(state.time + by, moved, state.region_bin, 0)

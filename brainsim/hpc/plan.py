@@ -170,6 +170,8 @@ def calibrate(config_path, overrides=(), tstop=5.0, out=None, log=print):
                 f"simulation.method={method}",
                 "--set",
                 f"simulation.tstop={tstop}",
+                "--set",
+                "simulation.warmup=0",  # the timing covers the recorded steps only
             ]
             for item in overrides:
                 command += ["--set", item]

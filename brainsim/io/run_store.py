@@ -230,6 +230,19 @@ class RunStore:
             self._check_chunks(f"regions/{name}", arrays[name], arrays[name].shape[0])
         return self._dataset("regions")
 
+    @property
+    def connectivity(self) -> xr.Dataset | None:
+        """The structural connectivity the brain was built from: sc_weights (connectome units) and
+        sc_tract_lengths (mm) on (region, region_source), weights[target, source]; None for a run without
+        a brain or a store written before brainsim stored it. StoreError if its arrays are damaged."""
+        regions = self.regions
+        if regions is None or "sc_weights" not in regions:
+            return None
+        for name in ("sc_weights", "sc_tract_lengths"):
+            if name in regions:
+                self._check_chunks(f"regions/{name}", self._root[f"regions/{name}"], regions.sizes["region"])
+        return regions[[name for name in ("sc_weights", "sc_tract_lengths") if name in regions]]
+
     def array(self, name) -> "StoredArray":
         """The array `name` of the store (e.g. "spikes/time") for reading by index, in Dask tasks too:
         chunks that cannot be read are a StoreError naming the store and the array."""

@@ -36,6 +36,8 @@ class RegionSpec:
     hemisphere: tuple  # "left" or "right" per region
     centres: np.ndarray | None  # (region, 3) mm
     n_cells: np.ndarray  # (region,) int64
+    sc_weights: np.ndarray | None = None  # (region, region) weights[target, source] as the model uses them
+    sc_tract_lengths: np.ndarray | None = None  # (region, region) mm
 
 
 @dataclass(frozen=True)

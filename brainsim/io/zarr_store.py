@@ -23,6 +23,12 @@ Layout (``format`` "brainsim-run", ``format_version`` 1)::
                                     ends at tstop)
     /regions/region, hemisphere     (region,) text: label, "left" or "right"
     /regions/centre_x, _y, _z, n_cells   (region,) float64 mm (NaN if unknown), int64
+    /regions/sc_weights, sc_tract_lengths   (region, region_source) float64: the structural connectivity
+                                    the model was built from, weights[target, source] (the connectome's
+                                    units, after the patient's tract lesions; timed lesion interventions
+                                    not applied) and tract lengths in mm; absent in stores written before
+                                    brainsim stored them
+    /regions/region_source          (region_source,) text: the region labels again (the source axis)
 
 Trace arrays are created at their full length (the run's sampling grid is known in advance): samples are
 written into their rows, rows not reached yet hold NaN, and ``t_reached`` says how far the data is
@@ -68,6 +74,10 @@ STATUSES = ("complete", "failed", "interrupted")
 COUNT_KEYS = ("cells", "compartments", "equations")
 TIMING_KEYS = ("build_s", "run_s", "ns_per_compartment_step")
 PROBE_COORDS = ("gid", "compartment", "location")
+SC_DOCS = {
+    "sc_weights": "structural connectivity: connectome weight from region_source to region (target)",
+    "sc_tract_lengths": "tract length from region_source to region",
+}
 
 
 @dataclass
@@ -295,12 +305,19 @@ class RunWriter:
         self._traces[name] = _TraceSet(data)
         self._root["traces"].attrs["trace_sets"] = list(self._traces)
 
-    def add_regions(self, *, bin_ms, n_bins, labels, hemisphere, centres, n_cells) -> None:
+    def add_regions(
+        self, *, bin_ms, n_bins, labels, hemisphere, centres, n_cells, sc_weights=None, sc_tract_lengths=None
+    ) -> None:
         """Create the `regions` group: rows of n_bins bins of bin_ms (ms) for the regions `labels`, with
-        their hemisphere ("left"/"right"), centres (n, 3) mm or None, and cell counts."""
+        their hemisphere ("left"/"right"), centres (n, 3) mm or None, and cell counts; sc_weights and
+        sc_tract_lengths (n, n; mm), the structural connectivity weights[target, source], or None."""
         self._check_running()
         n = len(labels)
         centres = np.full((n, 3), np.nan) if centres is None else np.asarray(centres, dtype=float)
+        structure = {"sc_weights": (sc_weights, None), "sc_tract_lengths": (sc_tract_lengths, "mm")}
+        for name, (matrix, _) in structure.items():
+            if matrix is not None and np.shape(matrix) != (n, n):
+                raise ValueError(f"{name} must be ({n}, {n}) for {n} regions; got {np.shape(matrix)}")
         group = self._root.create_group("regions", attributes={"bin": float(bin_ms)})
         coords = "hemisphere centre_x centre_y centre_z n_cells"
         time_chunk = max(1, min(n_bins, CHUNK_VALUES // max(1, n)))
@@ -337,6 +354,27 @@ class RunWriter:
                 attributes={} if units is None else {"units": units},
             )
             array[:] = values
+        if any(matrix is not None for matrix, _ in structure.values()):
+            source = group.create_array(
+                "region_source", shape=(n,), dtype=str, chunks=(max(1, n),), dimension_names=["region_source"]
+            )
+            source[:] = list(labels)
+        for name, (matrix, units) in structure.items():
+            if matrix is None:
+                continue
+            array = group.create_array(
+                name,
+                shape=(n, n),
+                dtype="float64",
+                chunks=(max(1, n), max(1, n)),
+                dimension_names=["region", "region_source"],
+                attributes={
+                    "long_name": SC_DOCS[name],
+                    "coordinates": "hemisphere centre_x centre_y centre_z n_cells",
+                    **({} if units is None else {"units": units}),
+                },
+            )
+            array[:] = np.asarray(matrix, dtype=np.float64)
         self._regions = group
 
     def write_regions(self, first_bin, rate, v_mean) -> None:

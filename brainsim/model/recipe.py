@@ -5,8 +5,9 @@ connections, its stimuli, its probes) is computed from the config and (seed, gid
 rank can build any cell and results cannot depend on which rank does.
 """
 
+import copy
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -103,6 +104,16 @@ class Recipe:
     @property
     def seed(self):
         return self.config["simulation"]["seed"]
+
+    def resting(self, duration):
+        """This model at rest for `duration` ms: the same cells, connections and background drive (a
+        subclass's own answers included), without stimuli, interventions and probes — a warm-up."""
+        rest = copy.copy(self)
+        data = self.config.data
+        quiet = {"stimuli": [], "interventions": [], "probes": []}
+        simulation = {**data["simulation"], "tstop": duration, "warmup": 0.0}
+        rest.config = replace(self.config, data={**data, **quiet, "simulation": simulation})
+        return rest
 
     def population_of(self, gid):
         """The population of gid: the last to start at or before it (empty ones start where the next does)."""

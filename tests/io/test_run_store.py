@@ -115,6 +115,32 @@ def test_a_store_without_regions(tmp_path):
     assert store.regions is None and store.trace_sets == () and store.spikes.sizes["spike"] == 0
 
 
+def test_structural_connectivity_reads_back_with_the_source_axis(tmp_path, written):
+    """weights[target, source] on (region, region_source); a store written without it reads as None."""
+    path = tmp_path / "run.zarr"
+    store = RunWriter.create(path, config=CONFIG, counts=COUNTS, populations=POPULATIONS)
+    weights, lengths = np.array([[0.0, 2.0], [0.5, 0.0]]), np.array([[0.0, 40.0], [40.0, 0.0]])
+    with pytest.raises(ValueError, match=r"sc_weights must be \(2, 2\) for 2 regions; got \(1, 2\)"):
+        store.add_regions(
+            bin_ms=1.0, n_bins=2, labels=["a", "b"], hemisphere=["left", "right"], centres=None,
+            n_cells=[1, 1], sc_weights=weights[:1],
+        )  # fmt: skip
+    store.add_regions(
+        bin_ms=1.0, n_bins=2, labels=["a", "b"], hemisphere=["left", "right"], centres=None, n_cells=[1, 1],
+        sc_weights=weights, sc_tract_lengths=lengths,
+    )  # fmt: skip
+    store.finish("complete")
+    sc = RunStore.open(path).connectivity
+    assert sc.sc_weights.dims == ("region", "region_source") and sc.sc_tract_lengths.attrs["units"] == "mm"
+    assert float(sc.sc_weights.sel(region="a", region_source="b")) == 2.0  # from b to a
+    np.testing.assert_array_equal(sc.sc_tract_lengths.values, lengths)
+    assert RunStore.open(written).connectivity is None
+    chunk = next((path / "regions" / "sc_weights" / "c").rglob("*"))
+    shutil.rmtree(chunk) if chunk.is_dir() else chunk.unlink()
+    with pytest.raises(StoreError, match=r"array regions/sc_weights lacks 1 of its 1 chunks"):
+        _ = RunStore.open(path).connectivity
+
+
 def set_attrs(path, **attrs):
     root = zarr.open_group(path, mode="r+")
     root.attrs.update(attrs)

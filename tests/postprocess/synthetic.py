@@ -3,7 +3,8 @@
 Region i fires Poisson spikes around a sinusoidally modulated rate (base 5 + 2 (i mod 10) Hz, modulated at
 FREQUENCIES[i % 4]); its signal is a 1 mV sinusoid at that frequency plus white noise, so the band powers
 are known in closed form. BOLD is a slow sinusoid whose phase depends on the hemisphere; hypersynchrony
-ramps up in region 0 only.
+ramps up in region 0 only. The structural weights are a fixed sparse matrix; spectra, peaks and the FC-SC
+correlations are computed from these data by brainsim.postprocess.signals.
 """
 
 import json
@@ -14,6 +15,7 @@ import xarray as xr
 from zarr.errors import ZarrUserWarning
 
 from brainsim import __version__
+from brainsim.postprocess import signals
 from brainsim.postprocess.layout import BANDS, FORMAT, FORMAT_VERSION
 
 FREQUENCIES = (6.0, 10.0, 20.0, 40.0)  # Hz: theta, alpha, beta, gamma
@@ -89,6 +91,17 @@ def synthetic_dataset(
         coords=_coords(time, window, bold_time, n_regions, n_electrodes, cells_per_region),
         attrs=_attrs(name, status, t_end, bin_ms, window_ms, tr, n_spikes, alerts),
     )
+    freqs = signals.frequencies(n_time, bin_ms)
+    ds = ds.assign_coords(frequency=("frequency", freqs, {"units": "Hz"}))
+    spectrum_eeg = signals.spectrum(eeg, bin_ms) if n_electrodes else np.zeros((freqs.size, 0))
+    eeg_peak = (
+        signals.spectral_peaks(freqs, spectrum_eeg.mean(axis=1, keepdims=True))[:, 0]
+        if n_electrodes
+        else np.full(2, np.nan)
+    )
+    sc = _structure(n_regions)
+    fc_rate, fc_bold = _correlation(rate), _correlation(bold)
+    ds.attrs["peak_clear_above"] = signals.clear_peak_level(n_time, bin_ms)
     window_rate = np.array([rate[(time >= w) & (time < w + window_ms)].mean(axis=0) for w in window])
     variables = {
         "rate": (("time", "region"), rate, "Hz", "population firing rate per bin"),
@@ -105,8 +118,16 @@ def synthetic_dataset(
             "band power of eeg",
         ),
         "bold": (("bold_time", "region"), bold, "%", "BOLD signal change"),
-        "fc_bold": (("region", "region2"), _correlation(bold), "1", "functional connectivity of BOLD"),
-        "fc_rate": (("region", "region2"), _correlation(rate), "1", "functional connectivity of rate"),
+        "fc_bold": (("region", "region2"), fc_bold, "1", "functional connectivity of BOLD"),
+        "fc_rate": (("region", "region2"), fc_rate, "1", "functional connectivity of rate"),
+        "mean_rate_excitatory": (("region",), 0.9 * rate.mean(axis=0), "Hz", "mean rate of excitatory cells"),
+        "mean_rate_inhibitory": (("region",), 1.4 * rate.mean(axis=0), "Hz", "mean rate of inhibitory cells"),
+        "spectrum_eeg": (("frequency", "electrode"), spectrum_eeg, "a.u.^2/Hz", "power spectrum of eeg"),
+        "eeg_peak_frequency": ((), eeg_peak[0], "Hz", "peak of the mean EEG spectrum"),
+        "eeg_peak_prominence": ((), eeg_peak[1], "1", "its power over the 1/f background"),
+        "sc_weights": (("region", "region2"), sc, "a.u.", "structural connectivity"),
+        "fc_sc_rate": ((), signals.fc_sc_correlation(fc_rate, sc), "1", "FC-SC correlation of rates"),
+        "fc_sc_bold": ((), signals.fc_sc_correlation(fc_bold, sc), "1", "FC-SC correlation of BOLD"),
         "window_rate": (
             ("window", "region"),
             window_rate.reshape(-1, n_regions),
@@ -170,6 +191,16 @@ def _correlation(x):
     if x.shape[0] < 3:
         return np.full((x.shape[1], x.shape[1]), np.nan)
     return np.corrcoef(x, rowvar=False)
+
+
+def _structure(n_regions):
+    """weights[target, source]: each region gets 1 from the region before it, 0.5 from the one after."""
+    index = np.arange(n_regions)
+    weights = np.zeros((n_regions, n_regions))
+    weights[index, (index - 1) % n_regions] += 1.0
+    weights[index, (index + 1) % n_regions] += 0.5
+    np.fill_diagonal(weights, 0.0)
+    return weights
 
 
 def _hypersynchrony(window, n_regions):

@@ -16,9 +16,9 @@ from synthetic import synthetic_dataset, synthetic_summary, write_summary
 from brainsim.errors import StoreError
 from brainsim.postprocess.report import MAX_COLUMNS, decimate, write_report
 
+FIRST_PAGE = ("raster", "spectrum_eeg", "rate", "fc_sc")  # in this order, before every other figure
 FIGURES = (
-    "raster",
-    "rate",
+    *FIRST_PAGE,
     "fc_rate",
     "fc_bold",
     "band_power",
@@ -85,6 +85,52 @@ def test_every_figure_is_an_inline_png_with_alt_and_caption(page):
         assert re.search(r"<figcaption><b>[^<]+</b>\. [^<]{10,}</figcaption>", found[name]), name
 
 
+def test_the_page_opens_with_the_brain_at_rest(page):
+    """Raster, EEG spectra with the peak, the rate heatmap with population rates, FC beside SC with r."""
+    html, _, ds = page
+    order = re.findall(r'data-variable="(\w+)"', html)
+    assert order[: len(FIRST_PAGE)] == list(FIRST_PAGE)
+    assert (
+        html.index('id="vitals"') < html.index('<section id="rest">') < html.index('<section id="figures">')
+    )
+    found = figures(html)
+    peak, prominence = float(ds.eeg_peak_frequency), float(ds.eeg_peak_prominence)
+    assert prominence > ds.attrs["peak_clear_above"]  # the synthetic EEG has sinusoids
+    assert (
+        f"mean spectrum: peak at {peak:g} Hz, {prominence:.3g} times the 1/f background"
+        in found["spectrum_eeg"]
+    )
+    assert "excitatory cells" in found["rate"] and "inhibitory cells" in found["rate"]
+    r = float(ds.fc_sc_rate)
+    assert f"with the FC of BOLD: r = {float(ds.fc_sc_bold):.2f}" in found["fc_sc"]  # a 400 ms run: rate FC
+    vitals = re.search(r'<p class="vitals" id="vitals">(.*?)</p>', html).group(1)
+    assert f"EEG peak {peak:g} Hz" in vitals and f"FC\u2013SC r {r:.2f} (rates)" in vitals
+    fig = mpimg.imread(io.BytesIO(png_of(found["fc_sc"])), format="png")
+    assert fig.shape[1] > 2 * fig.shape[0]  # two matrices side by side
+
+
+def test_a_summary_without_structure_or_spectra_says_so(tmp_path):
+    """Summaries of runs whose store has no structural connectivity (NaN), or made before spectra and
+    per-kind rates were summarised (absent), still make a page."""
+    ds = synthetic_dataset()
+    ds["sc_weights"][:] = np.nan
+    ds["fc_sc_rate"] = ds["fc_sc_bold"] = np.nan
+    write_summary(ds, tmp_path / "nan.zarr")
+    old = ds.drop_vars(
+        ["spectrum_eeg", "eeg_peak_frequency", "eeg_peak_prominence", "sc_weights", "fc_sc_rate",
+         "fc_sc_bold", "mean_rate_excitatory", "mean_rate_inhibitory", "frequency"]
+    )  # fmt: skip
+    del old.attrs["peak_clear_above"]
+    write_summary(old, tmp_path / "old.zarr")
+    for name in ("nan", "old"):
+        html = write_report(tmp_path / f"{name}.zarr", tmp_path / f"{name}.html", log=lambda line: None)
+        found = figures(html.read_text())
+        assert "no structural connectivity in this summary" in found["fc_sc"] and "<img" not in found["fc_sc"]
+        assert png_of(found["rate"]).startswith(PNG_MAGIC)
+    assert "summarise the run again" in found["spectrum_eeg"]
+    assert "per cell" in found["rate"]
+
+
 def test_header_shows_run_provenance_and_parameters(page):
     html, _, ds = page
     for text in (
@@ -146,9 +192,10 @@ def test_region_table_values_and_nan_dash(tmp_path):
 def test_all_nan_variables_get_a_note(tmp_path):
     html, _, _ = render(tmp_path, tr=1000.0, n_electrodes=0)  # one BOLD sample: fc_bold is NaN; no electrodes
     found = figures(html)
-    for name in ("fc_bold", "band_power_eeg"):
+    for name in ("fc_bold", "band_power_eeg", "spectrum_eeg"):
         assert "<img" not in found[name] and 'class="note"' in found[name], name
     assert "NaN throughout" in found["fc_bold"] and "has no electrode" in found["band_power_eeg"]
+    assert "has no electrode" in found["spectrum_eeg"]
     assert png_of(found["fc_rate"]).startswith(PNG_MAGIC)
 
 
@@ -188,7 +235,7 @@ def test_long_summary_is_decimated_lazily(tmp_path):
     np.testing.assert_allclose(reduced.values[1], rate.values[factor : 2 * factor].mean(axis=0))
     assert reduced.time.values[1] == rate.time.values[factor]
     html = write_report(tmp_path / "long.zarr", tmp_path / "long.html", log=lambda line: None).read_text()
-    assert "means over blocks of 15 samples" in figures(html)["rate"]
+    assert "means over 15 ms bins" in figures(html)["rate"]  # at most MAX_COLUMNS columns
 
 
 def test_run_store_is_refused(tmp_path):
@@ -206,13 +253,20 @@ def test_report_of_a_real_run(run, tmp_path):
     note), every region in the table."""
     from brainsim.postprocess.summarize import summarize
 
-    _, store = run("tests/data/small_brain.yaml")
+    opened, store = run("tests/data/small_brain.yaml")
     summarize(store, tmp_path / "run.summary.zarr", scheduler="threads", log=lambda line: None)
     out = write_report(tmp_path / "run.summary.zarr", tmp_path / "run.html", log=lambda line: None)
     html = out.read_text()
     found = figures(html)
     assert [name for name in FIGURES if "<img" not in found[name]] == ["fc_bold"]
     assert "fc_bold is NaN throughout" in found["fc_bold"]
+    summary = xr.open_zarr(tmp_path / "run.summary.zarr")
+    np.testing.assert_array_equal(summary.sc_weights.values, opened.connectivity.sc_weights.values)
+    assert np.isfinite(float(summary.fc_sc_rate)) and "correlation of the firing rates" in found["fc_sc"]
+    assert "FC of rates" not in found["fc_sc"]  # the figure's title is in the image, the caption names it
+    assert (
+        "correlation of the firing rates" in found["fc_sc"] and "over 15 region pairs" not in found["fc_sc"]
+    )
     labels = list(xr.open_zarr(tmp_path / "run.summary.zarr").region.values)
     body = re.search(r'<section id="regions">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
     assert re.findall(r"<tr><td>(.*?)</td>", body) == labels and len(labels) == 6

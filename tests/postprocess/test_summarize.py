@@ -77,8 +77,9 @@ def _spike_trains(rng):
     return gid[order], time[order]
 
 
-def write_run(path, *, status="complete", t_reached=TSTOP, alerts=(), seed=1):
-    """A run store as the engine writes one: spikes, regions group (v_mean sinusoids), populations."""
+def write_run(path, *, status="complete", t_reached=TSTOP, alerts=(), seed=1, sc=None):
+    """A run store as the engine writes one: spikes, regions group (v_mean sinusoids), populations; sc:
+    (weights, tract lengths) of the regions, or None for a store without structural connectivity."""
     rng = np.random.default_rng(seed)
     config = {
         "name": "synthetic_twin",
@@ -93,7 +94,8 @@ def write_run(path, *, status="complete", t_reached=TSTOP, alerts=(), seed=1):
     n_cells = [50, 30, 20, 20, 10]
     store.add_regions(
         bin_ms=1.0, n_bins=n_bins, labels=LABELS, hemisphere=["left", "left", "right", "right", "right"],
-        centres=CENTRES, n_cells=n_cells,
+        centres=CENTRES, n_cells=n_cells, sc_weights=None if sc is None else sc[0],
+        sc_tract_lengths=None if sc is None else sc[1],
     )  # fmt: skip
     t = (np.arange(n_bins) + 0.5) * 1e-3  # s, bin middles
     v = np.full((n_bins, len(LABELS)), -65.0)

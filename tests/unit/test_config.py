@@ -1230,6 +1230,7 @@ def test_defaults_are_filled():
         "petsc": {},
         "voltage_limit": 1000.0,
         "progress_interval": 2.0,
+        "warmup": 0.0,
     }
     cell = config["cells"][0]
     assert cell["count"] == 1 and cell["v_init"] == -65.0 and cell["regions"] == {}

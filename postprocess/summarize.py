@@ -276,23 +276,8 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
     }
     region_chunk = max(1, min(n_regions, CHUNK_BYTES // (8 * n_bins)))
     by_region = signal.rechunk((n_bins, region_chunk))
-    data["band_power"] = (
-        ("region", "band"),
-        _per_column(by_region, lambda x: band_power(x, bin_ms), len(BANDS)).T,
-        f"{signal_units}^2",
-        "Welch band power of the region signal",
-    )
     freqs = frequencies(n_bins, bin_ms)
-    region_spectrum = _per_column(by_region, lambda x: spectrum(x, bin_ms), freqs.size)
-    data["spectrum"] = (
-        ("frequency", "region"),
-        region_spectrum,
-        f"{signal_units}^2/Hz",
-        "Welch power spectral density of the region signal",
-    )
-    peaks = _per_column(region_spectrum, lambda psd: spectral_peaks(freqs, psd), 2)
-    data["peak_frequency"] = (("region",), peaks[0], "Hz", "spectral peak of the region signal")
-    data["peak_prominence"] = (("region",), peaks[1], "1", "power at the peak over the 1/f background")
+    _add_spectra(data, by_region, bin_ms, freqs, "region", "", signal_units, "the region signal")
     every = int(round(tr / bin_ms))
     drive = da.nan_to_num(rate / BOLD_RATE_SCALE).rechunk((n_bins, region_chunk))
     bold = _per_column(drive, lambda u: balloon(u, bin_ms * 1e-3, every), n_bins // every + 1)
@@ -405,18 +390,7 @@ def _add_eeg(view, signal, bin_ms, units, data, coords, freqs):
         "EEG proxy (1/d^2 lead field, average ref)",
     )
     by_column = eeg.rechunk((eeg.shape[0], max(1, len(names))))
-    power = _per_column(by_column, lambda x: band_power(x, bin_ms), len(BANDS)).T
-    data["band_power_eeg"] = (("electrode", "band"), power, f"{units}^2", "Welch band power of the EEG proxy")
-    psd = _per_column(by_column, lambda x: spectrum(x, bin_ms), freqs.size)
-    data["spectrum_eeg"] = (
-        ("frequency", "electrode"),
-        psd,
-        f"{units}^2/Hz",
-        "Welch power spectral density of the EEG proxy",
-    )
-    peaks = _per_column(psd, lambda p: spectral_peaks(freqs, p), 2)
-    data["peak_frequency_eeg"] = (("electrode",), peaks[0], "Hz", "spectral peak of the EEG proxy")
-    data["peak_prominence_eeg"] = (("electrode",), peaks[1], "1", "power at the peak over the 1/f background")
+    psd = _add_spectra(data, by_column, bin_ms, freqs, "electrode", "_eeg", units, "the EEG proxy")
     mean = (
         _per_column(psd.mean(axis=1, keepdims=True), lambda p: spectral_peaks(freqs, p), 2)[:, 0]
         if names
@@ -427,6 +401,25 @@ def _add_eeg(view, signal, bin_ms, units, data, coords, freqs):
     coords["electrode"] = ("electrode", np.array(names, dtype=object), {})
     for k, axis in enumerate("xyz"):
         coords[f"electrode_{axis}"] = ("electrode", positions[:, k], {"units": "mm"})
+
+
+def _add_spectra(data, columns, bin_ms, freqs, dim, suffix, units, what):
+    """Band power, Welch spectrum and spectral peak of each column of `columns` (time, dim), sampled every
+    bin_ms ms, as data["band_power" + suffix], ["spectrum" + suffix], ["peak_frequency" + suffix] and
+    ["peak_prominence" + suffix]; returns the spectra (frequency, dim)."""
+    power = _per_column(columns, lambda x: band_power(x, bin_ms), len(BANDS)).T
+    data[f"band_power{suffix}"] = ((dim, "band"), power, f"{units}^2", f"Welch band power of {what}")
+    psd = _per_column(columns, lambda x: spectrum(x, bin_ms), freqs.size)
+    data[f"spectrum{suffix}"] = (
+        ("frequency", dim),
+        psd,
+        f"{units}^2/Hz",
+        f"Welch power spectral density of {what}",
+    )
+    peaks = _per_column(psd, lambda p: spectral_peaks(freqs, p), 2)
+    data[f"peak_frequency{suffix}"] = ((dim,), peaks[0], "Hz", f"spectral peak of {what}")
+    data[f"peak_prominence{suffix}"] = ((dim,), peaks[1], "1", "power at the peak over the 1/f background")
+    return psd
 
 
 def _per_column(x, function, n_rows):

@@ -1,5 +1,6 @@
 """Test helpers: run a config in this process and read its output back."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,36 @@ def simulate(config, overrides=(), output=None, patient=None, interventions=()):
     cfg = brainsim.load_config(ROOT / config, list(overrides), patient=patient, interventions=interventions)
     store = brainsim.run(cfg, output, overwrite=True, progress=False)
     return store, store.path
+
+
+TINY = {
+    "name": "tiny",
+    "simulation": {"tstop": 1.0, "dt": 0.025, "method": "petsc"},
+    "cells": [
+        {
+            "name": "c",
+            "count": 1,
+            "morphology": {"kind": "cylinder", "length": 20, "diameter": 20},
+            "discretization": {"per_branch": 1},
+            "regions": {"all": {"mechanisms": {"hh": {}}}},
+        }
+    ],
+    "output": {"path": "out/tiny.zarr", "overwrite": True},
+}
+"""A one-compartment HH cell for 1 ms: the smallest config that runs."""
+
+
+def edited(raw, **edits):
+    """A deep copy of the config mapping raw with dotted edits, e.g. edited(raw, **{"simulation.tstop": -1})
+    (list items by index: "cells.0.count")."""
+    raw = copy.deepcopy(raw)
+    for key, value in edits.items():
+        *parents, last = [int(k) if k.isdigit() else k for k in key.split(".")]
+        node = raw
+        for k in parents:
+            node = node[k]
+        node[last] = value
+    return raw
 
 
 def checked(config):

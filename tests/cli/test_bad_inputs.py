@@ -6,7 +6,6 @@ main), and so does a run under a file-size limit (a full disk); PETSc command-li
 PETSc starts, need a fresh process: those few run as subprocesses, started together.
 """
 
-import json
 import os
 import resource
 import signal
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import TINY, edited
 
 from brainsim.cli import main
 
@@ -25,32 +25,10 @@ SMALL_BRAIN = ROOT / "tests" / "data" / "small_brain.yaml"
 BRAINSIM = Path(sys.executable).with_name("brainsim")
 TIMEOUT = 300
 
-TINY = {
-    "name": "tiny",
-    "simulation": {"tstop": 1.0, "dt": 0.025, "method": "petsc"},
-    "cells": [
-        {
-            "name": "c",
-            "count": 1,
-            "morphology": {"kind": "cylinder", "length": 20, "diameter": 20},
-            "discretization": {"per_branch": 1},
-            "regions": {"all": {"mechanisms": {"hh": {}}}},
-        }
-    ],
-    "output": {"path": "out/tiny.zarr", "overwrite": True},
-}
-
 
 def tiny(**edits):
     """The tiny config with top-level dotted edits, as YAML text."""
-    raw = json.loads(json.dumps(TINY))
-    for key, value in edits.items():
-        *parents, last = [int(k) if k.isdigit() else k for k in key.split(".")]
-        node = raw
-        for k in parents:
-            node = node[k]
-        node[last] = value
-    return yaml.safe_dump(raw)
+    return yaml.safe_dump(edited(TINY, **edits))
 
 
 def free_port():

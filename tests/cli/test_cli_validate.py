@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import edited
 
 ROOT = Path(__file__).resolve().parents[2]
 M1 = ROOT / "configs" / "bench" / "m1_hh_cable.yaml"
@@ -27,14 +28,7 @@ SENTINEL = "an earlier run's results\n"
 
 def m2_with(**edits):
     """The M2 config text with top-level dotted edits, e.g. m2_with(**{"simulation.tstop": -1})."""
-    raw = yaml.safe_load(M2.read_text())
-    for key, value in edits.items():
-        *parents, last = [int(k) if k.isdigit() else k for k in key.split(".")]
-        node = raw
-        for k in parents:
-            node = node[k]
-        node[last] = value
-    return yaml.safe_dump(raw)
+    return yaml.safe_dump(edited(yaml.safe_load(M2.read_text()), **edits))
 
 
 SCHEMA_ERROR = m2_with(**{"simulation.tstop": -1})

@@ -55,14 +55,8 @@ def test_time_limit_signals_checkpoints_requeues_and_resumes(slurm, tmp_path):
     --signal=USR1 --batch) once the run writes its store, so start-up may take as long as it takes here."""
     args = ["--set", "simulation.tstop=16000", "--time", "00:10:00"]
     options = ["--name", "limited", "--profile", "local", "--jobs-dir", str(tmp_path), "--no-summary"]
-    code = main(["submit", str(SMALL), *options, "--nodes", "1", "--ntasks-per-node", "2", *args])
-    assert code == 0
-    record = json.loads((tmp_path / "limited/job.json").read_text())
-    job, store = record["jobs"]["run"], Path(record["store"])
-    wait_until_writing(job, store)
-    slurm.run("scancel", "--signal=USR1", "--batch", job)
-    result = slurm.wait(job, timeout=600)
-    log = "\n".join(p.read_text() for p in (tmp_path / "limited").glob("slurm-*.out"))
+    argv = [str(SMALL), *options, "--nodes", "1", "--ntasks-per-node", "2", *args]
+    job, store, result, log = submit_and_signal(slurm, tmp_path / "limited", argv, timeout=600)
     assert result.ok, log
     assert result.restarts == 1 and "run step ended with 75" in log and "--resume" in log, log
     assert f"brainsim: job {job}: checkpoint at t=" in log and "(was none); requeueing" in log, log
@@ -82,19 +76,25 @@ def test_a_start_that_checkpoints_nothing_is_not_requeued(slurm, tmp_path):
             "output.stop_grace=1"]  # fmt: skip
     args = [str(NET), "--name", "stuck", "--profile", "local", "--jobs-dir", str(tmp_path), "--no-summary",
             "--time", "00:10:00", *(x for item in sets for x in ("--set", item))]  # fmt: skip
-    assert main(["submit", *args]) == 0
-    record = json.loads((tmp_path / "stuck/job.json").read_text())
-    job, store = record["jobs"]["run"], Path(record["store"])
-    wait_until_writing(job, store)
-    slurm.run("scancel", "--signal=USR1", "--batch", job)
-    result = slurm.wait(job, timeout=300)
-    log = "\n".join(p.read_text() for p in (tmp_path / "stuck").glob("slurm-*.out"))
+    job, store, result, log = submit_and_signal(slurm, tmp_path / "stuck", args, timeout=300)
     assert result.state == "FAILED" and result.exit_code == 1 and result.restarts == 0, (result, log)
     assert "brainsim: stopped by SIGUSR1 at t=" in log and "run step ended with 1" in log, log
     assert f"brainsim: job {job}: not requeued: this start wrote no new checkpoint" in log, log
     assert "(the latest is still none)" in log, log
     assert "start-up took " in log and "the signal comes 30 s before the 600 s limit" in log, log
     assert attrs(store)["status"] == "interrupted"
+
+
+def submit_and_signal(slurm, folder, argv, timeout):
+    """`brainsim submit ARGV` (its job folder: folder), then USR1 to the batch shell, as SLURM sends it
+    before the time limit, once the run has written its store; (job id, store, the job's end, its log)."""
+    assert main(["submit", *argv]) == 0
+    record = json.loads((folder / "job.json").read_text())
+    job, store = record["jobs"]["run"], Path(record["store"])
+    wait_until_writing(job, store)
+    slurm.run("scancel", "--signal=USR1", "--batch", job)
+    result = slurm.wait(job, timeout=timeout)
+    return job, store, result, "\n".join(p.read_text() for p in folder.glob("slurm-*.out"))
 
 
 def wait_until_writing(job, store, timeout=300):

@@ -4,6 +4,7 @@ the option, for `validate` (check_petsc_options) and for a run (make_integrator)
 
 import pytest
 import yaml
+from support import TINY, edited
 
 import brainsim
 from brainsim.engine.integrators import check_petsc_options
@@ -11,26 +12,12 @@ from brainsim.errors import ConfigError
 from brainsim.model.recipe import Recipe
 from brainsim.parallel.context import init_petsc
 
-TINY = {
-    "name": "tiny",
-    "simulation": {"tstop": 0.5, "dt": 0.025, "method": "petsc"},
-    "cells": [
-        {
-            "name": "c",
-            "count": 1,
-            "morphology": {"kind": "cylinder", "length": 20, "diameter": 20},
-            "discretization": {"per_branch": 1},
-            "regions": {"all": {"mechanisms": {"hh": {}}}},
-        }
-    ],
-}
-
 
 @pytest.fixture
 def config(tmp_path):
     """load(*overrides): the tiny one-cell config with --set overrides."""
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY))
+    path.write_text(yaml.safe_dump(edited(TINY, **{"simulation.tstop": 0.5})))
     return lambda *overrides: brainsim.load_config(path, list(overrides))
 
 

@@ -1,5 +1,5 @@
-"""The `brainsim` command: run, validate, partition, summarize, report, compare, plan, calibrate, submit,
-sweep, collect, status, info."""
+"""The `brainsim` command: run, validate, partition, summarize, report, compare, observe, fork, plan,
+calibrate, submit, sweep, collect, status, info."""
 
 import argparse
 import logging
@@ -184,13 +184,131 @@ def _parser():
         "compare",
         help="per-region differences of summaries, and treatments ranked by distance to a target",
         description="Compare each TREATED summary with BASELINE (per-region differences and effect sizes) "
-        "and rank all of them by their distance to a target summary (default: the baseline).",
+        "and rank all of them by their distance to a target summary (default: the baseline). Given one "
+        "folder of forked futures' summaries (`brainsim fork`, then summarize), report each treatment's "
+        "effect relative to the untreated future with its 95 % interval over the posterior's members, and "
+        "P(A beats B) on --measure.",
     )
-    compare.add_argument("baseline", help="baseline summary store")
-    compare.add_argument("treated", nargs="+", help="summary stores to compare with it")
+    compare.add_argument("baseline", help="baseline summary store, or a fork's folder of summaries")
+    compare.add_argument("treated", nargs="*", help="summary stores to compare with it")
     compare.add_argument("--target", help="summary store to rank by distance to (e.g. a healthy twin)")
-    compare.add_argument("-o", "--output", help="folder for differences.csv, ranking.csv and ranking.png")
+    compare.add_argument(
+        "--measure",
+        default="mean_rate",
+        help="futures: the feature a treatment's score is the change of (default mean_rate)",
+    )
+    compare.add_argument(
+        "--regions",
+        nargs="+",
+        metavar="REGION",
+        help="futures: the regions the score averages over (default all)",
+    )
+    compare.add_argument(
+        "--goal",
+        choices=["higher", "lower"],
+        default="higher",
+        help="futures: a treatment beats another when its score is higher (default) or lower",
+    )
+    compare.add_argument(
+        "-o", "--output", help="folder for the tables (CSV) and figure (PNG) of the comparison"
+    )
     compare.set_defaults(func=_compare)
+
+    fork = sub.add_parser(
+        "fork",
+        help="treatments forked from the state of a run (or of each member of a fit) at time T",
+        description="Continue futures from one state at --at T without simulating [0, T] again: SOURCE is "
+        "a run store (its checkpoint at or before T is used), a checkpoint folder, a config file (simulated "
+        "once to T in memory) or a fit's folder (every posterior member is run to T once). Writes "
+        "OUT/<intervention stem>.zarr and OUT/none.zarr (the untreated continuation), or "
+        "OUT/member-NNN/<label>.zarr for a fit; each store records its parent, fork_time and state_hash.",
+    )
+    fork.add_argument("source", help="run store, checkpoint folder, config file or fit folder")
+    fork.add_argument("--at", type=float, required=True, metavar="T", help="the fork time, ms")
+    fork.add_argument(
+        "--intervention",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a treatment (YAML) acting from T on: one future each (repeatable)",
+    )
+    fork.add_argument("-o", "--output", required=True, metavar="DIR", help="folder of the futures' stores")
+    fork.add_argument(
+        "--tstop", type=float, metavar="MS", help="the futures' stop time (default the source's)"
+    )
+    fork.add_argument("--config", help="the config of a checkpoint folder (default: its run store's)")
+    fork.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a value of the source's config (what the state depends on must stay the same)",
+    )
+    fork.add_argument("--summarize", action="store_true", help="summarize each future (in this process)")
+    fork.add_argument("--overwrite", action="store_true", help="replace the futures' existing stores")
+    fork.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    fork.set_defaults(func=_fork)
+
+    observe = sub.add_parser(
+        "observe",
+        help="a patient's recordings (EEG, fMRI, region rates) into an observation store for a fit",
+        description="Read EEG (EDF/BDF, BrainVision, FIF, EEGLAB, ... through MNE), BOLD region time series "
+        "(TSV/CSV/.npy/.npz, or a 4-D NIfTI with --atlas) and region firing rates (--kind rate) into one "
+        "store in the summary's layout and units (brainsim/twin/observe.py).",
+    )
+    observe.add_argument("files", nargs="+", metavar="FILE", help="recordings: at most one of each kind")
+    observe.add_argument(
+        "--connectome",
+        metavar="SPEC",
+        help="whose region labels the region time series carry: a run config (.yaml), a TVB connectivity "
+        "(.zip, folder, .h5), tvb-data:NAME or a brain.connectome mapping '{kind: ..., ...}'",
+    )
+    observe.add_argument("-o", "--output", required=True, help="observation store to write (Zarr)")
+    observe.add_argument(
+        "--bin", type=float, default=1.0, help="time bin, ms: EEG resampled to it; rates sampled every bin"
+    )
+    observe.add_argument("--tr", type=float, help="BOLD sampling interval, ms (a NIfTI: default its header)")
+    observe.add_argument(
+        "--kind", choices=["bold", "rate"], default="bold", help="what a table or NumPy file holds"
+    )
+    observe.add_argument("--labels", metavar="FILE", help="region labels of a .npy/.npz, one per line")
+    observe.add_argument("--atlas", metavar="IMAGE", help="3-D atlas image of integer regions for a NIfTI")
+    observe.add_argument("--atlas-labels", metavar="FILE", help="the atlas's 'VALUE LABEL' lines")
+    observe.add_argument(
+        "--bad", action="append", default=[], metavar="CHANNEL", help="EEG channel taken as bad (repeatable)"
+    )
+    observe.add_argument("--overwrite", action="store_true", help="replace an existing observation store")
+    observe.set_defaults(func=_observe)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit a brain's patient parameters to a patient's observations (ensemble Kalman inversion)",
+        description="Personalise CONFIG to the observation store (`brainsim observe`): the free parameters, "
+        "their priors and the features matched are in the fit file (--parameters, e.g. "
+        "configs/twin/fit.yaml); each iteration runs every member as one batch on --scheduler. Writes "
+        "FIT_DIR/fit.zarr, fit.json, "
+        "patient.yaml (the posterior mean), posterior/member-NNN.yaml and report.png (brainsim/twin/fit.py).",
+    )
+    fit.add_argument("config")
+    fit.add_argument("--observations", required=True, metavar="OBS.zarr", help="the patient's observations")
+    fit.add_argument("--parameters", required=True, metavar="FIT.yaml", help="the fit file")
+    fit.add_argument("--members", type=int, metavar="J", help="ensemble size (default: the fit file's)")
+    fit.add_argument("--iterations", type=int, metavar="K", help="most Kalman updates (default: fit file's)")
+    fit.add_argument("--seed", type=int, help="seed of the whole fit (default: the fit file's)")
+    fit.add_argument(
+        "--scheduler",
+        default="local",
+        help="where members run: local, dask, tcp://host:port, slurm, slurm-array or mpi (default local)",
+    )
+    fit.add_argument("--workers", type=int, help="worker processes, SLURM jobs or MPI groups")
+    fit.add_argument("--profile", help="site profile (slurm/profiles) for slurm and slurm-array")
+    fit.add_argument(
+        "--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a value of the config"
+    )
+    fit.add_argument("-o", "--output", required=True, metavar="FIT_DIR", help="the fit's folder")
+    fit.add_argument("--resume", action="store_true", help="continue the interrupted fit in FIT_DIR")
+    fit.add_argument("--overwrite", action="store_true", help="replace the fit in FIT_DIR")
+    fit.set_defaults(func=_fit)
 
     plan = sub.add_parser(
         "plan",
@@ -454,10 +572,108 @@ def _html_report(args, petsc_args):
 
 
 def _compare(args, petsc_args):
-    from .postprocess.compare import compare, format_comparison
+    from .postprocess.compare import (
+        compare,
+        compare_futures,
+        format_comparison,
+        format_futures,
+        is_fork_folder,
+    )
 
+    if not args.treated and is_fork_folder(args.baseline):
+        result = compare_futures(
+            args.baseline,
+            measure=args.measure,
+            regions=args.regions,
+            goal=args.goal,
+            out=args.output,
+            log=_progress,
+        )
+        print(format_futures(result))
+        return 0
     result = compare([args.baseline, *args.treated], target=args.target, out=args.output, log=_progress)
     print(format_comparison(result))
+    return 0
+
+
+def _fork(args, petsc_args):
+    from .parallel.context import Context
+    from .twin.fork import fork, fork_posterior, is_fit_dir
+
+    context = Context.world()
+    options = dict(
+        tstop=args.tstop,
+        overrides=args.set,
+        overwrite=args.overwrite,
+        context=context,
+        progress=not args.quiet,
+        log=_progress,
+    )
+    if is_fit_dir(args.source):
+        if args.config:
+            raise ConfigError("--config", args.config, "no --config with a fit's folder (fit.json names it)")
+        done = fork_posterior(args.source, args.at, args.intervention, args.output, **options)
+        futures = [future for member in done.values() for future in member]
+    else:
+        futures = fork(args.source, args.at, args.intervention, args.output, config=args.config, **options)
+    if args.summarize and context.is_root:
+        from .postprocess.summarize import summarize
+
+        for future in futures:
+            summarize(future.path, scheduler="sync", overwrite=args.overwrite, log=_progress)
+    if context.is_root:
+        for future in futures:
+            print(f"{future.label}: {future.path}")
+    return 0
+
+
+def _fit(args, petsc_args):
+    from .twin.fit import FitStopped, fit
+
+    try:
+        record = fit(
+            args.config,
+            args.observations,
+            args.parameters,
+            args.output,
+            members=args.members,
+            iterations=args.iterations,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            profile=args.profile,
+            seed=args.seed,
+            overrides=args.set,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            log=_progress,
+        )
+    except FitStopped as e:
+        return _report(e, EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED)
+    if record is not None:
+        for name, p in record["posterior"].items():
+            print(f"{name}: {p['mean']:.4g} ± {p['sd']:.2g} (95%: {p['q2.5']:.4g} to {p['q97.5']:.4g})")
+        print(f"fit: {args.output}")
+    return 0
+
+
+def _observe(args, petsc_args):
+    from .twin.observe import observe
+
+    path = observe(
+        args.files,
+        args.output,
+        connectome=args.connectome,
+        kind=args.kind,
+        bin_ms=args.bin,
+        tr=args.tr,
+        labels=args.labels,
+        atlas=args.atlas,
+        atlas_labels=args.atlas_labels,
+        bads=args.bad,
+        overwrite=args.overwrite,
+        log=_progress,
+    )
+    print(f"observations: {path}")
     return 0
 
 
@@ -481,7 +697,7 @@ def _plan(args, petsc_args):
         f"cost: {p['ns_per_compartment_step']:g} ns per compartment-step ({p['method']}; {p['cost_source']})"
     )
     per_s, total = p["wall_s_per_simulated_s"], p["wall_s"]
-    print(f"wall time: {per_s:.3g} s per simulated second, {total:.3g} s for the run")
+    print(f"wall time: {per_s:.3g} s per simulated second, {total:.3g} s for the run (with its warm-up)")
     if target is not None:
         where = ""
         if "recommended_nodes" in p:

@@ -161,6 +161,18 @@ class StoreError(BrainsimError):
         return StoreError, (self.path, self.message)
 
 
+class ObservationError(BrainsimError):
+    """A patient's recording (EEG, fMRI, region time series, atlas) cannot be used as an observation:
+    names the file and what is wrong or allowed."""
+
+    def __init__(self, path, message):
+        self.path, self.message = Path(path), message
+        super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        return ObservationError, (self.path, self.message)
+
+
 class BrainsimWarning(UserWarning):
     """Something that runs but is probably not what was meant; the `brainsim` command prints it on stderr
     as `brainsim: warning: ...` (from Python it is an ordinary warning)."""

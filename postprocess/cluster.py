@@ -43,41 +43,15 @@ def dask_client(scheduler="local", workers=None, log=print, logs=None):
     from distributed import Client
 
     if scheduler == "local":
-        from distributed import LocalCluster
-
         n = workers or os.cpu_count() or 1
         log(f"summarize: starting a local Dask cluster of {n} worker process(es)")
-        # NaN where a measure is undefined (no cells, no spikes) is intended: workers need not warn of it.
-        previous = os.environ.get("PYTHONWARNINGS")
-        quiet = "ignore:invalid value encountered:RuntimeWarning,ignore:divide by zero:RuntimeWarning"
-        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous, quiet]))
-        try:
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None)
-        finally:
-            if previous is None:
-                del os.environ["PYTHONWARNINGS"]
-            else:
-                os.environ["PYTHONWARNINGS"] = previous
-        with cluster, Client(cluster) as client:
+        with local_cluster(n) as cluster, Client(cluster) as client:
             client.run(_quiet_task_failures)
             yield client
     elif scheduler == "slurm":
-        from dask_jobqueue import SLURMCluster
-
         n = workers or 2
         log(f"summarize: submitting {n} Dask worker job(s) to SLURM")
-        given = dask.config.get("jobqueue.slurm", {})  # the site's settings win over these defaults
-        defaults = {
-            "cores": 1,
-            "processes": 1,
-            "memory": "4GB",
-            "walltime": "01:00:00",
-            "log_directory": logs,
-        }
-        options = {k: v for k, v in defaults.items() if given.get(k.replace("_", "-")) is None}
-        with SLURMCluster(**options) as cluster, Client(cluster) as client:
-            cluster.scale(jobs=n)
-            client.wait_for_workers(1)
+        with slurm_client(n, logs) as client:
             yield client
     elif scheduler == "mpi":
         import logging
@@ -91,13 +65,57 @@ def dask_client(scheduler="local", workers=None, log=print, logs=None):
             yield client
     else:
         log(f"summarize: connecting to {scheduler}")
-        with _connected(Client, scheduler) as client:
+        with connect(scheduler) as client:
             yield client
 
 
-def _connected(Client, address):
+def local_cluster(n):
+    """A LocalCluster of n worker processes of one thread each, without a dashboard (not yet entered)."""
+    from distributed import LocalCluster
+
+    # NaN where a measure is undefined (no cells, no spikes) is intended: workers need not warn of it.
+    previous = os.environ.get("PYTHONWARNINGS")
+    quiet = "ignore:invalid value encountered:RuntimeWarning,ignore:divide by zero:RuntimeWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous, quiet]))
+    try:
+        return LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None)
+    finally:
+        if previous is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
+
+
+@contextmanager
+def slurm_client(jobs, logs=None, site=None):
+    """A Client of Dask workers submitted as `jobs` SLURM jobs through dask-jobqueue (one worker of one core
+    each), once the first has started; closed on exit. Settings: `site` (SLURMCluster arguments, e.g. from
+    a site profile: queue, account, job_script_prologue, python) win over the site's Dask configuration
+    (jobqueue.slurm), which wins over these defaults; logs: the workers' job-log folder by default."""
+    from dask_jobqueue import SLURMCluster
+    from distributed import Client
+
+    given = dask.config.get("jobqueue.slurm", {})
+    defaults = {
+        "cores": 1,
+        "processes": 1,
+        "memory": "4GB",
+        "walltime": "01:00:00",
+        "log_directory": logs,
+    }
+    options = {k: v for k, v in defaults.items() if given.get(k.replace("_", "-")) is None}
+    options.update(site or {})
+    with SLURMCluster(**options) as cluster, Client(cluster) as client:
+        cluster.scale(jobs=jobs)
+        client.wait_for_workers(1)
+        yield client
+
+
+def connect(address):
     """A Client of the scheduler at address (tcp://host:port), or a BrainsimError within CONNECT_TIMEOUT
     saying it cannot be reached (a closed port fails at once, an unreachable host after the timeout)."""
+    from distributed import Client
+
     host, _, port = address.removeprefix("tcp://").rpartition(":")
     unreachable = f"--scheduler {address}: cannot reach a Dask scheduler there"
     hint = "start one (`dask scheduler`) or use --scheduler local"
@@ -127,7 +145,7 @@ def compute(client, what, label, log=print):
     if client is None:
         from dask.diagnostics import ProgressBar
 
-        with ProgressBar(out=sys.stderr, dt=1.0):
+        with ProgressBar(out=sys.stderr, dt=0.1, minimum=1.0):  # a bar for computations over a second
             return list(dask.compute(*what, optimize_graph=False))
     from distributed import progress
 

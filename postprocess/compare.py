@@ -32,6 +32,14 @@ feature f, with t the target's features and x the run's,
     distance = feature_distance + fc_weight * fc_distance   (the FC term left out where it is NaN)
 
 A run identical to the target has distance 0.
+
+Futures forked from one state (``compare_futures``: a fork's folder of summaries, FOLDER/<label>.summary.zarr
+or FOLDER/member-NNN/<label>.summary.zarr for the forks of a fitted posterior): per member, region and
+feature, effect = treated future - untreated future (`none`) of the same member; over members, the median
+and the 95 % interval (2.5th and 97.5th percentiles, linear interpolation), also of the mean over the
+regions (region "all"). A treatment's score in a member is its mean effect on one feature (--measure)
+over chosen regions (--regions, default all); P(A beats B) = the fraction of members where A's score is
+strictly higher (--goal higher) or lower (--goal lower) than B's, with `none` scoring 0.
 """
 
 import warnings
@@ -370,3 +378,258 @@ def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
         return "  ".join(cells).rstrip()
 
     return [line(header), *(line(row) for row in rows)]
+
+
+# -- futures forked from one state (`brainsim fork`) ---------------------------------------------------
+
+UNTREATED = "none"  # the label of the untreated future (brainsim.twin.fork.UNTREATED)
+GOALS = ("higher", "lower")
+INTERVAL = (2.5, 97.5)  # percentiles over members of the 95 % interval
+
+
+@dataclass
+class FutureComparison:
+    """What ``compare_futures`` found: each treatment's effect (treated future minus the untreated one of
+    the same member) per member, region and feature; their median and 95 % interval over members; and
+    P(row beats column) on the stated measure."""
+
+    folder: Path
+    members: list[str]
+    treatments: list[str]
+    measure: str
+    regions: list[str]
+    goal: str
+    effects: pd.DataFrame  # member, treatment, region, feature, untreated, treated, effect
+    intervals: pd.DataFrame  # treatment, region ("all": mean over the regions compared), feature,
+    #                          median, low, high, members
+    scores: pd.DataFrame  # member, treatment, score: mean effect on `measure` over `regions`
+    beats: pd.DataFrame  # P(row beats column), treatments and none on both axes
+    files: list[Path] = field(default_factory=list)
+
+
+def is_fork_folder(path) -> bool:
+    """Whether path is a folder of forked futures' summaries (none.summary.zarr in it or in member-*/)."""
+    path = Path(path)
+    return path.is_dir() and bool(_member_folders(path))
+
+
+def _member_folders(path: Path) -> list[Path]:
+    members = sorted(p for p in path.glob("member-*") if (p / f"{UNTREATED}.summary.zarr").is_dir())
+    if members:
+        return members
+    return [path] if (path / f"{UNTREATED}.summary.zarr").is_dir() else []
+
+
+def compare_futures(folder, *, measure="mean_rate", regions=None, goal="higher", out=None, log=print):
+    """Compare the futures of a fork: FOLDER/<label>.summary.zarr, or FOLDER/member-NNN/<label>.summary.zarr
+    for the forks of a fitted posterior (one per member). Each treatment's effect on every compared
+    feature (``region_features``) is the treated summary minus the untreated one (`none`) of the same
+    member; over members it is reported as the median and the 95 % interval (2.5th to 97.5th
+    percentile, linear interpolation). A treatment A beats B in a member when its score — the mean effect
+    on `measure` over `regions` (default: every region compared) — is `goal` ("higher" or "lower") than
+    B's, strictly; P(A beats B) is the fraction of members where it does (`none` scores 0). Writes
+    effects.csv, intervals.csv, scores.csv, beats.csv and effects.png into `out` if given."""
+    folder = Path(folder)
+    members = _member_folders(folder)
+    if not members:
+        raise StoreError(
+            folder,
+            f"no futures' summaries here ({UNTREATED}.summary.zarr, or member-*/{UNTREATED}.summary.zarr): "
+            "summarize the stores `brainsim fork` wrote first",
+        )
+    if goal not in GOALS:
+        raise ConfigError("--goal", goal, f"one of {list(GOALS)}")
+    labels = [_future_labels(m) for m in members]
+    treatments = labels[0]
+    for member, mine in zip(members, labels):
+        if mine != treatments:
+            raise StoreError(member, f"holds the futures {mine}, {members[0]} holds {treatments}")
+    if not treatments:
+        raise StoreError(members[0], f"holds only the untreated future {UNTREATED!r}: nothing to compare")
+    rows, regions_used = [], None
+    for member in members:
+        paths = [member / f"{label}.summary.zarr" for label in [UNTREATED, *treatments]]
+        stores = [_read(p) for p in paths]
+        common = _common_regions(stores, paths, log)
+        features = [region_features(_select(ds, common)) for ds in stores]
+        regions_used = _check_measure(features[0], measure, regions, common, member)
+        for label, treated in zip(treatments, features[1:]):
+            rows.append(_effects(member.name, label, features[0], treated))
+    effects = pd.concat(rows, ignore_index=True)
+    intervals = _intervals(effects)
+    scores = (
+        effects[(effects.feature == measure) & effects.region.isin(regions_used)]
+        .groupby(["member", "treatment"], sort=False)
+        .effect.mean()
+        .rename("score")
+        .reset_index()
+    )
+    beats = _beats(scores, [m.name for m in members], treatments, goal)
+    comparison = FutureComparison(
+        folder,
+        [m.name for m in members],
+        treatments,
+        measure,
+        regions_used,
+        goal,
+        effects,
+        intervals,
+        scores,
+        beats,
+    )
+    if out is not None:
+        comparison.files = _write_futures(comparison, Path(out), log)
+    return comparison
+
+
+def _future_labels(member: Path) -> list[str]:
+    """The treated futures' labels of a member folder (sorted), from its <label>.summary.zarr stores."""
+    suffix = ".summary.zarr"
+    labels = sorted(p.name[: -len(suffix)] for p in member.glob(f"*{suffix}") if p.is_dir())
+    return [label for label in labels if label != UNTREATED]
+
+
+def _check_measure(features: pd.DataFrame, measure, regions, common, member) -> list[str]:
+    """The regions the score averages over, checked with the measure against the compared features."""
+    if measure not in features.columns:
+        raise ConfigError("--measure", measure, f"one of the compared features {list(features.columns)}")
+    if regions is None:
+        return list(common)
+    unknown = [r for r in regions if r not in common]
+    if unknown:
+        raise ConfigError("--regions", unknown, f"regions every future of {member} has: {list(common)}")
+    return list(regions)
+
+
+def _effects(member, label, untreated: pd.DataFrame, treated: pd.DataFrame) -> pd.DataFrame:
+    """Tidy rows (member, treatment, region, feature) of treated minus untreated."""
+    treated = treated.reindex(index=untreated.index, columns=untreated.columns)
+    regions, features = untreated.index.to_numpy(), untreated.columns.to_numpy()
+    u, t = untreated.to_numpy().ravel(), treated.to_numpy().ravel()
+    return pd.DataFrame(
+        {
+            "member": member,
+            "treatment": label,
+            "region": np.repeat(regions, len(features)),
+            "feature": np.tile(features, len(regions)),
+            "untreated": u,
+            "treated": t,
+            "effect": t - u,
+        }
+    )
+
+
+def _intervals(effects: pd.DataFrame) -> pd.DataFrame:
+    """Median and 95 % interval over members per treatment, region and feature, and per treatment and
+    feature of the mean over regions (region "all"); NaN ignored."""
+    overall = effects.groupby(["member", "treatment", "feature"], sort=False).effect.mean().reset_index()
+    overall["region"] = "all"
+    table = pd.concat([effects[["member", "treatment", "region", "feature", "effect"]], overall])
+
+    def summary(values):
+        v = values.to_numpy(dtype=float)
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return pd.Series({"median": np.nan, "low": np.nan, "high": np.nan, "members": 0})
+        low, high = np.percentile(v, INTERVAL)
+        return pd.Series({"median": np.median(v), "low": low, "high": high, "members": v.size})
+
+    out = table.groupby(["treatment", "region", "feature"], sort=False).effect.apply(summary).unstack()
+    out["members"] = out["members"].astype(int)
+    return out.reset_index()
+
+
+def _beats(scores: pd.DataFrame, members, treatments, goal) -> pd.DataFrame:
+    """P(row beats column): the fraction of members whose row score is strictly `goal` than the column's
+    (the untreated future scores 0)."""
+    wide = scores.pivot(index="member", columns="treatment", values="score").reindex(
+        index=members, columns=treatments
+    )
+    wide[UNTREATED] = 0.0
+    names = [*treatments, UNTREATED]
+    values = wide[names].to_numpy()
+    better = np.greater if goal == "higher" else np.less
+    p = np.array(
+        [[np.mean(better(values[:, i], values[:, j])) for j in range(len(names))] for i in range(len(names))]
+    )
+    return pd.DataFrame(p, index=pd.Index(names, name="beats"), columns=names)
+
+
+def format_futures(comparison: FutureComparison) -> str:
+    """Terminal text: each treatment's score with its interval, the other features' region-mean effects,
+    and P(row beats column)."""
+    c = comparison
+    n = len(c.members)
+    where = "every region" if len(c.regions) > 3 else ", ".join(c.regions)
+    lines = [
+        f"Effects relative to {UNTREATED!r} of the same member, over {n} member(s): median [2.5 %, 97.5 %]",
+        f"score: mean change of {c.measure} over {where} ({len(c.regions)} region(s)); {c.goal} is better",
+    ]
+    rows = []
+    for label in c.treatments:
+        s = c.scores[c.scores.treatment == label].score.to_numpy(dtype=float)
+        s = s[np.isfinite(s)]
+        low, high = np.percentile(s, INTERVAL) if s.size else (np.nan, np.nan)
+        rows.append([label, f"{np.median(s) if s.size else np.nan:+.3g}", f"[{low:+.3g}, {high:+.3g}]"])
+    lines += _table(["treatment", "score", "95 % interval"], rows, "lrr")
+    overall = c.intervals[c.intervals.region == "all"]
+    features = list(dict.fromkeys(overall.feature))
+    rows = [
+        [label]
+        + [
+            _interval(overall[(overall.treatment == label) & (overall.feature == f)].iloc[0])
+            for f in features
+        ]
+        for label in c.treatments
+    ]
+    lines += ["", "Change of each feature (mean over the regions compared)"]
+    lines += _table(["treatment", *features], rows, "l" + "r" * len(features))
+    lines += ["", f"P(row beats column): fraction of the {n} member(s) whose score is strictly {c.goal}"]
+    rows = [[name, *(f"{v:.2f}" for v in c.beats.loc[name])] for name in c.beats.index]
+    lines += _table(["", *c.beats.columns], rows, "l" + "r" * len(c.beats.columns))
+    return "\n".join(lines)
+
+
+def _interval(row) -> str:
+    return f"{row['median']:+.3g} [{row['low']:+.3g}, {row['high']:+.3g}]"
+
+
+def _write_futures(comparison: FutureComparison, out: Path, log) -> list[Path]:
+    """effects.csv, intervals.csv, scores.csv, beats.csv and effects.png into folder `out`."""
+    files = [
+        out / name for name in ("effects.csv", "intervals.csv", "scores.csv", "beats.csv", "effects.png")
+    ]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        comparison.effects.to_csv(files[0], index=False)
+        comparison.intervals.to_csv(files[1], index=False)
+        comparison.scores.to_csv(files[2], index=False)
+        comparison.beats.to_csv(files[3])
+        _futures_figure(comparison).savefig(files[4], dpi=120)
+    except OSError as e:
+        raise StoreError(out, f"cannot write the comparison there ({e.strerror or e})") from None
+    for path in files:
+        log(f"wrote {path}")
+    return files
+
+
+def _futures_figure(comparison: FutureComparison):
+    """Each treatment's score over members: the members as dots, the median and 95 % interval as a bar."""
+    from matplotlib.figure import Figure
+
+    c = comparison
+    fig = Figure(figsize=(6, 1.2 + 0.5 * len(c.treatments)), layout="constrained")
+    ax = fig.subplots()
+    for y, label in enumerate(c.treatments):
+        s = c.scores[c.scores.treatment == label].score.to_numpy(dtype=float)
+        s = s[np.isfinite(s)]
+        if s.size:
+            low, high = np.percentile(s, INTERVAL)
+            ax.plot([low, high], [y, y], color="tab:blue", linewidth=3, solid_capstyle="butt")
+            ax.plot(np.median(s), y, "o", color="black")
+            ax.plot(s, np.full(s.size, y + 0.2), ".", color="tab:gray")
+    ax.axvline(0.0, color="tab:red", linewidth=1)
+    ax.set_yticks(range(len(c.treatments)), c.treatments)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"change of {c.measure} vs {UNTREATED} (median, 95 % interval, members)")
+    return fig

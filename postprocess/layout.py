@@ -10,7 +10,9 @@ Dimensions and coordinates::
                 unknown), n_cells, n_excitatory, n_inhibitory (int64). Runs without a brain: one region per
                 population, named after it.
     region2     (region2,) the same labels: the second axis of the connectivity matrices
-    electrode   (electrode,) 10-20 names; electrode_x/_y/_z (mm)
+    electrode   (electrode,) the 19 10-20 names (postprocess.signals.ELECTRODES_1020); electrode_x/_y/_z
+                (mm): MNE's standard_1020 positions on the fitted scalp sphere, in the frame of the region
+                centres (none when no region with cells has a centre)
     band        (band,) delta theta alpha beta gamma; band_low, band_high (Hz)
     frequency   (frequency,) Hz: the Welch spectra's frequencies (1 s segments: 0, 1, 2, ... Hz)
     spike       (spike,) a bounded sample of the raster (see raster_*)
@@ -22,17 +24,32 @@ Data variables (attrs: units, long_name)::
                                                  potential (regions/v_mean) minus its time mean; without one,
                                                  the rate smoothed by a 5 ms alpha kernel (units Hz; attr
                                                  signal_source says which, in words)
-    eeg             (time, electrode)   signal's scalp EEG proxy: lead field @ signal (rows of 1/d^2 weights
-                                        units    summing to 1, so a weighted mean), average referenced
+    eeg             (time, electrode)   uV       scalp EEG: MNE's sphere-model forward solution
+                                                 (postprocess.forward) of one radial current dipole per region
+                                                 at its centre, moment dipole_per_mv nAm per mV of signal,
+                                                 average referenced. Head: a sphere fitted to the electrodes,
+                                                 MNE's four shells (brain, CSF, skull, scalp: 0.90, 0.92,
+                                                 0.97, 1.0 of the radius; 0.33, 1.0, 0.004, 0.33 S/m).
+                                                 Centres in an MNI-like frame (x right, y anterior, z up;
+                                                 quarter-turned about z when the right hemisphere lies
+                                                 elsewhere, as in TVB's connectivity_76), put in the head
+                                                 by MNE's fsaverage transform; those beyond 5 mm inside
+                                                 the brain shell pulled in onto that radius; regions
+                                                 without a centre or cells add nothing. Orientation:
+                                                 the outward ray from the sphere's origin (pyramidal
+                                                 cells of a gyral crown; +z at the origin); a positive
+                                                 signal is positive above it.
+                                                 attrs forward_model (in words, with the fitted sphere),
+                                                 montage, dipole_per_mv (nAm/mV), regions_pulled_in (JSON)
     mean_rate       (region,)           Hz       over the whole run
     mean_rate_excitatory, mean_rate_inhibitory   (region,)   Hz   per cell of that kind, over the run (NaN
                                                  without such cells)
     cv_isi          (region,)           1        mean over cells with >= 3 spikes of CV of the ISIs
     synchrony       (region,)           1        Golomb's chi^2 of the population count over the run
     band_power      (region, band)      unit^2   Welch power of signal in each band
-    band_power_eeg  (electrode, band)   unit^2   Welch power of eeg in each band
+    band_power_eeg  (electrode, band)   uV^2     Welch power of eeg in each band
     spectrum        (frequency, region) unit^2/Hz  Welch PSD of signal (1 s Hann segments, half overlap)
-    spectrum_eeg    (frequency, electrode) unit^2/Hz  Welch PSD of eeg
+    spectrum_eeg    (frequency, electrode) uV^2/Hz  Welch PSD of eeg
     peak_frequency, peak_prominence (region,)  Hz, 1   spectral peak of signal in 1-80 Hz (the lowest two
                                                  bins and the ends left out): the bin highest above the
                                                  aperiodic 1/f background (a power law or a knee, fitted in
@@ -57,11 +74,23 @@ Data variables (attrs: units, long_name)::
 
 Attributes: format, format_version, brainsim_version, created (ISO 8601), source (absolute path of the
 run store), source_name, source_config_hash, source_status ("complete", "failed", "interrupted" or
-"running"), source_t_reached (ms), provenance (JSON text: the run's provenance), bin, window_ms, tr (ms),
+"running"), source_t_reached (ms), source_t_start (ms: where the summarised outputs start, the fork time
+of a fork's future, else 0; every time coordinate starts there), source_parent (a future's parent, else
+""), provenance (JSON text: the run's provenance), bin, window_ms, tr (ms),
 n_spikes, peak_clear_above (the prominence that a spectrum without a peak exceeds by chance with
 probability about 1 %, for this record length: postprocess.signals.clear_peak_level), alert_rules and
 alerts (JSON text: lists of rules, as brainsim.config.schema.ALERT, and of matches {rule, variable,
 region, start (ms), end (ms), peak}). Readers refuse another format_version.
+
+A patient's observation store (`brainsim observe`; format "brainsim-observations", layout in
+brainsim/twin/observe.py) holds what its recordings give under these names, dims and units: eeg (uV, a
+recorded EEG: average referenced, its time mean removed; electrode positions MNE's standard_1020 in head
+coordinates), band_power_eeg, spectrum_eeg, peak_frequency_eeg, peak_prominence_eeg,
+eeg_peak_frequency, eeg_peak_prominence; bold (% change from each region's mean), fc_bold, fc_sc_bold;
+rate, mean_rate, fc_rate (a synthetic patient's rates); sc_weights of the connectome. Its time
+coordinates start at 0. The absolute EEG power of a recording and of a simulation rest on different
+scales (the model's source strength, the patient's skull and amplifier): EEG is compared after
+normalisation (relative band power, spectra over their total, peak frequencies).
 """
 
 from pathlib import Path

@@ -419,7 +419,7 @@ def _spectra(ds, name):
     ax.legend(loc="lower left", fontsize=7, frameon=False)
     ax.grid(which="both", alpha=0.2)
     return fig, (
-        f"Welch power spectra of the EEG proxy, {psd.sizes['electrode']} electrodes (grey) and their mean "
+        f"Welch power spectra of the scalp EEG, {psd.sizes['electrode']} electrodes (grey) and their mean "
         f"(black), {_num(freqs[inside][0])}-{_num(freqs[inside][-1])} Hz; mean spectrum: {verdict} "
         f"(clear above {_num(level)} times, a level noise reaches by chance in about 1% of spectra)."
     )
@@ -510,7 +510,7 @@ def _band_power(ds, name):
     ax.set_xticks(range(len(bands)), bands, fontsize=8)
     _label_axis(ax.set_yticks, da[rows].values)
     ax.set_ylabel(rows)
-    source = "region signal" if rows == "region" else "EEG proxy"
+    source = "region signal" if rows == "region" else "scalp EEG"
     return (
         fig,
         f"Welch power of the {source} in each frequency band, log10 scale ({_units(da)}); blank: no value.",

@@ -71,6 +71,11 @@ class RunView:
         return self.store.path
 
     @property
+    def t_start(self) -> float:
+        """ms: where the run's outputs start (a fork's future: its fork time; else 0)."""
+        return self.store.fork_time
+
+    @property
     def v_mean(self):
         """The run's regions v_mean (time, region) in mV as a dask array, or None."""
         if self.region_bin is None:

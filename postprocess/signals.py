@@ -1,5 +1,6 @@
-"""Region signals into twin measures: EEG lead field, Welch band power, Balloon-Windkessel BOLD. Plain
-NumPy/SciPy/numba on in-memory blocks; summarize applies them chunk by chunk."""
+"""Region signals into twin measures: Welch band power and spectral peaks, Balloon-Windkessel BOLD (the EEG
+forward model is postprocess.forward). Plain NumPy/SciPy/numba on in-memory blocks; summarize applies them
+chunk by chunk."""
 
 import numba
 import numpy as np
@@ -9,34 +10,12 @@ from scipy.stats import chi2
 
 from .layout import BANDS
 
-# Approximate 10-20 positions on a unit sphere: (polar angle from the vertex Cz, azimuth from the right
-# ear towards the nose), degrees. Axes: x to the right, y to the front, z up (as in TVB's centres).
-ELECTRODES_1020 = {
-    "Fp1": (90, 108), "Fp2": (90, 72), "F7": (90, 144), "F3": (60, 130), "Fz": (45, 90), "F4": (60, 50),
-    "F8": (90, 36), "T7": (90, 180), "C3": (45, 180), "Cz": (0, 0), "C4": (45, 0), "T8": (90, 0),
-    "P7": (90, 216), "P3": (60, 230), "Pz": (45, 270), "P4": (60, 310), "P8": (90, 324), "O1": (90, 252),
-    "O2": (90, 288),
-}  # fmt: skip
-SCALP_OFFSET = 10.0  # mm between the outermost region centre and the scalp sphere
-
-
-def electrode_positions(centres):
-    """(names, (n, 3) mm): the 10-20 electrodes on a sphere around the region centres (n, 3) mm, centred
-    on their mean, of radius the farthest centre's distance + SCALP_OFFSET."""
-    middle = centres.mean(axis=0)
-    radius = np.linalg.norm(centres - middle, axis=1).max() + SCALP_OFFSET
-    theta, phi = np.radians(np.array(list(ELECTRODES_1020.values()), dtype=float)).T
-    unit = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
-    return list(ELECTRODES_1020), middle + radius * unit
-
-
-def lead_field(electrodes, centres):
-    """(n_electrodes, n_regions): weights 1/d^2 (d: electrode-centre distance, mm), each row summing to
-    1, then average-referenced (columns minus their mean over electrodes), so eeg = L @ signal."""
-    d2 = ((electrodes[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1)
-    weights = 1.0 / d2
-    weights /= weights.sum(axis=1, keepdims=True)
-    return weights - weights.mean(axis=0, keepdims=True)
+# The 19 electrodes of the 10-20 system (modern names: T7/T8, P7/P8), in the order of the summary's
+# electrode axis; their positions are those of MNE's standard_1020 montage (postprocess.forward).
+ELECTRODES_1020 = (
+    "Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7", "P3", "Pz", "P4", "P8",
+    "O1", "O2",
+)  # fmt: skip
 
 
 def welch_segment(n_time, bin_ms):

@@ -67,26 +67,27 @@ def _spikes(path):
     return StoredArray(path, "spikes/gid"), StoredArray(path, "spikes/time")
 
 
-def task_ranges(path, n_bins, bin_ms):
+def task_ranges(path, n_bins, bin_ms, start=0.0):
     """[(first index, end index, first bin, last bin)] of the tasks over the spikes that fall in the
-    n_bins bins (reads only each task's first and last spike time)."""
+    n_bins bins from `start` (ms; reads only each task's first and last spike time)."""
     gid, time = _spikes(str(path))
     out = []
     for i0 in range(0, time.shape[0], TASK_SPIKES):
         i1 = min(i0 + TASK_SPIKES, time.shape[0])
-        b0, b1 = (int(np.floor(t / bin_ms)) for t in (time[i0], time[i1 - 1]))
+        b0, b1 = (int(np.floor((t - start) / bin_ms)) for t in (time[i0], time[i1 - 1]))
         if b0 >= n_bins:
             break
         out.append((i0, i1, b0, min(b1, n_bins - 1)))
     return out
 
 
-def span_stats(path, i0, i1, first_bin, last_bin, cells, bin_ms, in_raster, raster_limit):
+def span_stats(path, i0, i1, first_bin, last_bin, cells, bin_ms, in_raster, raster_limit, start=0.0):
     """One task: the spikes i0..i1-1 into (counts (last_bin - first_bin + 1, n_regions, 3) uint32,
-    CellStats, raster sample (gid, time) of the gids where in_raster (bool per gid) holds)."""
+    CellStats, raster sample (gid, time) of the gids where in_raster (bool per gid) holds); bins are
+    counted from `start` (ms)."""
     gid_array, time_array = _spikes(str(path))
     gid, time = gid_array[i0:i1], time_array[i0:i1]
-    b = np.floor(time / bin_ms).astype(np.int64)
+    b = np.floor((time - start) / bin_ms).astype(np.int64)
     region = cells.region[gid]
     keep = (b <= last_bin) & (region >= 0)
     gid, time, b, region = gid[keep], time[keep], b[keep], region[keep]
@@ -168,16 +169,17 @@ def _first(raster, limit):
     return gid[:limit], time[:limit]
 
 
-def spike_pass(path, cells, n_bins, bin_ms, raster_gids, raster_limit):
-    """Lazy results of the spike pass: (counts dask array (n_bins, n_regions, 3) uint32, delayed merged
-    CellStats, delayed raster sample (gid, time) of at most raster_limit spikes of raster_gids)."""
-    ranges = task_ranges(path, n_bins, bin_ms)
+def spike_pass(path, cells, n_bins, bin_ms, raster_gids, raster_limit, start=0.0):
+    """Lazy results of the spike pass: (counts dask array (n_bins, n_regions, 3) uint32 of the bins from
+    `start` (ms: a fork's future starts at its fork time), delayed merged CellStats, delayed raster
+    sample (gid, time) of at most raster_limit spikes of raster_gids)."""
+    ranges = task_ranges(path, n_bins, bin_ms, start)
     in_raster = np.zeros(cells.region.size, dtype=bool)
     in_raster[raster_gids] = True
     cells_key, raster_key = dask.delayed(cells, pure=True), dask.delayed(in_raster, pure=True)
     tasks = [
         dask.delayed(span_stats, nout=3, pure=True)(
-            str(path), i0, i1, b0, b1, cells_key, bin_ms, raster_key, raster_limit
+            str(path), i0, i1, b0, b1, cells_key, bin_ms, raster_key, raster_limit, start
         )
         for i0, i1, b0, b1 in ranges
     ]

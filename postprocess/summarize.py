@@ -27,6 +27,7 @@ from brainsim.files import check_writable
 from brainsim.io.zarr_store import check_replaceable
 
 from . import alerts as alert_rules
+from . import forward
 from .cluster import check_scheduler, compute, dask_client
 from .layout import BANDS, FORMAT, FORMAT_VERSION
 from .runstore import RunView
@@ -34,10 +35,8 @@ from .signals import (
     balloon,
     band_power,
     clear_peak_level,
-    electrode_positions,
     fc_sc_correlation,
     frequencies,
-    lead_field,
     spectral_peaks,
     spectrum,
 )
@@ -137,11 +136,12 @@ def _summarize(
         check_replaceable(out, FORMAT)
     if scratch.exists() or scratch.is_symlink():
         check_replaceable(scratch, SCRATCH_FORMAT)
-    n_bins = int(np.floor(view.t_end / bin_ms + 1e-9))
+    n_bins = int(np.floor((view.t_end - view.t_start) / bin_ms + 1e-9))
     if n_bins < 1:
         raise StoreError(
             view.path,
-            f"holds {view.t_end:g} ms of output, less than one bin ({bin_ms:g} ms): use a smaller --bin",
+            f"holds {view.t_end - view.t_start:g} ms of output, less than one bin ({bin_ms:g} ms): use a "
+            "smaller --bin",
         )
     check_writable(out, "the summary store")
     status = view.store.status
@@ -152,7 +152,7 @@ def _summarize(
         if status != "complete":
             log(f"summarize: warning: the run is {status!r}; summarising its first {view.t_end:g} ms")
         counts, stats, raster = spike_pass(
-            view.path, view.cells, n_bins, bin_ms, view.raster_gids(), RASTER_SPIKES
+            view.path, view.cells, n_bins, bin_ms, view.raster_gids(), RASTER_SPIKES, view.t_start
         )
         store = counts.rechunk({0: counts.chunks[0][0]}).to_zarr(
             str(scratch), compute=False, zarr_format=3, attributes={"format": SCRATCH_FORMAT}
@@ -198,11 +198,15 @@ def _attrs(view, bin_ms, window_ms, tr, rules):
         "source_config_hash": view.store.config_hash,
         "source_status": view.store.status,
         "source_t_reached": view.t_end,
+        "source_t_start": view.t_start,
+        "source_parent": view.store.parent or "",
         "provenance": json.dumps(view.store.provenance),
         "bin": bin_ms,
         "window_ms": window_ms,
         "tr": tr,
-        "peak_clear_above": clear_peak_level(int(np.floor(view.t_end / bin_ms + 1e-9)), bin_ms),
+        "peak_clear_above": clear_peak_level(
+            int(np.floor((view.t_end - view.t_start) / bin_ms + 1e-9)), bin_ms
+        ),
         "alert_rules": json.dumps(rules),
         "alerts": "[]",
     }
@@ -234,7 +238,8 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
         np.where(n_inh > 0, n_inh, np.nan) * window_s
     )
     signal, signal_source, signal_units = _signal(view, rate, bin_ms, n_bins)
-    time = np.arange(n_bins) * bin_ms
+    start = view.t_start  # ms: a fork's future starts at its fork time
+    time = start + np.arange(n_bins) * bin_ms
     data = {
         "rate": (("time", "region"), rate.astype(np.float32), "Hz", "population firing rate"),
         "signal": (("time", "region"), signal.astype(np.float32), signal_units, "region signal (LFP proxy)"),
@@ -296,8 +301,8 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
     _add_structure(view, data)
     coords = {
         "time": ("time", time, {"units": "ms"}),
-        "window": ("window", np.arange(n_windows) * window_ms, {"units": "ms"}),
-        "bold_time": ("bold_time", np.arange(n_bins // every + 1) * tr, {"units": "ms"}),
+        "window": ("window", start + np.arange(n_windows) * window_ms, {"units": "ms"}),
+        "bold_time": ("bold_time", start + np.arange(n_bins // every + 1) * tr, {"units": "ms"}),
         "region": ("region", np.array(view.labels, dtype=object), {}),
         "region2": ("region2", np.array(view.labels, dtype=object), {}),
         "hemisphere": ("region", np.array(view.hemisphere, dtype=object), {}),
@@ -311,7 +316,7 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
     }
     for k, axis in enumerate("xyz"):
         coords[f"centre_{axis}"] = ("region", view.centres[:, k], {"units": "mm"})
-    _add_eeg(view, signal, bin_ms, signal_units, data, coords, freqs)
+    eeg_attrs = _add_eeg(view, signal, bin_ms, data, coords, freqs)
     gid, spike_time = raster
     data["raster_gid"] = (("spike",), gid.astype(np.int64), "", "gid of each sampled spike")
     data["raster_time"] = (("spike",), spike_time, "ms", "time of each sampled spike")
@@ -324,6 +329,7 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
         coords={name: xr.Variable(dim, values, attrs) for name, (dim, values, attrs) in coords.items()},
     )
     ds["signal"].attrs["signal_source"] = signal_source
+    ds["eeg"].attrs.update(eeg_attrs)
     return _regular_chunks(ds)
 
 
@@ -369,15 +375,21 @@ def _add_structure(view, data):
         data[f"fc_sc_{fc[3:]}"] = ((), r, "1", f"Pearson r of {fc} and the symmetrised sc_weights")
 
 
-def _add_eeg(view, signal, bin_ms, units, data, coords, freqs):
+def _add_eeg(view, signal, bin_ms, data, coords, freqs):
+    """The scalp EEG (µV) of the region signals (mV) through MNE's sphere-model forward solution
+    (postprocess.forward), with its spectra; no electrodes when no region with cells has a centre.
+    Returns the eeg variable's attributes that describe the forward model."""
     has_cells = view.n_cells.sum(axis=1) > 0
     known = np.isfinite(view.centres).all(axis=1) & has_cells
-    if not known.any():
-        names, positions, field = [], np.zeros((0, 3)), np.zeros((0, len(view.labels)))
-    else:
-        names, positions = electrode_positions(view.centres[known])
-        field = np.zeros((len(names), len(view.labels)))
-        field[:, known] = lead_field(positions, view.centres[known])
+    centres, hemisphere = view.centres[known], [h for h, k in zip(view.hemisphere, known) if k]
+    names = forward.electrode_names() if known.any() else []
+    field = np.zeros((len(names), len(view.labels)))
+    positions, moved = np.zeros((len(names), 3)), []
+    if names:
+        field[:, known] = forward.lead_field(centres, hemisphere)
+        positions = forward.electrodes_in_frame(centres, hemisphere)
+        pulled = forward.place(centres, hemisphere)[1]
+        moved = [label for label, m in zip(np.array(view.labels, dtype=object)[known], pulled) if m]
     eeg = (
         da.nan_to_num(signal) @ field.T
         if names
@@ -386,21 +398,27 @@ def _add_eeg(view, signal, bin_ms, units, data, coords, freqs):
     data["eeg"] = (
         ("time", "electrode"),
         eeg.astype(np.float32),
-        units,
-        "EEG proxy (1/d^2 lead field, average ref)",
+        forward.UNITS,
+        "scalp EEG: MNE sphere-model forward solution of radial region dipoles, average reference",
     )
     by_column = eeg.rechunk((eeg.shape[0], max(1, len(names))))
-    psd = _add_spectra(data, by_column, bin_ms, freqs, "electrode", "_eeg", units, "the EEG proxy")
+    psd = _add_spectra(data, by_column, bin_ms, freqs, "electrode", "_eeg", forward.UNITS, "the EEG")
     mean = (
         _per_column(psd.mean(axis=1, keepdims=True), lambda p: spectral_peaks(freqs, p), 2)[:, 0]
         if names
         else da.full((2,), np.nan)
     )
-    data["eeg_peak_frequency"] = ((), mean[0], "Hz", "spectral peak of the EEG proxy's mean spectrum")
+    data["eeg_peak_frequency"] = ((), mean[0], "Hz", "spectral peak of the EEG's mean spectrum")
     data["eeg_peak_prominence"] = ((), mean[1], "1", "power at that peak over the 1/f background")
     coords["electrode"] = ("electrode", np.array(names, dtype=object), {})
     for k, axis in enumerate("xyz"):
         coords[f"electrode_{axis}"] = ("electrode", positions[:, k], {"units": "mm"})
+    return {
+        "forward_model": forward.describe(),
+        "montage": forward.MONTAGE,
+        "dipole_per_mv": forward.DIPOLE_PER_MV,
+        "regions_pulled_in": json.dumps(moved),
+    }
 
 
 def _add_spectra(data, columns, bin_ms, freqs, dim, suffix, units, what):

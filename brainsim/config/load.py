@@ -43,12 +43,37 @@ class RunConfig:
     def hash(self):
         """Short stable hash of what determines the simulated dynamics: the resolved config without its
         name, description, progress interval, tstop (a run may be continued past it) and output settings
-        (for provenance and checkpoints)."""
+        (for provenance and checkpoints). The full hash: interventions included, whenever they act."""
+        return _digest(self._model())
+
+    def state_hash(self, until):
+        """Short stable hash of what determines the state up to time `until` (ms): the config as in
+        `hash()` with only the interventions that start before `until` (drug onset, lesion time,
+        stimulation start). Runs that differ only in interventions starting at or after `until` share it,
+        so a state at `until` of one continues as any of them (a fork)."""
+        model = self._model()
+        model["interventions"] = [item for item in model["interventions"] if intervention_start(item) < until]
+        return _digest(model)
+
+    def _model(self):
         model = {k: v for k, v in self.data.items() if k not in ("name", "description", "output")}
         model["simulation"] = {
             k: v for k, v in model["simulation"].items() if k not in ("progress_interval", "tstop")
         }
-        return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
+        return model
+
+
+START_KEYS = {"drug": "onset", "lesion": "at", "stimulation": "start"}
+"""The key of each intervention kind that says when it starts acting (ms)."""
+
+
+def intervention_start(item):
+    """When a resolved intervention starts acting (ms)."""
+    return float(item[START_KEYS[item["kind"]]])
+
+
+def _digest(model):
+    return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_config(path, overrides=(), patient=None, interventions=()):
@@ -60,18 +85,48 @@ def load_config(path, overrides=(), patient=None, interventions=()):
     if patient is not None:
         raw["patient"] = _with_absolute_files(read_yaml(patient), Path(patient).parent, ("connectome",))
         overlays["patient"] = str(Path(patient).resolve())
-    for file in interventions:
+    _add_interventions(raw, interventions, overlays)
+    try:
+        config = resolve_config(raw, overrides, source=path)
+    except ConfigError as e:
+        raise e.from_overlay(overlays) from None
+    return replace(config, overlays=overlays)
+
+
+def with_interventions(config, interventions, overrides=()):
+    """A validated config with more intervention files (and `--set` overrides) laid over it: what a fork's
+    future runs. Errors in an intervention name its file."""
+    raw = without_nulls(config.data)
+    overlays = dict(config.overlays)
+    _add_interventions(raw, interventions, overlays)
+    try:
+        new = resolve_config(raw, overrides, source=config.source)
+    except ConfigError as e:
+        raise e.from_overlay(overlays) from None
+    return replace(new, overlays=overlays)
+
+
+def without_nulls(data):
+    """A resolved config's data as raw input to resolve it again (a run store's config, say): its null
+    values left out, for the schema to fill in again (a null in a resolved config is an option's default:
+    the schema refuses null where the default is not)."""
+    if isinstance(data, dict):
+        return {key: without_nulls(value) for key, value in data.items() if value is not None}
+    if isinstance(data, list):
+        return [without_nulls(value) for value in data]
+    return copy.deepcopy(data)
+
+
+def _add_interventions(raw, files, overlays):
+    """Append the interventions of each file (one intervention, or a list under `interventions`) to the
+    raw config, recording {key path: file} in overlays."""
+    for file in files:
         content = read_yaml(file)
         items = content.get("interventions", content) if isinstance(content, dict) else content
         raw.setdefault("interventions", [])
         for item in items if isinstance(items, list) else [items]:
             overlays[f"interventions[{len(raw['interventions'])}]"] = str(Path(file).resolve())
             raw["interventions"].append(item)
-    try:
-        config = resolve_config(raw, overrides, source=path)
-    except ConfigError as e:
-        raise e.from_overlay(overlays) from None
-    return replace(config, overlays=overlays)
 
 
 def _with_absolute_files(section, folder, keys):

@@ -395,6 +395,13 @@ PATIENT = Section(
             "per region label ('all': every region): parameter factors per cell type",
             keys="region labels",
         ),
+        "background": MapOf(
+            MapOf(Num(ge=0), keys="cell types"),
+            {},
+            "per region label ('all': every region): factor on the rate of a cell type's background drive "
+            "(brain.background), e.g. the patient's own level of input from the unmodelled brain",
+            keys="region labels",
+        ),
         "lesions": Section(
             {
                 "regions": ListOf(Str(), [], "regions removed from the brain"),

@@ -23,6 +23,9 @@ class Output:
         heartbeats while it runs (None: only at each flush)."""
         self.context, self.regions, self.heartbeat, self.path = context, regions, heartbeat, path
         self.first_probe = {t.name: int(t.offsets[context.rank]) for t in spec.trace_sets}
+        # A fork's store starts at its fork time: rows of the run's grids (from t = 0) are moved by these.
+        self.first_row = {t.name: t.first_row for t in spec.trace_sets}
+        self.first_bin = 0 if spec.regions is None else spec.regions.first_bin
         error, store = None, None
         try:
             if context.is_root:
@@ -65,6 +68,7 @@ class Output:
             provenance=spec.provenance,
             populations=spec.populations,
             heartbeat=self.heartbeat,
+            fork=spec.fork,
         )
         multi = self.context.size > 1
         for t in spec.trace_sets:
@@ -89,8 +93,9 @@ class Output:
                 n_cells=r.n_cells,
                 sc_weights=r.sc_weights,
                 sc_tract_lengths=r.sc_tract_lengths,
+                first_bin=r.first_bin,
             )
-        store.publish(0.0)
+        store.publish(0.0 if spec.fork is None else spec.fork["fork_time"])
         return store
 
     def write_epoch(self, gid, time, samples):
@@ -102,6 +107,7 @@ class Output:
         if self.context.is_root and gid.size:
             self.store.append_spikes(gid, time)
         for name, (row, values) in samples.items():
+            row -= self.first_row[name]
             if name in self.gathered:
                 self._held.append((name, row, values, self.first_probe[name]))
             else:
@@ -117,7 +123,8 @@ class Output:
                     self.store.write_samples(name, row, values, first)
         rows = self.regions.reduce(self.context.comm) if self.regions is not None else None
         if rows is not None:
-            self.store.write_regions(*rows)
+            first, rate, v_mean = rows
+            self.store.write_regions(first - self.first_bin, rate, v_mean)
         self.store.flush()
 
     def flush(self, t_reached):

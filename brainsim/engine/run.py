@@ -1,10 +1,12 @@
 """A simulation run end to end on every rank: build, simulate, write the store, mark it complete, failed
-or interrupted; checkpoint on request and on SIGINT/SIGTERM/SIGUSR1; resume from a checkpoint."""
+or interrupted; checkpoint on request and on SIGINT/SIGTERM/SIGUSR1; resume from a checkpoint; continue
+a fork's future from a state at its fork time."""
 
 import _thread
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BrainsimError, Interrupted, StopTimeout, StoreError
@@ -37,6 +39,35 @@ def default_checkpoint(path):
     return path.with_name(path.name.removesuffix(".zarr") + ".checkpoint")
 
 
+@dataclass(frozen=True)
+class ForkStart:
+    """Where a fork's future starts: the state at `time` (ms) held in memory (`state`, this rank's
+    SimulationState) or in a checkpoint (`manifest`, from open_checkpoint), what it came from (`parent`,
+    a path) and the RunConfig.state_hash(time) of the config that produced it."""
+
+    parent: str
+    time: float
+    state_hash: str
+    state: object = None
+    manifest: dict | None = None
+
+    @property
+    def attrs(self):
+        """What the future's store records: parent, fork_time (ms), state_hash."""
+        return {"parent": self.parent, "fork_time": self.time, "state_hash": self.state_hash}
+
+
+def check_fork(config, start, label="the future"):
+    """Refuse a start whose state hash is not that of the config's prefix up to the fork time."""
+    mine = config.state_hash(start.time)
+    if mine != start.state_hash:
+        raise BrainsimError(
+            f"{start.parent}: its state at {start.time:g} ms (state hash {start.state_hash}) is not the "
+            f"start of {label} (state hash {mine} up to {start.time:g} ms): it came from another model or "
+            "from interventions acting before the fork time"
+        )
+
+
 def run_simulation(
     recipe,
     context,
@@ -49,19 +80,26 @@ def run_simulation(
     checkpoint=None,
     progress=True,
     early_signals=(),
+    fork=None,
 ):
     """Simulate recipe on every rank of context and write its store at path; returns the RunSummary.
 
     decomposition: a Decomposition or the file of one; resume: a checkpoint folder to continue from (the
     store at path is continued); checkpoint: the checkpoint folder (default beside the store);
     early_signals: names of stop signals received before this call (the run stops at its first epoch
-    boundary). SIGINT, SIGTERM and SIGUSR1 received from here on stop it at the next epoch boundary, or
-    after settings.stop_grace seconds without one (StopTimeout)."""
+    boundary); fork: a ForkStart: the run continues from its state (no warm-up) into a new store that
+    starts at the fork time and records the fork's parent, fork_time and state_hash. SIGINT, SIGTERM and
+    SIGUSR1 received from here on stop it at the next epoch boundary, or after settings.stop_grace seconds
+    without one (StopTimeout)."""
     path = Path(path)
     folder = Path(checkpoint or default_checkpoint(path))
+    if resume is not None and fork is not None:
+        raise BrainsimError("a run either resumes from a checkpoint or continues a fork, not both")
     with StopSignals(early_signals, settings.stop_grace, announce=context.is_root) as stop:
         error, manifest = None, None
         try:
+            if fork is not None:
+                check_fork(recipe.config, fork, f"the run {path}")
             if resume is not None:
                 manifest = open_checkpoint(resume)
                 if context.is_root and not (path / "zarr.json").is_file():
@@ -76,20 +114,24 @@ def run_simulation(
         try:
             if manifest is not None:
                 sim.restore(manifest)
+            elif fork is not None and fork.manifest is not None:
+                sim.restore(fork.manifest)
+            elif fork is not None:
+                sim.set_state(fork.state)
             if context.is_root:
                 path.parent.mkdir(parents=True, exist_ok=True)
             resume_from = None if manifest is None else manifest["time"]
             out = Output(
                 context,
                 path,
-                sim.store_spec(),
+                sim.store_spec(None if fork is None else fork.attrs),
                 overwrite=overwrite,
                 resume_from=resume_from,
                 regions=sim.regions,
                 heartbeat=min(max(settings.flush_interval, HEARTBEAT[0]), HEARTBEAT[1]),
             )
             try:
-                if manifest is None and settings.warmup > 0:
+                if manifest is None and fork is None and settings.warmup > 0:
                     _settle(sim, out, context, progress, stop)
                 return _simulate(sim, out, context, progress, folder, stop)
             finally:

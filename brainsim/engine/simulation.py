@@ -166,8 +166,10 @@ class Simulation:
             "connectome_notes": [] if brain is None else list(brain.connectome.notes),
         }
 
-    def store_spec(self):
-        """What the run's store needs (collective: the probe layout is gathered from every rank)."""
+    def store_spec(self, fork=None):
+        """What the run's store needs (collective: the probe layout is gathered from every rank). fork: a
+        future's {parent, fork_time (ms), state_hash}: its store starts at fork_time."""
+        start = 0.0 if fork is None else fork["fork_time"]
         layout = self.context.comm.allgather(
             {p.name: (p.gid, p.compartment, p.location) for p in self.probes}
         )
@@ -181,31 +183,35 @@ class Simulation:
             if offsets[-1] == 0:
                 continue
             sampling = self.sampling[name]
+            first_row = math.ceil(start / sampling - 1e-9)
             trace_sets.append(
                 TraceSetSpec(
                     name,
                     probe["variable"],
                     units_of(probe["variable"]),
                     sampling,
-                    int(np.floor(self.tstop / sampling + 1e-9)) + 1,
+                    int(np.floor(self.tstop / sampling + 1e-9)) + 1 - first_row,
                     np.concatenate([part[0] for part in parts]),
                     np.concatenate([part[1] for part in parts]),
                     tuple(loc for part in parts for loc in part[2]),
                     offsets.astype(np.int64),
+                    first_row,
                 )
             )
         regions = None
         if self.regions is not None:
             r, connectome = self.regions, self.recipe.brain.connectome
+            first_bin = math.floor(start / r.bin + 1e-9)
             regions = RegionSpec(
                 r.bin,
-                r.n_bins,
+                r.n_bins - first_bin,
                 tuple(r.labels),
                 tuple(r.hemisphere),
                 r.centres,
                 r.n_cells,
                 sc_weights=connectome.weights,
                 sc_tract_lengths=connectome.tract_lengths,
+                first_bin=first_bin,
             )
         return StoreSpec(
             self.config.data,
@@ -216,6 +222,7 @@ class Simulation:
             regions,
             self.provenance,
             self.recipe.population_table(),
+            fork,
         )
 
     @property
@@ -495,6 +502,7 @@ class Simulation:
                     regions=None
                     if self.regions is None
                     else {"bin": self.regions.bin, "open": self.regions.first},
+                    state_hash=self.config.state_hash(self.time),
                 )
         except Exception as e:  # noqa: BLE001
             error = e
@@ -512,6 +520,7 @@ class Simulation:
                 dt=self.dt,
                 tstop=self.tstop,
                 cells=self.recipe.num_cells,
+                state_hash=self.config.state_hash(manifest["time"]),
             )
             saved = manifest["regions"]
             self._check_region_bin(

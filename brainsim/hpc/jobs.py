@@ -85,22 +85,7 @@ class RunJob:
         return self.folder / "run.summary.zarr"
 
     def common(self, job_name):
-        profile = self.profile
-        partition = self.partition or profile["partition"]
-        account = self.account or profile["account"]
-        options = [f"--partition={partition}"] * bool(partition) + [f"--account={account}"] * bool(account)
-        options += profile["sbatch"]
-        setup = [f"module load {m}" for m in profile["modules"]] + profile["setup"]
-        return {
-            "run_name": self.name,
-            "job_name": job_name,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "job_dir": shlex.quote(str(self.folder)),
-            "workdir": shlex.quote(str(Path.cwd())),
-            "python": profile["python"] or shlex.quote(sys.executable),
-            "sbatch_lines": "\n".join(f"#SBATCH {o}" for o in options),
-            "setup_lines": "\n".join(setup),
-        }
+        return script_values(self.name, job_name, self.folder, self.profile, self.partition, self.account)
 
     def run_script(self, command="submit"):
         signal = self.profile["signal_seconds"]
@@ -147,6 +132,26 @@ class RunJob:
                 "summary": shlex.quote(str(self.summary)),
             },
         )
+
+
+def script_values(name, job_name, folder, profile, partition=None, account=None):
+    """What every batch template takes from a site profile and the job: names, folders, the python, the
+    #SBATCH lines (partition and account: the given ones, else the profile's) and the setup lines."""
+    partition = partition or profile["partition"]
+    account = account or profile["account"]
+    options = [f"--partition={partition}"] * bool(partition) + [f"--account={account}"] * bool(account)
+    options += profile["sbatch"]
+    setup = [f"module load {m}" for m in profile["modules"]] + profile["setup"]
+    return {
+        "run_name": name,
+        "job_name": job_name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job_dir": shlex.quote(str(folder)),
+        "workdir": shlex.quote(str(Path.cwd())),
+        "python": profile["python"] or shlex.quote(sys.executable),
+        "sbatch_lines": "\n".join(f"#SBATCH {o}" for o in options),
+        "setup_lines": "\n".join(setup),
+    }
 
 
 def sbatch(script, *options):

@@ -78,7 +78,7 @@ def plan(config, ranks, cores_per_node=None, target_s=None, recipe=None):
     ns, source = cost_ns(method)
     steps_per_s = 1000.0 / config["simulation"]["dt"]
     wall_per_s = per_rank["compartments"].max() * steps_per_s * ns * 1e-9 * EXCHANGE_OVERHEAD
-    tstop_s = config["simulation"]["tstop"] * 1e-3
+    tstop_s = (config["simulation"]["tstop"] + config["simulation"]["warmup"]) * 1e-3  # both are simulated
     out = {
         "cells": recipe.num_cells,
         "compartments": int(totals["compartments"]),

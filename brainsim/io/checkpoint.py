@@ -4,8 +4,10 @@ A checkpoint is a folder written by every rank at once, each its own part file, 
 atomically by renaming it into place and pointing the `latest` link at it:
 
     PATH/latest -> step-000000002000/    (a symbolic link, replaced atomically)
-    PATH/step-000000002000/manifest.json   format_version, time, step, config hash, the cells, the parts
-                                            (file, gid range, size in bytes, sha256) and the region bin
+    PATH/step-000000002000/manifest.json   format_version, time, step, config hash, state hash (of what
+                                            determined the state up to its time: RunConfig.state_hash),
+                                            the cells, the parts (file, gid range, size in bytes, sha256)
+                                            and the region bin
     PATH/step-000000002000/part-00000.h5   the cells of one writer (datasets below; attrs time, step)
 
 A folder without manifest.json is never looked at, so a half-written checkpoint cannot pass for one.
@@ -82,10 +84,11 @@ def write_part(path, step, rank, part, time):
     return {"bytes": file.stat().st_size, "sha256": _sha256(file)}
 
 
-def publish(path, step, *, time, config_hash, ranks, gids_per_part, files, regions=None):
+def publish(path, step, *, time, config_hash, ranks, gids_per_part, files, regions=None, state_hash=None):
     """Rank 0, after every part is written: write the manifest, move the folder into place, point
     `latest` at it and remove checkpoints older than the last KEEP. files: each part's {bytes, sha256}
-    (from write_part); regions: {bin (ms), open (bin index)} of the region summaries, or None."""
+    (from write_part); regions: {bin (ms), open (bin index)} of the region summaries, or None;
+    state_hash: the writing run's RunConfig.state_hash(time)."""
     path = Path(path)
     staging = _staging(path, step)
     manifest = {
@@ -95,6 +98,7 @@ def publish(path, step, *, time, config_hash, ranks, gids_per_part, files, regio
         "time": time,
         "step": step,
         "config_hash": config_hash,
+        "state_hash": state_hash,
         "cells": int(gids_per_part[-1][1]) + 1,
         "ranks": ranks,
         "regions": regions,
@@ -262,11 +266,14 @@ def _whole(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def check_compatible(manifest, *, config_hash, dt, tstop, cells):
+def check_compatible(manifest, *, config_hash, dt, tstop, cells, state_hash=None):
     """Refuse a checkpoint this run cannot continue from: another model (config hash, cell count), a time
-    that is not its step × dt (ms), or one after this run's tstop (ms)."""
+    that is not its step × dt (ms), or one after this run's tstop (ms). state_hash: this run's
+    RunConfig.state_hash at the checkpoint's time; when the manifest records the same one, a run of
+    another config whose differences act only after that time (a fork) may continue from it."""
     file = Path(manifest["folder"]) / "manifest.json"
-    if manifest["config_hash"] != config_hash:
+    same_state = state_hash is not None and manifest.get("state_hash") == state_hash
+    if manifest["config_hash"] != config_hash and not same_state:
         raise StoreError(
             manifest["folder"],
             f"checkpoint written by a run of another config (hash {manifest['config_hash']}, this run's "

@@ -128,6 +128,28 @@ class RunStore:
         return self._attrs.get("config_hash", "")
 
     @property
+    def parent(self) -> str | None:
+        """A fork's future: the absolute path of the run store or checkpoint its state came from; None for
+        a run from t = 0."""
+        return self._attrs.get("parent")
+
+    @property
+    def fork_time(self) -> float:
+        """ms: where the store's outputs start (a fork's future: its fork time; 0 for a run from t = 0)."""
+        value = self._attrs.get("fork_time", 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= self.tstop:
+            raise StoreError(
+                self._path, f"attribute fork_time is {value!r}; expected a time (ms) from 0 to tstop"
+            )
+        return float(value)
+
+    @property
+    def state_hash(self) -> str | None:
+        """A fork's future: RunConfig.state_hash(fork_time) of its config (what determined its state at the
+        fork); None for a run from t = 0."""
+        return self._attrs.get("state_hash")
+
+    @property
     def counts(self) -> dict:
         """cells, compartments, equations."""
         return dict(self._attrs["counts"])
@@ -222,7 +244,8 @@ class RunStore:
         except STORE_FAULTS as e:
             raise StoreError(self._path, f"unreadable group regions ({_reason(e)})") from None
         n_bins = arrays["rate"].shape[0]
-        done = n_bins if self.t_reached >= self.tstop else math.floor(self.t_reached / bin_ms + 1e-9)
+        reached = self.t_reached - self.fork_time
+        done = n_bins if self.t_reached >= self.tstop else math.floor(reached / bin_ms + 1e-9)
         if n_cells.sum() > 0:  # rows of regions without cells are NaN, the fill value
             for name in ("rate", "v_mean"):
                 self._check_chunks(f"regions/{name}", arrays[name], min(done, n_bins))

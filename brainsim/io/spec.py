@@ -14,30 +14,32 @@ class TraceSetSpec:
     variable: str
     units: str
     sampling: float  # ms between samples
-    n_rows: int  # samples over the whole run (the sampling grid from 0 to tstop)
+    n_rows: int  # samples the store holds (the sampling grid from first_row · sampling to tstop)
     gid: np.ndarray  # (probe,) int64
     compartment: np.ndarray  # (probe,) int64
     location: tuple  # (probe,) text such as 'soma(0.5)'
     offsets: np.ndarray  # (ranks + 1,) first probe of each rank's block, then the total
+    first_row: int = 0  # the row of the run's sampling grid (from t = 0) the store starts at (a fork's)
 
     @property
     def times(self):
-        """The sampling grid (ms)."""
-        return np.arange(self.n_rows) * self.sampling
+        """The store's sampling grid (ms)."""
+        return (self.first_row + np.arange(self.n_rows)) * self.sampling
 
 
 @dataclass(frozen=True)
 class RegionSpec:
-    """The region summaries' rows: n_bins bins of `bin` ms for the brain's regions."""
+    """The region summaries' rows: n_bins bins of `bin` ms for the brain's regions, from bin first_bin."""
 
     bin: float  # ms
-    n_bins: int
+    n_bins: int  # bins the store holds
     labels: tuple
     hemisphere: tuple  # "left" or "right" per region
     centres: np.ndarray | None  # (region, 3) mm
     n_cells: np.ndarray  # (region,) int64
     sc_weights: np.ndarray | None = None  # (region, region) weights[target, source] as the model uses them
     sc_tract_lengths: np.ndarray | None = None  # (region, region) mm
+    first_bin: int = 0  # the bin of the run (from t = 0) the store starts at (a fork's)
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,5 @@ class StoreSpec:
     regions: RegionSpec | None  # runs with a brain
     provenance: dict
     populations: list  # dicts: name, region, cell_type, first_gid, count, kind
+    fork: dict | None = None  # a fork's future: parent (path), fork_time (ms, where the store starts),
+    #                           state_hash (RunConfig.state_hash(fork_time)); None for a run from t = 0

@@ -11,16 +11,20 @@ Layout (``format`` "brainsim-run", ``format_version`` 1)::
                                     (when the writer last showed it was alive), provenance (config
                                     file, overlay files, patient id, connectome source and notes),
                                     populations (name, region label or null, cell_type, first_gid, count,
-                                    kind "excitatory" | "inhibitory" | ""): gids first_gid.. are its cells
+                                    kind "excitatory" | "inhibitory" | ""): gids first_gid.. are its cells;
+                                    a fork's future (`brainsim fork`) also: parent (absolute path of the
+                                    run store or checkpoint its state came from), fork_time (ms: where
+                                    its time axes start) and state_hash (RunConfig.state_hash(fork_time))
     /spikes/gid, /spikes/time       (spike,) int64 and float64 ms, sorted by (time, gid)
     /traces                         attrs: trace_sets (the names)
     /traces/<name>/<variable>       (time, probe) float32, attr units; one xarray dataset per trace set
-    /traces/<name>/time             (time,) float64 ms: the whole run's sampling grid
+    /traces/<name>/time             (time,) float64 ms: the whole run's sampling grid (a future's from its
+                                    fork_time)
     /traces/<name>/gid, compartment, location   (probe,) int64, int64, variable-length UTF-8 text
     /regions                        (runs with a brain) attrs: bin (ms); one xarray dataset
     /regions/rate, v_mean           (time, region) float32: Hz, mV (mean V at the cells' spike detectors)
     /regions/time                   (time,) float64 ms: start of each bin ([time, time + bin), the last one
-                                    ends at tstop)
+                                    ends at tstop; a future's first bin starts at its fork_time)
     /regions/region, hemisphere     (region,) text: label, "left" or "right"
     /regions/centre_x, _y, _z, n_cells   (region,) float64 mm (NaN if unknown), int64
     /regions/sc_weights, sc_tract_lengths   (region, region_source) float64: the structural connectivity
@@ -127,11 +131,13 @@ class RunWriter:
         provenance: dict | None = None,
         populations: list | None = None,
         heartbeat: float | None = None,
+        fork: dict | None = None,
     ) -> "RunWriter":
         """Start a store at `path` with status "running"; an existing path is replaced only if `overwrite`.
         provenance: where the model came from (JSON-able: files, patient, connectome); populations: the
         run's populations (dicts: name, region, cell_type, first_gid, count, kind); heartbeat: s between
-        heartbeats while the store is running (None: only at each publish)."""
+        heartbeats while the store is running (None: only at each publish); fork: a future's parent
+        (path), fork_time (ms) and state_hash, stored as attributes (the store starts at fork_time)."""
         path = Path(path)
         if path.exists() or path.is_symlink():
             if not overwrite:
@@ -150,11 +156,15 @@ class RunWriter:
             "config_hash": config_hash,
             "counts": {key: int(value) for key, value in counts.items()},
             "status": "running",
-            "t_reached": 0.0,
+            "t_reached": 0.0 if fork is None else float(fork["fork_time"]),
             "provenance": provenance or {},
             "populations": populations or [],
             **_liveness(heartbeat),
         }
+        if fork is not None:
+            attrs.update(
+                parent=str(fork["parent"]), fork_time=float(fork["fork_time"]), state_hash=fork["state_hash"]
+            )
         root = zarr.open_group(path, mode="w-", zarr_format=3, attributes=attrs)
         spikes = root.create_group("spikes")
         chunks = (SPIKE_CHUNK,)
@@ -203,6 +213,12 @@ class RunWriter:
         except (OSError, ValueError, zarr.errors.BaseZarrError) as e:
             raise StoreError(path, f"{NOTHING_TO_RESUME} ({type(e).__name__}: {e})") from None
         attrs = root.attrs.asdict()
+        if "fork_time" in attrs:
+            raise StoreError(
+                path,
+                f"the store of a fork's future (from {attrs.get('parent')!r} at {attrs['fork_time']:g} ms) "
+                "is not resumed: fork it again (`brainsim fork ... --overwrite`)",
+            )
         if attrs.get("format") != FORMAT or attrs.get("config_hash") != config_hash:
             raise StoreError(
                 path,
@@ -306,11 +322,22 @@ class RunWriter:
         self._root["traces"].attrs["trace_sets"] = list(self._traces)
 
     def add_regions(
-        self, *, bin_ms, n_bins, labels, hemisphere, centres, n_cells, sc_weights=None, sc_tract_lengths=None
+        self,
+        *,
+        bin_ms,
+        n_bins,
+        labels,
+        hemisphere,
+        centres,
+        n_cells,
+        sc_weights=None,
+        sc_tract_lengths=None,
+        first_bin=0,
     ) -> None:
         """Create the `regions` group: rows of n_bins bins of bin_ms (ms) for the regions `labels`, with
         their hemisphere ("left"/"right"), centres (n, 3) mm or None, and cell counts; sc_weights and
-        sc_tract_lengths (n, n; mm), the structural connectivity weights[target, source], or None."""
+        sc_tract_lengths (n, n; mm), the structural connectivity weights[target, source], or None;
+        first_bin: the run's bin the first row is (a fork's future starts at its fork time)."""
         self._check_running()
         n = len(labels)
         centres = np.full((n, 3), np.nan) if centres is None else np.asarray(centres, dtype=float)
@@ -335,7 +362,7 @@ class RunWriter:
                 attributes={"units": units, "long_name": doc, "coordinates": coords},
             )
         columns = {
-            "time": (np.arange(n_bins) * float(bin_ms), "float64", "ms"),
+            "time": ((first_bin + np.arange(n_bins)) * float(bin_ms), "float64", "ms"),
             "region": (list(labels), str, None),
             "hemisphere": (list(hemisphere), str, None),
             "centre_x": (centres[:, 0], "float64", "mm"),

@@ -36,8 +36,9 @@ class Brain:
         connectome = load_connectome(
             source, config, "patient.connectome" if patient.get("connectome") else None
         )
-        regions = list(connectome.labels) if spec["regions"] == "all" else spec["regions"]
-        self._check_labels(regions, connectome.labels, "brain.regions")
+        every_label = list(connectome.labels)
+        regions = every_label if spec["regions"] == "all" else spec["regions"]
+        self._check_labels(regions, every_label, "brain.regions")
         lesions = patient.get("lesions", {})
         self._check_labels(lesions.get("regions", []), connectome.labels, "patient.lesions.regions")
         regions = [r for r in regions if r not in lesions.get("regions", [])]
@@ -49,16 +50,18 @@ class Brain:
             )
             connectome = replace(connectome, weights=weights)
         self.connectome = connectome
-        for key in ("factors", "cell_loss"):
+        for key in ("factors", "cell_loss", "background"):
             for label in patient.get(key, {}):
                 if label != "all":
                     self._check_labels([label], connectome.labels, f"patient.{key}.{label}")
         loss = patient.get("cell_loss", {})
         labels = connectome.labels
-        for label in spec["region_overrides"]:
-            if label not in labels:
+        for label in spec["region_overrides"]:  # overrides of regions left out of brain.regions are unused
+            if label not in every_label:
                 raise ConfigError(
-                    f"brain.region_overrides.{label}", label, f"a simulated region: {list(labels)}"
+                    f"brain.region_overrides.{label}",
+                    label,
+                    f"a region label of the connectome: {every_label}",
                 )
         if spec["cells_per_mm2"] and connectome.areas is None:
             raise ConfigError(

@@ -245,6 +245,15 @@ def _check_overlays(data):
     if data["patient"] is not None:
         for label, factors in data["patient"]["factors"].items():
             _check_factors(factors, types, f"patient.factors.{label}")
+        for label, per_type in data["patient"]["background"].items():
+            for name in per_type:
+                if name not in brain["background"]:
+                    raise ConfigError(
+                        f"patient.background.{label}.{name}",
+                        name,
+                        f"a cell type with a background drive (brain.background): "
+                        f"{sorted(brain['background'])}",
+                    )
     for i, item in enumerate(data["interventions"]):
         path = f"interventions[{i}]"
         selection = item.get("cell_types", "all")
@@ -328,15 +337,22 @@ def _warn_model(recipe):
 
 def _check_cells_and_targets(recipe):
     """Build every cell type and resolve every location, synapse and probe variable; stimuli and probes
-    may name populations by pattern (e.g. '*.pyr'), which must match one with cells."""
+    may name populations by pattern (e.g. '*.pyr'), which must match one with cells; a pattern matching only
+    populations without cells (e.g. a brain subset or scale that leaves a type out) is warned about."""
     config = recipe.config
     for pop in recipe.populations:
         recipe.cell_type(pop.name)
     for kind, entries in (("stimuli", config["stimuli"]), ("probes", config["probes"])):
         for i, entry in enumerate(entries):
-            pops = [p for p in recipe.matching(entry["cell"]) if p.count]
+            matched = recipe.matching(entry["cell"])
+            pops = [p for p in matched if p.count]
+            if not pops and matched and any(c in entry["cell"] for c in "*?["):
+                warn(
+                    f"{kind}[{i}].cell = {entry['cell']!r} matches only populations without cells: no effect"
+                )
+                continue
             if not pops:
-                names = [p.name for p in recipe.populations]
+                names = [p.name for p in recipe.populations if p.count]
                 raise ConfigError(
                     f"{kind}[{i}].cell",
                     entry["cell"],

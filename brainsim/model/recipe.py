@@ -386,6 +386,9 @@ class Recipe:
                 **self.config["brain"]["background"][pop.cell_type],
                 **{key: value for key, value in given.items() if value is not None},
             }
+            scale = self.config["patient"] or {}
+            for where in ("all", label):
+                drive["rate"] *= scale.get("background", {}).get(where, {}).get(pop.cell_type, 1.0)
         background = (
             [
                 Poisson(

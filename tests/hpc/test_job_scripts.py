@@ -120,6 +120,8 @@ def test_plan_counts_and_recommendation(capsys):
     assert 0.2 < low <= high < 0.3
     # wall time: the most loaded rank's compartment-steps at the cost per compartment-step
     assert p["wall_s"] == pytest.approx(p["wall_s_per_simulated_s"] * 0.2)
+    warm = plan(load_config(SMALL, ["simulation.warmup=300"]), 3)  # the warm-up is simulated too
+    assert warm["wall_s"] == pytest.approx(p["wall_s_per_simulated_s"] * 0.5)
     assert p["recommended_ranks"] >= 1 and p["recommended_nodes"] == -(-p["recommended_ranks"] // 2)
     assert main(["plan", str(SMALL), "--ranks", "2", "--target-time", "00:01:00"]) == 0
     assert "120 cells" in capsys.readouterr().out

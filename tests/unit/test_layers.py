@@ -2,6 +2,7 @@
 
 kernels · errors -> files, resources -> config -> model -> parallel -> io -> engine -> api -> hpc -> cli
 postprocess (brainsim.postprocess): errors, files and io only; cli imports it
+twin (the patient twin: observations, fit, forks): above api and hpc, may import postprocess; below cli
 """
 
 import ast
@@ -12,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = [
     "kernels", "errors", "files", "resources", "config", "model", "parallel", "io", "engine", "api", "hpc",
-    "postprocess", "cli",
+    "postprocess", "twin", "cli",
 ]  # fmt: skip
 ALLOWED = {layer: set(ORDER[: i + 1]) for i, layer in enumerate(ORDER)}
 ALLOWED["errors"] = {"errors"}

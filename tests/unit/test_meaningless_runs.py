@@ -66,6 +66,23 @@ def test_a_scale_that_empties_a_cell_type_is_warned_about(capsys):
     assert err.count("brainsim: warning: brain.scale = 0.1 leaves no 'fs' cells") == 1, err
 
 
+def test_a_probe_pattern_left_without_cells_by_a_subset_is_warned_about_and_a_typo_refused():
+    """A subset of regions (or a scale) can leave a probed type without cells: the pattern is warned about,
+    and region overrides of regions left out are unused; a pattern matching no population is an error."""
+    subset = ["brain.regions=[lh-precentral, rh-precentral]", "brain.region_overrides={rh-insula: {}}"]
+    probe = "probes=[{name: v, variable: v, cell: '*.fs', location: soma(0.5)}]"
+    _, caught = load(SMALL_BRAIN, *subset, probe, "brain.cells_per_region.fs=0")
+    assert "probes[0].cell = '*.fs' matches only populations without cells: no effect" in caught
+    with pytest.raises(ConfigError) as e:
+        load(SMALL_BRAIN, *subset, probe.replace("*.fs", "*.sf"))
+    assert e.value.path == "probes[0].cell" and "lh-precentral.pyr" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load(SMALL_BRAIN, "brain.region_overrides={rh-insulla: {}}")
+    assert e.value.path == "brain.region_overrides.rh-insulla" and "region label of the connectome" in str(
+        e.value
+    )
+
+
 def test_an_empty_region_is_warned_about():
     _, caught = load(
         SMALL_BRAIN, "brain.region_overrides={lh-precentral: {cells_per_region: {pyr: 0, fs: 0}}}"

@@ -1,0 +1,484 @@
+"""`brainsim fit`: personalise a brain to a patient's observations by ensemble Kalman inversion.
+
+Each iteration runs the whole ensemble as one batch on a runner (runners.make_runner), one member run
+per member (member.run_member: simulate, summarise, features), then moves the ensemble by one adaptive
+Kalman step (eki); a fit of K iterations evaluates K + 1 ensembles (the last is the posterior's). Fewer
+when the adaptive steps complete the data assimilation early.
+
+FIT_DIR holds::
+
+    fit.zarr     theta (iteration, member, parameter) the parameter values of every member evaluated;
+                 features (iteration, member, feature) its features (NaN: its run blew up); misfit
+                 (iteration, member) mean squared residual in noise units (1: the noise level); step
+                 (iteration,) the Kalman step taken after that ensemble (NaN for the last); seed
+                 (iteration, member) the member's simulation seed; observed (feature,), noise (feature,)
+                 the observed features and their standard deviations. Attributes: format "brainsim-fit",
+                 format_version 1, status ("running", "complete", "interrupted"), inputs (JSON: what a
+                 resumed fit must share), scheduler.
+    fit.json     config (absolute path), set, observations, parameters file, scheduler, members,
+                 iterations, status, wall_s, posterior {parameter: mean, sd, q2.5, q97.5} over the last
+                 ensemble, misfit per iteration (median, best), the noise level (1)
+    posterior/member-NNN.yaml   each last member as a patient overlay (`--patient`)
+    patient.yaml the posterior mean as a patient overlay
+    report.png   misfit per iteration; each parameter's prior and posterior ensemble
+
+Seeds: the prior ensemble, each update's perturbed observations and each member's simulation seed
+derive from the fit's seed alone (member j of iteration k: SeedSequence([seed, 2, k, j])), so a fit
+gives the same result on every runner and when resumed.
+"""
+
+import hashlib
+import json
+import math
+import shutil
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import yaml
+from zarr.errors import ZarrUserWarning
+
+from brainsim import __version__
+from brainsim.api import load_config
+from brainsim.config.load import read_yaml
+from brainsim.errors import BrainsimError, ConfigError, Interrupted, StopTimeout, StoreError
+from brainsim.model.brain import Brain
+from brainsim.postprocess.signals import ELECTRODES_1020
+
+from . import eki
+from .features import feature_blocks, pin
+from .member import MemberTask, run_member
+from .observe import open_observations
+from .parameters import load_fit, member_config
+from .runners import MemberFailure, make_runner
+
+FORMAT = "brainsim-fit"
+FORMAT_VERSION = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+class FitStopped(BrainsimError):
+    """The fit was stopped by a signal; FIT_DIR holds every ensemble evaluated before it."""
+
+    def __init__(self, signal_name, fit_dir, done):
+        self.signal_name, self.fit_dir, self.done = signal_name, fit_dir, done
+        super().__init__(
+            f"fit stopped by {signal_name}: {fit_dir} holds {done} evaluated ensemble(s); continue with "
+            "`brainsim fit ... --resume`"
+        )
+
+
+def fit(
+    config,
+    observations,
+    parameters,
+    out,
+    *,
+    members=None,
+    iterations=None,
+    scheduler="local",
+    workers=None,
+    profile=None,
+    seed=None,
+    overrides=(),
+    overwrite=False,
+    resume=False,
+    log=print,
+):
+    """Fit the config's patient parameters (the fit file `parameters`) to the observation store, writing
+    FIT_DIR `out`; returns the fit's record (fit.json's content). members, iterations, seed: override the
+    fit file's method; scheduler, workers, profile: where the members run (runners.make_runner);
+    overrides: --set items for the config; resume: continue the fit in `out`. Raises FitStopped after a
+    stop signal, with everything evaluated so far written."""
+    job = _Fit(config, observations, parameters, out, members, iterations, seed, overrides, log)  # checked
+    with make_runner(scheduler, workers, profile=profile, log=log) as runner:
+        if not runner.driver:  # --scheduler mpi: this rank runs members for rank 0
+            runner.serve()
+            return None
+        return job.run(runner, overwrite, resume)
+
+
+class _Fit:
+    def __init__(self, config, observations, parameters, out, members, iterations, seed, overrides, log):
+        self.config_file = Path(config).resolve()
+        self.config = load_config(config, overrides)
+        self.overrides = list(overrides)
+        self.raw = read_yaml(config) or {}
+        self.spec = load_fit(parameters, self.config, self.raw, self.overrides)
+        method = dict(self.spec.method)
+        for key, value, least in (("members", members, 2), ("iterations", iterations, 1), ("seed", seed, 0)):
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                    raise ConfigError(f"--{key}", value, f"a whole number >= {least}")
+                method[key] = value
+        self.method = method
+        self.obs_path = Path(observations).resolve()
+        obs = open_observations(observations)
+        _check_regions(obs, self.config, self.obs_path)
+        self.features = pin(obs, self.spec.features)
+        blocks = feature_blocks(obs, self.features)
+        self.observed = np.concatenate([b[0] for b in blocks])
+        self.labels = [label for b in blocks for label in b[1]]
+        bad = [label for label, v in zip(self.labels, self.observed) if not np.isfinite(v)]
+        if bad:
+            raise StoreError(self.obs_path, f"observed features that are not finite numbers: {bad[:10]}")
+        sd = []
+        for feature, (values, _) in zip(self.features, blocks):
+            scale = np.abs(values) if feature["relative"] else np.ones_like(values)
+            sd.append(feature["noise"] * np.maximum(scale, 1e-12))
+        self.sd = np.concatenate(sd)
+        self.out = Path(out)
+        self.log = log
+        self.parameters_file = Path(parameters).resolve()
+        self.inputs = json.dumps(
+            {
+                "config": str(self.config_file),
+                "config_hash": self.config.hash(),
+                "set": self.overrides,
+                "observations": str(self.obs_path),
+                "parameters": hashlib.sha256(self.parameters_file.read_bytes()).hexdigest()[:16],
+                "method": method,
+            },
+            sort_keys=True,
+        )
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def run(self, runner, overwrite, resume):
+        theta, g, steps = self._start(overwrite, resume)
+        j, k_max = self.method["members"], self.method["iterations"]
+        names = self.spec.names
+        self.log(
+            f"fit: {len(names)} parameters, {len(self.labels)} features, {j} members, at most {k_max} "
+            f"iterations ({k_max + 1} ensembles), members on {runner.description}"
+        )
+        started, batch_s = time.monotonic(), []
+        with _StopSignals() as stop:
+            try:
+                while not (g and self._final(len(g) - 1, steps)):
+                    k = len(g)
+                    if k == 0:
+                        theta = [self._prior()]
+                    elif len(theta) == k:
+                        theta.append(self._next(theta[k - 1], g[k - 1], k - 1, steps[k - 1]))
+                    begun = time.monotonic()
+                    g.append(np.array(runner.map(run_member, self._tasks(theta[k], k)), dtype=float))
+                    batch_s.append(time.monotonic() - begun)
+                    t = float(np.sum(steps[:k]))
+                    final = self._final(k, steps)
+                    steps.append(np.nan if final else self._step(g[k], t, last=k + 1 >= k_max))
+                    self._write(theta, g, steps, "complete" if final else "running", runner, started)
+                    self._progress(k, k_max, theta[k], g[k], t, batch_s, final)
+                    stop.check(self.out, len(g))
+            except (KeyboardInterrupt, MemberFailure) as e:
+                name = stop.received or _interrupt_name(e)
+                if name is None:
+                    raise
+                n = len(g)
+                self._write(theta[:n], g, steps[:n], "interrupted", runner, started)
+                raise FitStopped(name, self.out, n) from None
+        return self._finish(theta, g, steps, runner, started)
+
+    def _final(self, k, steps):
+        """Whether ensemble k is the last: the iterations are spent or the steps before it sum to 1."""
+        return k >= self.method["iterations"] or float(np.sum(steps[:k])) >= 1.0 - 1e-9
+
+    def _prior(self):
+        rng = np.random.default_rng([self.method["seed"], 0])
+        return np.stack([p.sample(rng, self.method["members"]) for p in self.spec.parameters], axis=1)
+
+    def _step(self, g, t, last):
+        ok = np.isfinite(g).all(axis=1)
+        return eki.step_size(g[ok], self.observed, self.sd**2, t, last=last)
+
+    def _next(self, theta, g, k, step):
+        """The ensemble after the update of the given step that follows ensemble k."""
+        ok = np.isfinite(g).all(axis=1)
+        if ok.sum() < max(2, theta.shape[0] // 2):
+            raise BrainsimError(
+                f"fit: {int((~ok).sum())} of {theta.shape[0]} members of ensemble {k} failed (their runs "
+                "blew up): narrow the priors or bounds"
+            )
+        u = np.stack([p.to_u(theta[:, i]) for i, p in enumerate(self.spec.parameters)], axis=1)
+        rng = np.random.default_rng([self.method["seed"], 1, k])
+        moved = u.copy()
+        moved[ok] = eki.update(u[ok], g[ok], self.observed, self.sd**2, step, rng)
+        return np.stack([p.to_theta(moved[:, i]) for i, p in enumerate(self.spec.parameters)], axis=1)
+
+    def _tasks(self, theta, k):
+        tasks = []
+        windows = [f["window"] for f in self.features]
+        overrides = list(self.overrides)
+        if all(w is not None for w in windows):  # simulate only as far as the features look
+            overrides.append(f"simulation.tstop={max(w[1] for w in windows)!r}")
+        for m, row in enumerate(theta):
+            member = member_config(
+                self.spec, self.raw, overrides, self.config.source, row, _member_id(self.config, m)
+            )
+            data = member.data
+            seed = int(np.random.SeedSequence([self.method["seed"], 2, k, m]).generate_state(1)[0] % 2**31)
+            source = None if self.config.source is None else str(Path(self.config.source).resolve())
+            tasks.append(MemberTask(data, source, seed, tuple(self.features), len(self.labels)))
+        return tasks
+
+    def _progress(self, k, k_max, theta, g, t, batch_s, final):
+        misfit = eki.misfit(g, self.observed, self.sd**2)
+        failed = int((~np.isfinite(misfit)).sum())
+        spread = " ".join(f"{n}={s:.3g}" for n, s in zip(self.spec.names, theta.std(axis=0, ddof=1)))
+        left = 0 if final else k_max - k
+        eta = f", ETA {_duration(left * float(np.mean(batch_s)))}" if left else ""
+        self.log(
+            f"fit: ensemble {k}/{k_max}{' (posterior)' if final else ''}: "
+            f"misfit median {np.median(misfit):.3g}, "
+            f"best {misfit.min():.3g} (noise level 1){f', {failed} failed' if failed else ''}; "
+            f"assimilated {t:.2f}; {_duration(batch_s[-1])}{eta}"
+        )
+        self.log(f"fit:   spread (sd): {spread}")
+
+    # -- FIT_DIR -----------------------------------------------------------------------------------
+
+    def _start(self, overwrite, resume):
+        """(theta list, g list, steps list) to start from: empty, or those of the fit being resumed."""
+        store = self.out / "fit.zarr"
+        if resume:
+            if not store.exists():
+                raise StoreError(self.out, "no fit to resume here (fit.zarr is missing)")
+            ds = _open_fit(store)
+            if ds.attrs.get("inputs") != self.inputs:
+                raise StoreError(
+                    store, "was fitted with other inputs (config, --set, observations, fit file or method): "
+                    "start a new fit in another folder, or --overwrite it",
+                )  # fmt: skip
+            theta = list(ds["theta"].values)
+            g = list(ds["features"].values)
+            steps = [float(x) for x in ds["step"].values]
+            self.log(f"fit: resuming {self.out}: {len(g)} ensemble(s) evaluated")
+            return theta, g, steps
+        if self.out.exists() and any(self.out.iterdir()):
+            if not overwrite:
+                raise StoreError(self.out, "already exists and is not empty; pass --overwrite or --resume")
+            if not (self.out / "fit.zarr").exists():
+                held = sorted(p.name for p in self.out.iterdir())[:5]
+                raise StoreError(self.out, f"is not a fit's folder (it holds {held}): not replaced")
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        return [], [], []
+
+    def _write(self, theta, g, steps, status, runner, started):
+        n = len(g)
+        seeds = np.array(
+            [[int(np.random.SeedSequence([self.method["seed"], 2, k, m]).generate_state(1)[0] % 2**31)
+              for m in range(self.method["members"])] for k in range(n)], dtype=np.int64,
+        ).reshape(n, self.method["members"])  # fmt: skip
+        features = np.array(g, dtype=float).reshape(n, self.method["members"], len(self.labels))
+        ds = xr.Dataset(
+            {
+                "theta": (
+                    ("iteration", "member", "parameter"),
+                    np.array(theta[:n], dtype=float).reshape(n, self.method["members"], len(self.spec.names)),
+                ),
+                "features": (("iteration", "member", "feature"), features),
+                "misfit": (
+                    ("iteration", "member"),
+                    np.array([eki.misfit(x, self.observed, self.sd**2) for x in features]).reshape(n, -1),
+                ),
+                "step": (("iteration",), np.array(steps[:n], dtype=float)),
+                "seed": (("iteration", "member"), seeds),
+                "observed": (("feature",), self.observed),
+                "noise": (("feature",), self.sd),
+            },  # fmt: skip
+            coords={
+                "iteration": np.arange(n),
+                "member": np.arange(self.method["members"]),
+                "parameter": np.array(self.spec.names, dtype=object),
+                "feature": np.array(self.labels, dtype=object),
+            },
+            attrs={
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "brainsim_version": __version__,
+                "status": status,
+                "inputs": self.inputs,
+                "scheduler": runner.description,
+                "wall_s": time.monotonic() - started,
+            },
+        )
+        staging = self.out / "fit.zarr.writing"
+        shutil.rmtree(staging, ignore_errors=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Consolidated metadata", ZarrUserWarning)
+            ds.to_zarr(staging, mode="w", zarr_format=3, consolidated=True)
+        shutil.rmtree(self.out / "fit.zarr", ignore_errors=True)
+        staging.rename(self.out / "fit.zarr")
+
+    def _finish(self, theta, g, steps, runner, started):
+        last = theta[len(g) - 1]
+        posterior = self.out / "posterior"
+        shutil.rmtree(posterior, ignore_errors=True)
+        posterior.mkdir()
+        for m, row in enumerate(last):
+            overlay = self.spec.overlay(self.raw.get("patient"), row, _member_id(self.config, m))
+            _write_yaml(posterior / f"member-{m:03d}.yaml", overlay, f"posterior member {m} of the fit")
+        mean = last.mean(axis=0)
+        _write_yaml(
+            self.out / "patient.yaml",
+            self.spec.overlay(self.raw.get("patient"), mean, _patient_id(self.config) + "-fitted"),
+            "the fit's posterior mean",
+        )
+        misfits = [eki.misfit(x, self.observed, self.sd**2) for x in g]
+        record = {
+            "config": str(self.config_file),
+            "set": self.overrides,
+            "observations": str(self.obs_path),
+            "parameters_file": str(self.parameters_file),
+            "scheduler": runner.description,
+            "method": self.method,
+            "members": self.method["members"],
+            "iterations": len(g) - 1,
+            "status": "complete",
+            "wall_s": round(time.monotonic() - started, 3),
+            "noise_level": 1.0,
+            "posterior": {
+                name: {
+                    "mean": float(last[:, i].mean()),
+                    "sd": float(last[:, i].std(ddof=1)),
+                    "q2.5": float(np.percentile(last[:, i], 2.5)),
+                    "q97.5": float(np.percentile(last[:, i], 97.5)),
+                }
+                for i, name in enumerate(self.spec.names)
+            },
+            "misfit": [
+                {
+                    "iteration": k,
+                    "median": _number(np.median(m)),
+                    "best": _number(m.min()),
+                    "step": _number(s),
+                }
+                for k, (m, s) in enumerate(zip(misfits, steps))
+            ],
+        }
+        (self.out / "fit.json").write_text(json.dumps(record, indent=2) + "\n")
+        _report(self.out / "report.png", np.array(theta[: len(g)]), misfits, self.spec.names)
+        self.log(f"fit: posterior mean in {self.out / 'patient.yaml'}; members in {posterior}")
+        return record
+
+
+def _check_regions(obs, config, path):
+    """The observations' regions and electrodes are among those a run of the config has."""
+    labels = list(Brain(config).labels)
+    for dim, known in (("region", labels), ("electrode", list(ELECTRODES_1020))):
+        if dim in obs.dims:
+            extra = [str(v) for v in obs[dim].values if str(v) not in known]
+            if extra:
+                raise StoreError(
+                    path, f"{dim}s that a run of the config does not have: {extra} (it has {known})"
+                )
+
+
+def _open_fit(store):
+    try:
+        ds = xr.open_zarr(store, zarr_format=3).load()
+    except Exception as e:  # noqa: BLE001 - any unreadable store is named
+        raise StoreError(store, f"unreadable fit store ({type(e).__name__}: {e})") from None
+    if ds.attrs.get("format") != FORMAT or ds.attrs.get("format_version") != FORMAT_VERSION:
+        raise StoreError(store, f"not a brainsim fit store ({FORMAT!r} version {FORMAT_VERSION})")
+    return ds
+
+
+def _member_id(config, m):
+    return f"{_patient_id(config)}-member-{m:03d}"
+
+
+def _patient_id(config):
+    return (config["patient"] or {}).get("id") or config["name"]
+
+
+def _write_yaml(path, overlay, what):
+    path.write_text(
+        f"# {what}: a patient overlay (brainsim run CONFIG --patient {path.name})\n"
+        + yaml.safe_dump(overlay, sort_keys=False)
+    )
+
+
+def _number(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _duration(seconds):
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _interrupt_name(error):
+    """The stop signal behind a member's failure (a member run stopped by Ctrl-C or SIGTERM), or None."""
+    if isinstance(error, KeyboardInterrupt):
+        return "SIGINT"
+    cause = error.__cause__
+    if isinstance(cause, (Interrupted, StopTimeout)):
+        return cause.signal_name
+    return None
+
+
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGUSR1 stop the fit: the batch in progress is given up, what was evaluated is
+    written (FitStopped). Outside the main thread nothing is installed."""
+
+    def __init__(self):
+        self.received, self.previous = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+        raise KeyboardInterrupt(self.received)
+
+    def check(self, out, done):
+        if self.received:
+            raise FitStopped(self.received, out, done)
+
+
+def _report(path, theta, misfits, names):
+    """report.png: misfit per iteration (every member, and the median) and, per parameter, the prior and
+    posterior ensembles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(names)
+    cols = min(4, n)
+    rows = 1 + math.ceil(n / cols)
+    fig = plt.figure(figsize=(3.2 * cols, 2.6 * rows))
+    ax = fig.add_subplot(rows, 1, 1)
+    for k, m in enumerate(misfits):
+        finite = m[np.isfinite(m)]
+        ax.scatter(np.full(finite.size, k), finite, s=8, color="0.6")
+    ax.plot(range(len(misfits)), [np.median(m) for m in misfits], "o-", color="C3", label="median")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="noise level")
+    ax.set_yscale("log")
+    ax.set_xlabel("ensemble")
+    ax.set_ylabel("misfit")
+    ax.legend(fontsize=7)
+    for i, name in enumerate(names):
+        a = fig.add_subplot(rows, cols, cols + i + 1)
+        a.hist(theta[0, :, i], bins=10, alpha=0.5, label="prior")
+        a.hist(theta[-1, :, i], bins=10, alpha=0.7, label="posterior")
+        a.set_title(name, fontsize=8)
+        a.tick_params(labelsize=7)
+        if i == 0:
+            a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

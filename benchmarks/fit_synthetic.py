@@ -1,10 +1,14 @@
 """The fit's known answer at a larger size: a synthetic patient on 16 regions of the synthetic connectome
-(configs/twin/patient_brain.yaml's cells, 16 free drive factors drawn in 0.8-1.2), its EEG and rates
-written as EDF and TSV and read back by `brainsim observe`, fitted by `brainsim fit` with
-configs/twin/fit.yaml; prints the wall time and the recovery.
+(configs/twin/patient_brain.yaml's cells, 16 free drive factors drawn in 0.8-1.2, or those of --truth),
+its EEG and rates written as EDF and TSV and read back by `brainsim observe`, fitted by `brainsim fit`
+with configs/twin/fit.yaml (its method, or --method); prints the wall time and the recovery.
 
     .venv/bin/python benchmarks/fit_synthetic.py [--regions 16] [--members 32] [--iterations 3]
+                     [--method eki|cmaes] [--fit-seed S] [--truth PATIENT.yaml]
                      [--scheduler local|dask|...] [--workers N] [-o out/bench_fit]
+
+With --regions 8 --truth configs/twin/true_patient.yaml it is the known answer of
+tests/twin/test_fit_synthetic.py (its regions in another order).
 """
 
 import argparse
@@ -39,7 +43,10 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--scheduler", default="local")
     parser.add_argument("--workers", type=int)
-    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=3, help="seed of the drawn truth")
+    parser.add_argument("--truth", help="a patient overlay whose background pyr factors are the truth")
+    parser.add_argument("--method", choices=("eki", "cmaes"), help="default: the fit file's")
+    parser.add_argument("--fit-seed", type=int, help="the fit's seed (default: the fit file's)")
     parser.add_argument("-o", "--output", default="out/bench_fit")
     args = parser.parse_args(argv)
     out = Path(args.output)
@@ -51,8 +58,12 @@ def main(argv=None):
     config["name"] = f"patient_brain_{len(regions)}"
     config_file = out / "config.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    rng = np.random.default_rng(args.seed)
-    truth = dict(zip(regions, np.round(rng.uniform(0.8, 1.2, len(regions)), 3).tolist()))
+    if args.truth:
+        given = yaml.safe_load(Path(args.truth).read_text())["background"]
+        truth = {r: float(given[r]["pyr"]) for r in regions}
+    else:
+        rng = np.random.default_rng(args.seed)
+        truth = dict(zip(regions, np.round(rng.uniform(0.8, 1.2, len(regions)), 3).tolist()))
     patient = {"id": "benchmark-patient", "background": {r: {"pyr": f} for r, f in truth.items()}}
     (out / "truth.yaml").write_text(yaml.safe_dump(patient, sort_keys=False))
     started = time.perf_counter()
@@ -65,11 +76,19 @@ def main(argv=None):
         [*brainsim, "observe", rec / "patient_eeg.edf", rec / "patient_rates.tsv", "--connectome",
          config_file, "--kind", "rate", "-o", obs, "--overwrite"], check=True, capture_output=True,
     )  # fmt: skip
-    command = [*brainsim, "fit", config_file, "--observations", obs, "--parameters", TWIN / "fit.yaml",
+    fit_file = TWIN / "fit.yaml"
+    if args.method:
+        spec = yaml.safe_load(fit_file.read_text())
+        spec["method"]["kind"] = args.method
+        fit_file = out / "fit.yaml"
+        fit_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    command = [*brainsim, "fit", config_file, "--observations", obs, "--parameters", fit_file,
                "--members", str(args.members), "--iterations", str(args.iterations), "--scheduler",
                args.scheduler, "-o", out / "fit", "--overwrite"]  # fmt: skip
     if args.workers:
         command += ["--workers", str(args.workers)]
+    if args.fit_seed is not None:
+        command += ["--seed", str(args.fit_seed)]
     began = time.perf_counter()
     subprocess.run(command, check=True)
     wall = time.perf_counter() - began
@@ -80,11 +99,14 @@ def main(argv=None):
     true = np.array([truth[n[len("drive[") : -1]] for n in names])
     inside = np.abs(fitted - true) <= 2 * sd
     rms, prior_rms = np.sqrt(np.mean((fitted - true) ** 2)), np.sqrt(np.mean((0.95 - true) ** 2))
-    print(f"recording: {recorded:.1f} s; fit: {wall:.1f} s wall ({args.members} members, "
-          f"{record['iterations']} iterations, {args.scheduler})")  # fmt: skip
+    print(f"recording: {recorded:.1f} s; fit: {wall:.1f} s wall ({record['method']['kind']}, "
+          f"{args.members} members, {record['iterations']} iterations, {record['member_runs']} member runs, "
+          f"{args.scheduler})")  # fmt: skip
+    print(f"estimate: {record['estimate']}")
     print(f"parameters: {len(names)}; RMS error {rms:.4f} (prior: {prior_rms:.4f}); "
           f"within 2 sd: {int(inside.sum())} of {len(names)}")  # fmt: skip
-    print(f"misfit median per ensemble: {[round(m['median'], 2) for m in record['misfit']]} (noise level 1)")
+    print(f"misfit median per ensemble: {[round(m['median'], 2) for m in record['misfit']]}; best per "
+          f"ensemble: {[round(m['best'], 2) for m in record['misfit']]} (noise level 1)")  # fmt: skip
     for n, t, f, s in zip(names, true, fitted, sd):
         print(
             f"  {n}: truth {t:.3f}  fit {f:.3f} ± {s:.3f}{'' if abs(f - t) <= 2 * s else '  (outside 2 sd)'}"

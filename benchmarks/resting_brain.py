@@ -2,13 +2,13 @@
 and with each shipped intervention, and prints
 
 * per cell type: mean rate (Hz) and mean CV of the interspike intervals (cells with >= 5 spikes);
-* the EEG proxy's spectral peak (Hz; `brainsim summarize`'s `eeg`, Welch over the recorded window);
+* the EEG's spectral peak (Hz; `brainsim summarize`'s `eeg`, Welch over the recorded window);
 * the correlation of functional connectivity (Pearson, region rates in FC_BIN ms bins over the recorded
   window) with the structural weights, over all region pairs and over the connected pairs (log weights),
   next to the 0.2-0.5 that resting-state whole-brain models report;
 * per intervention: in how many untargeted regions the pyramidal cells' rate changes in the intervention's
   window, by how much, and with what confidence (paired per-cell test against the untreated run of the
-  same seed);
+  same seed), and the regions' z combined (Stouffer: the brain-wide shift beyond the targets);
 * wall times.
 
     .venv/bin/python benchmarks/resting_brain.py [--out DIR] [--ranks 2] [--set KEY=VALUE ...]
@@ -32,7 +32,7 @@ import brainsim
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs/whole_brain.yaml"
 INTERVENTIONS = ("sodium_block", "stimulation", "lesion")
-FC_BIN = 50.0  # ms: rate bins of the functional connectivity
+FC_BIN = 10.0  # ms: rate bins of the functional connectivity (as the summary's fc_rate)
 Z_CHANGED = 3.2  # |z| above which a region counts as changed: two-sided p < 0.05 after Bonferroni over 76
 REFERENCE = (
     "0.2-0.5: correlation of simulated resting-state FC with structural connectivity in whole-brain models "
@@ -84,7 +84,7 @@ def rates_and_cvs(store):
 
 
 def eeg_peak(store_path, summary_path):
-    """(peak frequency Hz, peak power / median power over 4-100 Hz) of the summary's EEG proxy."""
+    """(peak frequency Hz, peak power / median power over 4-100 Hz) of the summary's EEG."""
     command = [str(ROOT / ".venv/bin/brainsim"), "summarize", str(store_path), "-o", str(summary_path)]
     subprocess.run(command + ["--overwrite"], check=True)
     summary = xr.open_zarr(summary_path)
@@ -171,7 +171,7 @@ def main(argv=None):
     for name, (rate, cv, n) in rates_and_cvs(untreated).items():
         print(f"  {name:5s} rate {rate:6.2f} Hz   CV of ISI {cv:.2f} ({n} cells with >= 5 spikes)")
     peak, ratio = eeg_peak(path, args.out / "untreated_summary.zarr")
-    print(f"  EEG proxy peak {peak:.1f} Hz ({ratio:.1f}x the median power over 4-100 Hz)")
+    print(f"  EEG peak {peak:.1f} Hz ({ratio:.1f}x the median power over 4-100 Hz)")
     r_all, r_linked, mean_fc = fc_sc(untreated)
     print(
         f"  FC ({FC_BIN:g} ms rates over {untreated.tstop:g} ms) vs SC: r = {r_all:.2f} over all pairs, "
@@ -195,7 +195,11 @@ def main(argv=None):
             print(f"    {label:8s} {before:6.2f} -> {after:6.2f} Hz  ({change:+.2f} Hz, z = {z:+.1f})")
         if rows:
             shift = np.mean([r[2] - r[1] for r in rows])
-            print(f"    mean change over the {len(rows)} other regions: {shift:+.3f} Hz")
+            combined = sum(r[3] for r in rows) / np.sqrt(len(rows))
+            print(
+                f"    mean change over the {len(rows)} other regions: {shift:+.3f} Hz "
+                f"(their z combined, Stouffer: {combined:+.1f})"
+            )
     return 0
 
 

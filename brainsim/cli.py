@@ -244,7 +244,21 @@ def _parser():
         metavar="KEY.PATH=VALUE",
         help="override a value of the source's config (what the state depends on must stay the same)",
     )
-    fork.add_argument("--summarize", action="store_true", help="summarize each future (in this process)")
+    fork.add_argument(
+        "--summarize", action="store_true", help="summarize each future (where it ran, one after another)"
+    )
+    fork.add_argument(
+        "--scheduler",
+        default="local",
+        help="a fit's folder: where the members' forks run, local, dask, tcp://host:port, slurm, "
+        "slurm-array or mpi (default local)",
+    )
+    fork.add_argument(
+        "--workers", type=int, help="a fit's folder: worker processes, SLURM jobs or MPI groups"
+    )
+    fork.add_argument(
+        "--profile", help="a fit's folder: site profile (slurm/profiles) for slurm and slurm-array"
+    )
     fork.add_argument("--overwrite", action="store_true", help="replace the futures' existing stores")
     fork.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     fork.set_defaults(func=_fork)
@@ -282,12 +296,14 @@ def _parser():
 
     fit = sub.add_parser(
         "fit",
-        help="fit a brain's patient parameters to a patient's observations (ensemble Kalman inversion)",
+        help="fit a brain's patient parameters to a patient's observations (ensemble Kalman inversion or "
+        "CMA-ES)",
         description="Personalise CONFIG to the observation store (`brainsim observe`): the free parameters, "
         "their priors and the features matched are in the fit file (--parameters, e.g. "
         "configs/twin/fit.yaml); each iteration runs every member as one batch on --scheduler. Writes "
         "FIT_DIR/fit.zarr, fit.json, "
-        "patient.yaml (the posterior mean), posterior/member-NNN.yaml and report.png (brainsim/twin/fit.py).",
+        "patient.yaml (the posterior mean, or CMA-ES's best member), posterior/member-NNN.yaml and "
+        "report.png (brainsim/twin/fit.py).",
     )
     fit.add_argument("config")
     fit.add_argument("--observations", required=True, metavar="OBS.zarr", help="the patient's observations")
@@ -612,18 +628,41 @@ def _fork(args, petsc_args):
     if is_fit_dir(args.source):
         if args.config:
             raise ConfigError("--config", args.config, "no --config with a fit's folder (fit.json names it)")
-        done = fork_posterior(args.source, args.at, args.intervention, args.output, **options)
-        futures = [future for member in done.values() for future in member]
+        done = fork_posterior(
+            args.source,
+            args.at,
+            args.intervention,
+            args.output,
+            summarize=args.summarize,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            profile=args.profile,
+            **options,
+        )
+        stores = [] if done is None else [store for member in done.values() for store in member]
     else:
+        spread = {
+            "--scheduler": args.scheduler != "local",
+            "--workers": args.workers is not None,
+            "--profile": args.profile,
+        }
+        for option, given in spread.items():
+            if given:
+                value = getattr(args, option.removeprefix("--"))
+                raise ConfigError(
+                    option, value, "only with a fit's folder, whose members' forks it spreads (the futures "
+                    "of one state run in this process, on its ranks)",
+                )  # fmt: skip
         futures = fork(args.source, args.at, args.intervention, args.output, config=args.config, **options)
-    if args.summarize and context.is_root:
-        from .postprocess.summarize import summarize
+        stores = [(future.label, future.path) for future in futures]
+        if args.summarize and context.is_root:
+            from .postprocess.summarize import summarize
 
-        for future in futures:
-            summarize(future.path, scheduler="sync", overwrite=args.overwrite, log=_progress)
+            for future in futures:
+                summarize(future.path, scheduler="sync", overwrite=args.overwrite, log=_progress)
     if context.is_root:
-        for future in futures:
-            print(f"{future.label}: {future.path}")
+        for label, path in stores:
+            print(f"{label}: {path}")
     return 0
 
 

@@ -556,8 +556,8 @@ def _beats(scores: pd.DataFrame, members, treatments, goal) -> pd.DataFrame:
 
 
 def format_futures(comparison: FutureComparison) -> str:
-    """Terminal text: each treatment's score with its interval, the other features' region-mean effects,
-    and P(row beats column)."""
+    """Terminal text: the treatments ranked by their median score, with its interval; each feature's
+    region-mean change per treatment (one row per feature); and P(row beats column)."""
     c = comparison
     n = len(c.members)
     where = "every region" if len(c.regions) > 3 else ", ".join(c.regions)
@@ -565,33 +565,62 @@ def format_futures(comparison: FutureComparison) -> str:
         f"Effects relative to {UNTREATED!r} of the same member, over {n} member(s): median [2.5 %, 97.5 %]",
         f"score: mean change of {c.measure} over {where} ({len(c.regions)} region(s)); {c.goal} is better",
     ]
+    ranked = ranked_treatments(c)
     rows = []
-    for label in c.treatments:
-        s = c.scores[c.scores.treatment == label].score.to_numpy(dtype=float)
-        s = s[np.isfinite(s)]
+    for rank, label in enumerate(ranked, 1):
+        s = _finite_scores(c, label)
         low, high = np.percentile(s, INTERVAL) if s.size else (np.nan, np.nan)
-        rows.append([label, f"{np.median(s) if s.size else np.nan:+.3g}", f"[{low:+.3g}, {high:+.3g}]"])
-    lines += _table(["treatment", "score", "95 % interval"], rows, "lrr")
+        median = np.median(s) if s.size else np.nan
+        score, low, high = _signed(median, low, high)
+        rows.append([str(rank), label, score, f"[{low}, {high}]"])
+    lines += _table(["rank", "treatment", "score", "95 % interval"], rows, "rlrr")
     overall = c.intervals[c.intervals.region == "all"]
     features = list(dict.fromkeys(overall.feature))
     rows = [
-        [label]
+        [f]
         + [
             _interval(overall[(overall.treatment == label) & (overall.feature == f)].iloc[0])
-            for f in features
+            for label in ranked
         ]
-        for label in c.treatments
+        for f in features
     ]
-    lines += ["", "Change of each feature (mean over the regions compared)"]
-    lines += _table(["treatment", *features], rows, "l" + "r" * len(features))
+    lines += ["", f"Change of each feature, mean over all {c.effects.region.nunique()} regions compared"]
+    lines += _table(["feature", *ranked], rows, "l" + "r" * len(ranked))
     lines += ["", f"P(row beats column): fraction of the {n} member(s) whose score is strictly {c.goal}"]
-    rows = [[name, *(f"{v:.2f}" for v in c.beats.loc[name])] for name in c.beats.index]
-    lines += _table(["", *c.beats.columns], rows, "l" + "r" * len(c.beats.columns))
+    names = [*ranked, UNTREATED]
+    rows = [[name, *(f"{v:.2f}" for v in c.beats.loc[name, names])] for name in names]
+    lines += _table(["", *names], rows, "l" + "r" * len(names))
     return "\n".join(lines)
 
 
+def ranked_treatments(comparison: FutureComparison) -> list[str]:
+    """The treatments from the best median score to the worst (by the goal; no finite score: last)."""
+    sign = 1.0 if comparison.goal == "lower" else -1.0
+
+    def key(label):
+        s = _finite_scores(comparison, label)
+        return (0, sign * float(np.median(s))) if s.size else (1, 0.0)
+
+    return sorted(comparison.treatments, key=key)
+
+
+def _finite_scores(comparison: FutureComparison, label) -> np.ndarray:
+    s = comparison.scores[comparison.scores.treatment == label].score.to_numpy(dtype=float)
+    return s[np.isfinite(s)]
+
+
 def _interval(row) -> str:
-    return f"{row['median']:+.3g} [{row['low']:+.3g}, {row['high']:+.3g}]"
+    median, low, high = _signed(row["median"], row["low"], row["high"])
+    return f"{median} [{low}, {high}]"
+
+
+def _signed(*values) -> list[str]:
+    """Signed numbers to as many decimals as the largest of them allows: 3 below 10, 1 below 1000, else 3
+    significant digits (NaN as nan)."""
+    finite = [abs(v) for v in values if np.isfinite(v)]
+    size = max(finite, default=0.0)
+    spec = "+.3f" if size < 10 else "+.1f" if size < 1000 else "+.3g"
+    return [format(v, spec) for v in values]
 
 
 def _write_futures(comparison: FutureComparison, out: Path, log) -> list[Path]:
@@ -614,22 +643,29 @@ def _write_futures(comparison: FutureComparison, out: Path, log) -> list[Path]:
 
 
 def _futures_figure(comparison: FutureComparison):
-    """Each treatment's score over members: the members as dots, the median and 95 % interval as a bar."""
+    """Each treatment's score over members, best first: the members as dots, the median and 95 % interval
+    as a bar."""
     from matplotlib.figure import Figure
 
     c = comparison
-    fig = Figure(figsize=(6, 1.2 + 0.5 * len(c.treatments)), layout="constrained")
+    ranked = ranked_treatments(c)
+    fig = Figure(figsize=(6.4, 1.6 + 0.5 * len(ranked)), layout="constrained")
     ax = fig.subplots()
-    for y, label in enumerate(c.treatments):
-        s = c.scores[c.scores.treatment == label].score.to_numpy(dtype=float)
-        s = s[np.isfinite(s)]
+    for y, label in enumerate(ranked):
+        s = _finite_scores(c, label)
         if s.size:
             low, high = np.percentile(s, INTERVAL)
             ax.plot([low, high], [y, y], color="tab:blue", linewidth=3, solid_capstyle="butt")
             ax.plot(np.median(s), y, "o", color="black")
             ax.plot(s, np.full(s.size, y + 0.2), ".", color="tab:gray")
     ax.axvline(0.0, color="tab:red", linewidth=1)
-    ax.set_yticks(range(len(c.treatments)), c.treatments)
+    ax.set_yticks(range(len(ranked)), ranked)
     ax.invert_yaxis()
-    ax.set_xlabel(f"change of {c.measure} vs {UNTREATED} (median, 95 % interval, members)")
+    where = "every region" if len(c.regions) > 3 else ", ".join(c.regions)
+    unit = " (Hz)" if c.measure.startswith("mean_rate") else ""
+    ax.set_title(
+        f"{len(c.members)} members, best first ({c.goal} is better): median, 95 % interval, members",
+        fontsize="medium",
+    )
+    ax.set_xlabel(f"change of {c.measure}{unit} vs {UNTREATED}, mean over {where}")
     return fig

@@ -102,7 +102,8 @@ def _multiple(value, unit):
 def summarize(run, out=None, **options):
     """Summarise the run store `run` into `out` (default RUN.summary.zarr beside it); returns a Summary.
     options: scheduler, workers, bin_ms, window_ms, tr (ms), alerts (resolved alert rules evaluated besides
-    the run config's), overwrite, log (see _summarize)."""
+    the run config's), variables (the names of the variables to compute and write, with their
+    coordinates, besides those the alert rules watch; default all), overwrite, log (see _summarize)."""
     with warnings.catch_warnings():
         # NaN where a measure is undefined (no cells, no spikes) is the intended result.
         warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
@@ -122,6 +123,7 @@ def _summarize(
     window_ms=None,
     tr=None,
     alerts=(),
+    variables=None,
     overwrite=False,
     log=print,
 ):
@@ -161,6 +163,9 @@ def _summarize(
         _, stats, raster = compute(client, [store, stats, raster], "spike pass", log)
         counts = da.from_zarr(str(scratch))
         ds = _dataset(view, counts, stats, raster, bin_ms, window_ms, tr)
+        if variables is not None:
+            watched = [rule["variable"] for rule in rules if rule["variable"] not in variables]
+            ds = ds[_known([*variables, *dict.fromkeys(watched)], ds)]
         ds.attrs.update(_attrs(view, bin_ms, window_ms, tr, rules))
         ds.attrs["n_spikes"] = int(stats.n.sum())  # every counted spike is one of a cell's
         write = ds.to_zarr(out, mode="w-", zarr_format=3, consolidated=True, compute=False)
@@ -171,6 +176,14 @@ def _summarize(
     group.attrs["alerts"] = json.dumps(matches)
     zarr.consolidate_metadata(out)
     return Summary(out, matches, status)
+
+
+def _known(variables, ds):
+    """The variables named, checked to be the summary's."""
+    unknown = [name for name in variables if name not in ds.data_vars]
+    if unknown:
+        raise ConfigError("variables", unknown, f"variables of a summary: {sorted(ds.data_vars)}")
+    return variables
 
 
 @contextmanager

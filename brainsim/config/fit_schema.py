@@ -11,7 +11,7 @@ matched to the observations, and the method.
     features:
       - {variable: mean_rate, transform: log, window: [0, 300], noise: 0.05}
       - {variable: band_power_eeg, transform: log, window: [0, 300], noise: 0.4, select: {band: [gamma]}}
-    method: {kind: eki, members: 16, iterations: 3}
+    method: {kind: eki, members: 16, iterations: 3}    # or kind: cmaes (brainsim/twin/cma.py)
 
 Parameters are patient keys (`patient.factors.{region}.{type}.<mechanism>.<parameter>`,
 `patient.background.{region}.{type}`, `patient.conduction_speed`, `patient.cell_loss.{region}`), so each
@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from .options import REQUIRED, Bool, Either, Int, ListOf, MapOf, Num, Section, Str, Tagged
 
 TRANSFORMS = ("log", "none")
-METHODS = ("eki",)
+METHODS = ("eki", "cmaes")
 
 
 def _check_bounds(family, path):
@@ -134,16 +134,23 @@ FEATURE = Section(
 METHOD = Section(
     {
         "kind": Str(
-            "eki", "ensemble Kalman inversion (Iglesias, Law & Stuart 2013), adaptive steps", choices=METHODS
+            "eki",
+            "eki: ensemble Kalman inversion (Iglesias, Law & Stuart 2013), adaptive steps, a posterior "
+            "ensemble; cmaes: CMA-ES minimising the misfit, a point estimate (the best member)",
+            choices=METHODS,
         ),
-        "members": Int(16, "ensemble size (member runs per iteration)", ge=2),
+        "members": Int(16, "ensemble size, or CMA-ES population (member runs per iteration)", ge=2),
         "iterations": Int(
             4,
-            "most Kalman updates; steps are chosen from the data misfit (Iglesias & Yang 2021) and the "
-            "last one completes the data assimilation",
+            "eki: most Kalman updates; steps are chosen from the data misfit (Iglesias & Yang 2021) and "
+            "the last one completes the data assimilation. cmaes: generations after the first",
             ge=1,
         ),
-        "seed": Int(1, "seed of the prior ensemble, the perturbed observations and the members' runs", ge=0),
+        "seed": Int(
+            1,
+            "seed of the prior ensemble (or search), the perturbed observations and the members' runs",
+            ge=0,
+        ),
     },
     {},
     "the inversion method",

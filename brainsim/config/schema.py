@@ -342,6 +342,13 @@ BRAIN = Section(
                     ge=0,
                 ),
                 "weight": Either(**NUMBER_OR_RANGE, default=REQUIRED, doc="µS"),
+                "weight_factors": MapOf(
+                    Num(ge=0),
+                    {},
+                    "per receiving cell type: a factor on `weight` (default 1), e.g. weaker long-range "
+                    "excitation of interneurons than of pyramidal cells",
+                    keys="cell types",
+                ),
                 "synaptic_delay": Num(1.0, "ms", "added to the conduction delay", ge=0),
             },
             None,

@@ -124,21 +124,25 @@ class PoissonSources:
                     self.streams.append(_Stream(rng, p, index, p.weight * scale, -1 - p.stream[2]))
 
     def events_before(self, t):
-        """Events of every stream with times before t (and before the stream's stop)."""
-        parts = []
-        for s in self.streams:
-            times = s.take_before(min(t, s.spec.stop), self.CHUNK)
-            if times.size:
-                k = s.index.size
-                parts.append(
-                    Events(
-                        np.repeat(times, k),
-                        np.tile(s.index, times.size),
-                        np.tile(s.weight, times.size),
-                        np.full(times.size * k, s.source),
-                    )
-                )
-        return Events.concat(parts)
+        """Events of every stream with times before t (and before the stream's stop): stream by stream,
+        each time repeated over the stream's targets."""
+        taken = [
+            (times, s) for s in self.streams if (times := s.take_before(min(t, s.spec.stop), self.CHUNK)).size
+        ]
+        if not taken:
+            return Events.empty()
+        n = np.array([times.size for times, _ in taken])
+        k = np.array([s.index.size for _, s in taken])
+        per_time = np.repeat(k, n)  # targets of each time taken
+        first = np.repeat(np.cumsum(k) - k, n)  # where its stream's targets start in index, weight
+        within = np.arange(per_time.sum()) - np.repeat(np.cumsum(per_time) - per_time, per_time)
+        gather = np.repeat(first, per_time) + within
+        return Events(
+            np.repeat(np.concatenate([times for times, _ in taken]), per_time),
+            np.concatenate([s.index for _, s in taken])[gather],
+            np.concatenate([s.weight for _, s in taken])[gather],
+            np.repeat([s.source for _, s in taken], n * k),
+        )
 
     def restore(self, saved):
         """Continue the streams from a checkpoint: [(gid, salt, generator state JSON, last, ahead)]."""

@@ -182,6 +182,13 @@ def _check_brain(brain, dt):
     long_range = brain["long_range"]
     if long_range is not None:
         check_type(long_range["source"], "brain.long_range.source")
+        for name in long_range["weight_factors"]:
+            if name not in long_range["targets"]:
+                raise ConfigError(
+                    f"brain.long_range.weight_factors.{name}",
+                    name,
+                    f"a target type: {sorted(long_range['targets'])}",
+                )
         for name, synapse in long_range["targets"].items():
             check_type(name, f"brain.long_range.targets.{name}")
             check_synapse(name, synapse, f"brain.long_range.targets.{name}")

@@ -53,6 +53,15 @@ def feature_blocks(ds, features):
     return [_block(ds, feature, f"features[{i}]") for i, feature in enumerate(features)]
 
 
+def variables_of(features):
+    """The names of the summary variables the features (fit-file items) are computed from, in order."""
+    names = [
+        WINDOWED.get(f["variable"], (f["variable"],))[0] if f["window"] is not None else f["variable"]
+        for f in features
+    ]
+    return list(dict.fromkeys(names))
+
+
 PINNED = ("region", "region2", "electrode")
 """Dimensions whose labels a fit takes from the observations (a recording may hold fewer of them)."""
 

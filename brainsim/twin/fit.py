@@ -1,25 +1,29 @@
-"""`brainsim fit`: personalise a brain to a patient's observations by ensemble Kalman inversion.
+"""`brainsim fit`: personalise a brain to a patient's observations by ensemble Kalman inversion (the
+default, method kind eki) or CMA-ES (kind cmaes).
 
 Each iteration runs the whole ensemble as one batch on a runner (runners.make_runner), one member run
 per member (member.run_member: simulate, summarise, features), then moves the ensemble by one adaptive
 Kalman step (eki); a fit of K iterations evaluates K + 1 ensembles (the last is the posterior's). Fewer
-when the adaptive steps complete the data assimilation early.
+when the adaptive steps complete the data assimilation early. With cmaes each ensemble is a generation
+of the search (cma.Search), K + 1 of them, and the fit's estimate is the best member evaluated.
 
 FIT_DIR holds::
 
     fit.zarr     theta (iteration, member, parameter) the parameter values of every member evaluated;
                  features (iteration, member, feature) its features (NaN: its run blew up); misfit
                  (iteration, member) mean squared residual in noise units (1: the noise level); step
-                 (iteration,) the Kalman step taken after that ensemble (NaN for the last); seed
-                 (iteration, member) the member's simulation seed; observed (feature,), noise (feature,)
-                 the observed features and their standard deviations. Attributes: format "brainsim-fit",
-                 format_version 1, status ("running", "complete", "interrupted"), inputs (JSON: what a
-                 resumed fit must share), scheduler.
+                 (iteration,) the Kalman step taken after that ensemble (NaN for the last, and for
+                 cmaes); seed (iteration, member) the member's simulation seed; observed (feature,),
+                 noise (feature,) the observed features and their standard deviations. Attributes:
+                 format "brainsim-fit", format_version 1, status ("running", "complete",
+                 "interrupted"), inputs (JSON: what a resumed fit must share), scheduler.
     fit.json     config (absolute path), set, observations, parameters file, scheduler, members,
-                 iterations, status, wall_s, posterior {parameter: mean, sd, q2.5, q97.5} over the last
-                 ensemble, misfit per iteration (median, best), the noise level (1)
+                 iterations, member_runs, status, wall_s, estimate (what posterior holds), posterior
+                 {parameter: mean, sd, q2.5, q97.5} over the last ensemble (cmaes: the best member and
+                 the last generation's spread about it, see cma), misfit per iteration (median, best),
+                 the noise level (1)
     posterior/member-NNN.yaml   each last member as a patient overlay (`--patient`)
-    patient.yaml the posterior mean as a patient overlay
+    patient.yaml the posterior mean (cmaes: the best member) as a patient overlay
     report.png   misfit per iteration; each parameter's prior and posterior ensemble
 
 Seeds: the prior ensemble, each update's perturbed observations and each member's simulation seed
@@ -49,7 +53,7 @@ from brainsim.errors import BrainsimError, ConfigError, Interrupted, StopTimeout
 from brainsim.model.brain import Brain
 from brainsim.postprocess.signals import ELECTRODES_1020
 
-from . import eki
+from . import cma, eki
 from .features import feature_blocks, pin
 from .member import MemberTask, run_member
 from .observe import open_observations
@@ -116,6 +120,7 @@ class _Fit:
                     raise ConfigError(f"--{key}", value, f"a whole number >= {least}")
                 method[key] = value
         self.method = method
+        self.search = None  # the CMA-ES search (cmaes), made when first needed
         self.obs_path = Path(observations).resolve()
         obs = open_observations(observations)
         _check_regions(obs, self.config, self.obs_path)
@@ -162,9 +167,9 @@ class _Fit:
                 while not (g and self._final(len(g) - 1, steps)):
                     k = len(g)
                     if k == 0:
-                        theta = [self._prior()]
+                        theta = [self._first()]
                     elif len(theta) == k:
-                        theta.append(self._next(theta[k - 1], g[k - 1], k - 1, steps[k - 1]))
+                        theta.append(self._next(theta, g, steps))
                     begun = time.monotonic()
                     g.append(np.array(runner.map(run_member, self._tasks(theta[k], k)), dtype=float))
                     batch_s.append(time.monotonic() - begun)
@@ -184,19 +189,35 @@ class _Fit:
         return self._finish(theta, g, steps, runner, started)
 
     def _final(self, k, steps):
-        """Whether ensemble k is the last: the iterations are spent or the steps before it sum to 1."""
+        """Whether ensemble k is the last: the iterations are spent or (eki) the steps before it sum to 1."""
+        if self.method["kind"] == "cmaes":
+            return k >= self.method["iterations"]
         return k >= self.method["iterations"] or float(np.sum(steps[:k])) >= 1.0 - 1e-9
 
-    def _prior(self):
+    def _first(self):
+        """The first ensemble: draws of the prior (eki), the search's first generation (cmaes)."""
+        if self.method["kind"] == "cmaes":
+            return self._search().generation([], [], self.observed, self.sd**2)
         rng = np.random.default_rng([self.method["seed"], 0])
         return np.stack([p.sample(rng, self.method["members"]) for p in self.spec.parameters], axis=1)
 
+    def _search(self):
+        if self.search is None:
+            self.search = cma.Search(self.spec.parameters, self.method["members"], self.method["seed"])
+        return self.search
+
     def _step(self, g, t, last):
+        if self.method["kind"] == "cmaes":
+            return np.nan
         ok = np.isfinite(g).all(axis=1)
         return eki.step_size(g[ok], self.observed, self.sd**2, t, last=last)
 
-    def _next(self, theta, g, k, step):
-        """The ensemble after the update of the given step that follows ensemble k."""
+    def _next(self, thetas, gs, steps):
+        """The ensemble after those evaluated (thetas, gs, steps: lists per ensemble)."""
+        if self.method["kind"] == "cmaes":
+            return self._search().generation(thetas, gs, self.observed, self.sd**2)
+        k = len(gs) - 1
+        theta, g, step = thetas[k], gs[k], steps[k]
         ok = np.isfinite(g).all(axis=1)
         if ok.sum() < max(2, theta.shape[0] // 2):
             raise BrainsimError(
@@ -231,11 +252,14 @@ class _Fit:
         spread = " ".join(f"{n}={s:.3g}" for n, s in zip(self.spec.names, theta.std(axis=0, ddof=1)))
         left = 0 if final else k_max - k
         eta = f", ETA {_duration(left * float(np.mean(batch_s)))}" if left else ""
+        if self.method["kind"] == "cmaes":
+            last, where = " (last generation)" if final else "", "CMA-ES generation"
+        else:
+            last, where = " (posterior)" if final else "", f"assimilated {t:.2f}"
         self.log(
-            f"fit: ensemble {k}/{k_max}{' (posterior)' if final else ''}: "
-            f"misfit median {np.median(misfit):.3g}, "
+            f"fit: ensemble {k}/{k_max}{last}: misfit median {np.median(misfit):.3g}, "
             f"best {misfit.min():.3g} (noise level 1){f', {failed} failed' if failed else ''}; "
-            f"assimilated {t:.2f}; {_duration(batch_s[-1])}{eta}"
+            f"{where}; {_duration(batch_s[-1])}{eta}"
         )
         self.log(f"fit:   spread (sd): {spread}")
 
@@ -323,11 +347,17 @@ class _Fit:
         for m, row in enumerate(last):
             overlay = self.spec.overlay(self.raw.get("patient"), row, _member_id(self.config, m))
             _write_yaml(posterior / f"member-{m:03d}.yaml", overlay, f"posterior member {m} of the fit")
-        mean = last.mean(axis=0)
+        if self.method["kind"] == "cmaes":
+            posterior_of, estimate = cma.estimate(self.spec.parameters, theta[: len(g)], g, self.observed,
+                                                  self.sd**2)  # fmt: skip
+            what = "best member (CMA-ES)"
+        else:
+            posterior_of, estimate = _ensemble(self.spec.names, last), last.mean(axis=0)
+            what = "posterior mean"
         _write_yaml(
             self.out / "patient.yaml",
-            self.spec.overlay(self.raw.get("patient"), mean, _patient_id(self.config) + "-fitted"),
-            "the fit's posterior mean",
+            self.spec.overlay(self.raw.get("patient"), estimate, _patient_id(self.config) + "-fitted"),
+            f"the fit's {what}",
         )
         misfits = [eki.misfit(x, self.observed, self.sd**2) for x in g]
         record = {
@@ -342,15 +372,9 @@ class _Fit:
             "status": "complete",
             "wall_s": round(time.monotonic() - started, 3),
             "noise_level": 1.0,
-            "posterior": {
-                name: {
-                    "mean": float(last[:, i].mean()),
-                    "sd": float(last[:, i].std(ddof=1)),
-                    "q2.5": float(np.percentile(last[:, i], 2.5)),
-                    "q97.5": float(np.percentile(last[:, i], 97.5)),
-                }
-                for i, name in enumerate(self.spec.names)
-            },
+            "member_runs": len(g) * self.method["members"],
+            "estimate": what,
+            "posterior": posterior_of,
             "misfit": [
                 {
                     "iteration": k,
@@ -363,8 +387,21 @@ class _Fit:
         }
         (self.out / "fit.json").write_text(json.dumps(record, indent=2) + "\n")
         _report(self.out / "report.png", np.array(theta[: len(g)]), misfits, self.spec.names)
-        self.log(f"fit: posterior mean in {self.out / 'patient.yaml'}; members in {posterior}")
+        self.log(f"fit: {what} in {self.out / 'patient.yaml'}; members in {posterior}")
         return record
+
+
+def _ensemble(names, theta):
+    """{name: mean, sd, q2.5, q97.5} of the ensemble theta (members, parameters)."""
+    return {
+        name: {
+            "mean": float(theta[:, i].mean()),
+            "sd": float(theta[:, i].std(ddof=1)),
+            "q2.5": float(np.percentile(theta[:, i], 2.5)),
+            "q97.5": float(np.percentile(theta[:, i], 97.5)),
+        }
+        for i, name in enumerate(names)
+    }
 
 
 def _check_regions(obs, config, path):

@@ -11,7 +11,9 @@ before T (t0) or from the start. Every future is the source's config with one in
 it (label: the file's stem), or none of them (label `none`: the untreated continuation), with the same
 seeds; each is run through `run_simulation`, as `brainsim run` runs, into a store that starts at T and
 records its parent, fork_time and state_hash. The interventions of a future must start at or after T
-(RunConfig.state_hash: what acts before T shaped the state and is the same in every future).
+(RunConfig.state_hash: what acts before T shaped the state and is the same in every future). The forks
+of a posterior's members are tasks of an ensemble runner (runners.make_runner), one member each
+(fork_member: run to T once, then its futures), so any scheduler of a fit spreads them.
 
 A future continued without intervention is the uninterrupted run, bit for bit, for one-step methods
 (`staggered`, PETSc's one-step TS types); multistep PETSc methods restart their history at T, as they do
@@ -41,6 +43,8 @@ from ..io.run_store import RunStore
 from ..model.checks import check_model
 from ..model.recipe import Recipe
 from ..parallel.context import Context, agree
+from ..postprocess.summarize import default_output, summarize
+from .runners import MemberFailure, make_runner
 
 UNTREATED = "none"
 """The label of the future continued without intervention."""
@@ -103,30 +107,103 @@ def fork_posterior(
     tstop=None,
     overrides=(),
     overwrite=False,
+    summarize=False,
+    scheduler="local",
+    workers=None,
+    profile=None,
     context=None,
     progress=True,
     log=print,
 ):
     """Fork every member of a fitted posterior: FIT_DIR/posterior/member-NNN.yaml (patient overlays of the
-    config named by "config" in FIT_DIR/fit.json) is run once to `at` and its futures are written to
-    OUT/member-NNN/<label>.zarr. Returns {member name: [Future, ...]}."""
+    config named by "config" in FIT_DIR/fit.json, with the fit's --set items, "set", then `overrides`) is
+    run once to `at` and its futures are written to OUT/member-NNN/<label>.zarr (and summarised beside
+    them, OUT/member-NNN/<label>.summary.zarr, with `summarize`). Each member's fork is one task of the
+    ensemble runner of `scheduler` (runners.make_runner: local, dask, tcp://host:port, slurm, slurm-array,
+    mpi; workers, profile as there); every scheduler writes the same stores. context: the ranks of a local
+    fork (default every rank of MPI_COMM_WORLD). Returns {member name: [(label, store path), ...]}, on the
+    driving process (None on the ranks that serve an 'mpi' runner)."""
+    from mpi4py import MPI
+
     context = Context.world() if context is None else context
     fit_dir = Path(fit_dir)
-    config_file, members = posterior_members(fit_dir)
-    done = {}
-    for k, member in enumerate(members):
-        _log(context, log, f"fork: posterior member {member.stem} ({k + 1} of {len(members)})")
-        base = load_config(config_file, overrides, patient=member)
-        options = _Options(tstop, overwrite, context, progress, log)
-        done[member.stem] = _fork(
-            base, member.resolve(), [], at, interventions, Path(out) / member.stem, options
-        )
-    return done
+    config_file, fitted, members = posterior_members(fit_dir)
+    overrides = [*fitted, *overrides]
+    files = tuple(str(Path(f).resolve()) for f in interventions)
+    quiet = log is None or not context.is_root
+    with make_runner(scheduler, workers, profile=profile, log=_quiet if quiet else log) as runner:
+        if not runner.driver:  # --scheduler mpi: this rank forks members for rank 0
+            runner.serve()
+            return None
+        local = runner.scheduler == "local"
+        checks = context if local else Context(MPI.COMM_SELF)  # the other ranks of 'mpi' wait in serve()
+        tasks = []
+        for k, member in enumerate(members):
+            task = MemberFork(
+                str(config_file), tuple(overrides), str(member.resolve()), float(at), files,
+                str((Path(out) / member.stem).resolve()), tstop, overwrite, summarize,
+                progress and local, log if local else None, (k + 1, len(members)),
+            )  # fmt: skip
+            _check_member(task, checks)
+            tasks.append(task)
+        _log(context, log, f"fork: {len(tasks)} posterior member(s) on {runner.description}")
+        try:
+            done = runner.map(fork_member, tasks)
+        except MemberFailure as e:
+            if local and isinstance(e.__cause__, BrainsimError):
+                raise e.__cause__ from None  # in this process: the member's own error and exit status
+            raise
+    return {m.stem: [(label, Path(path)) for label, path in stores] for m, stores in zip(members, done)}
+
+
+@dataclass(frozen=True)
+class MemberFork:
+    """One posterior member's fork, a task of an ensemble runner: config (the fitted config's file),
+    overrides (--set items), member (its patient overlay file), at (the fork time, ms), interventions
+    (files), out (its folder of futures), tstop (ms or None), overwrite, summarize, progress, log (where
+    its progress lines go, or None) and place ((k, n): member k of n, for those lines)."""
+
+    config: str
+    overrides: tuple
+    member: str
+    at: float
+    interventions: tuple
+    out: str
+    tstop: float | None
+    overwrite: bool
+    summarize: bool
+    progress: bool
+    log: object
+    place: tuple
+
+
+def fork_member(task: MemberFork, context=None):
+    """Run one posterior member to the fork time once and its futures from there (summarised with
+    task.summarize); returns [(label, store path), ...]. context: its ranks (default every rank of
+    MPI_COMM_WORLD: in a worker process, that process alone)."""
+    context = Context.world() if context is None else context
+    k, n = task.place
+    _log(context, task.log, f"fork: posterior member {Path(task.member).stem} ({k} of {n})")
+    options = _Options(task.tstop, task.overwrite, context, task.progress, task.log)
+    base = load_config(task.config, list(task.overrides), patient=task.member)
+    futures = _fork(base, Path(task.member), [], task.at, task.interventions, Path(task.out), options)
+    if task.summarize and context.is_root:
+        for future in futures:
+            summarize(future.path, scheduler="sync", overwrite=task.overwrite, log=task.log or _quiet)
+    return [(future.label, str(future.path)) for future in futures]
+
+
+def _check_member(task, context):
+    """What would stop a member's fork, found before any member runs: its config with each intervention
+    file, the fork time, the treatments' start times, and the stores to write (absent, or --overwrite)."""
+    base = load_config(task.config, list(task.overrides), patient=task.member)
+    _, futures = _futures(base, task.at, task.interventions, Path(task.out), task.tstop)
+    _check_outputs([future.path for future in futures], task.overwrite, context, task.summarize)
 
 
 def posterior_members(fit_dir):
-    """(base config file, sorted member overlay files) of a fit's folder; StoreError naming the file
-    when fit.json or the posterior is missing or malformed."""
+    """(base config file, the fit's --set items, sorted member overlay files) of a fit's folder;
+    StoreError naming the file when fit.json or the posterior is missing or malformed."""
     fit_dir = Path(fit_dir)
     file = fit_dir / "fit.json"
     try:
@@ -135,13 +212,16 @@ def posterior_members(fit_dir):
         raise StoreError(file, f"not a fit's record ({type(e).__name__}: {e})") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), str):
         raise StoreError(file, 'no "config" (the fitted config file) in the fit\'s record')
+    fitted = record.get("set", [])
+    if not isinstance(fitted, list) or not all(isinstance(item, str) for item in fitted):
+        raise StoreError(file, f'"set" (the fit\'s --set items) is not a list of KEY.PATH=VALUE: {fitted!r}')
     config = Path(record["config"])
     if not config.is_absolute() and (fit_dir / config).is_file():
         config = fit_dir / config
     members = sorted((fit_dir / "posterior").glob("member-*.yaml"))
     if not members:
         raise StoreError(fit_dir / "posterior", "no posterior members (member-NNN.yaml) in the fit's folder")
-    return config, members
+    return config, fitted, members
 
 
 def is_fit_dir(path):
@@ -231,30 +311,9 @@ def _fork(base, parent, steps, at, interventions, out, options, required=False):
         options.progress,
         options.log,
     )
-    untreated = _future(base, UNTREATED, [], out, tstop)
-    at = _fork_time(untreated.config, at)
-    futures = [untreated]
-    for file in interventions:
-        label = Path(file).stem
-        if label == UNTREATED or label in [f.label for f in futures]:
-            raise ConfigError(
-                "--intervention",
-                str(file),
-                f"files of distinct stems other than {UNTREATED!r} (the label "
-                "of the untreated future); each future's store is named after its file",
-            )
-        future = _future(base, label, [file], out, tstop)
-        _check_onsets(future.config, len(base["interventions"]), at, file)
-        check_model(Recipe(future.config))
-        futures.append(future)
-    error = None
-    try:
-        if context.is_root:
-            for future in futures:
-                check_output(future.path, overwrite)
-    except BrainsimError as e:
-        error = e
-    agree(context, error)
+    at, futures = _futures(base, at, interventions, out, tstop)
+    untreated = futures[0]
+    _check_outputs([future.path for future in futures], overwrite, context)
     start, decomposition = _state_at(untreated.config, parent, steps, at, context, progress, log, required)
     for future in futures:
         check_fork(future.config, start, f"the future {future.label!r}")
@@ -276,6 +335,49 @@ def _fork(base, parent, steps, at, interventions, out, options, required=False):
             fork=start,
         )
     return futures
+
+
+def _label(file):
+    """The label of an intervention file's future: its stem."""
+    return Path(file).stem
+
+
+def _futures(base, at, interventions, out, tstop):
+    """(the fork time, checked; the Futures: the untreated one first, then one per intervention file,
+    each checked: distinct labels, treatments from the fork time on, a valid model)."""
+    untreated = _future(base, UNTREATED, [], out, tstop)
+    at = _fork_time(untreated.config, at)
+    futures = [untreated]
+    for file in interventions:
+        label = _label(file)
+        if label == UNTREATED or label in [f.label for f in futures]:
+            raise ConfigError(
+                "--intervention",
+                str(file),
+                f"files of distinct stems other than {UNTREATED!r} (the label "
+                "of the untreated future); each future's store is named after its file",
+            )
+        future = _future(base, label, [file], out, tstop)
+        _check_onsets(future.config, len(base["interventions"]), at, file)
+        check_model(Recipe(future.config))
+        futures.append(future)
+    return at, futures
+
+
+def _check_outputs(paths, overwrite, context, summaries=False):
+    """The futures' stores (and with `summaries` their summary stores) may be written: absent, or
+    brainsim stores with overwrite; the same answer on every rank."""
+    error = None
+    try:
+        if context.is_root:
+            for path in paths:
+                check_output(path, overwrite)
+                summary = default_output(path)
+                if summaries and not overwrite and (summary.exists() or summary.is_symlink()):
+                    raise StoreError(summary, "already exists; pass --overwrite to replace it")
+    except BrainsimError as e:
+        error = e
+    agree(context, error)
 
 
 def _fork_time(config, at):
@@ -386,3 +488,7 @@ def _state_at(config, parent, steps, at, context, progress, log, required=False)
 def _log(context, log, line):
     if context.is_root and log is not None:
         log(line)
+
+
+def _quiet(line):
+    """Summaries of forks in worker processes print nothing: the driver reports the members."""

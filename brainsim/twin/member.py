@@ -1,6 +1,7 @@
 """One ensemble member's run: its config simulated, summarised by postprocess's own summary (in process,
-the `sync` scheduler) and turned into the fit's feature vector (features.feature_vector), on any
-runner: a thread, a Dask worker, a SLURM task or a group of MPI ranks.
+the `sync` scheduler; only the variables its features are computed from) and turned into the fit's
+feature vector (features.feature_vector), on any runner: a thread, a Dask worker, a SLURM task or a group
+of MPI ranks.
 """
 
 import shutil
@@ -17,7 +18,7 @@ from brainsim.parallel.context import Context
 from brainsim.postprocess.layout import open_summary
 from brainsim.postprocess.summarize import summarize
 
-from .features import feature_vector
+from .features import feature_vector, variables_of
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,10 @@ def run_member(task: MemberTask, context=None) -> np.ndarray:
         except NumericalError:
             values = np.full(task.n_features, np.nan)
         if values is None and context.is_root:
-            summary = summarize(folder / "run.zarr", folder / "summary.zarr", scheduler="sync", log=_quiet)
+            summary = summarize(
+                folder / "run.zarr", folder / "summary.zarr", scheduler="sync",
+                variables=variables_of(task.features), log=_quiet,
+            )  # fmt: skip
             values, _ = feature_vector(open_summary(summary.path), list(task.features))
         values = context.comm.bcast(values, root=0) if context.size > 1 else values
     finally:

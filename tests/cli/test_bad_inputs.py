@@ -126,6 +126,10 @@ CATALOGUE = {  # name: (arguments, what the brainsim: line says)
         ["fork", "brain.zarr", "--at", "2", "-o", "forks", "--intervention", "nowhere.yaml"],
         "nowhere.yaml",
     ),
+    "fork-scheduler": (
+        ["fork", "brain.zarr", "--at", "2", "-o", "forks", "--scheduler", "dask"],
+        "only with a fit's folder",
+    ),
     "plan-ranks": (["plan", "tiny.yaml", "--ranks", "0"], "--ranks"),
     "plan-target-time": (["plan", "tiny.yaml", "--ranks", "1", "--target-time", "soon"], "--target-time"),
     "plan-profile": (["plan", "tiny.yaml", "--ranks", "1", "--profile", "nowhere"], "--profile"),

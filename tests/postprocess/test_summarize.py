@@ -231,6 +231,27 @@ def test_local_cluster_of_two_workers_agrees(synthetic, tmp_path):
     np.testing.assert_allclose(xr.open_zarr(other.path).rate.values, ds.rate.values)
 
 
+def test_named_variables_are_those_of_the_whole_summary(synthetic, tmp_path):
+    """`variables` writes only the variables named (and those an alert rule watches), with the values of
+    the whole summary; a name the summary does not have is an error naming it."""
+    from brainsim.errors import ConfigError
+
+    ds, _, _, run = synthetic
+    rule = {"name": "quiet", "variable": "window_rate", "above": None, "below": 0.0, "for": 100.0,
+            "regions": "all", "after": 0.0}  # fmt: skip
+    part = summarize(run, tmp_path / "p.zarr", scheduler="sync", variables=["rate", "eeg"], alerts=[rule],
+                     log=lambda line: None)  # fmt: skip
+    written = xr.open_zarr(part.path)
+    assert sorted(written.data_vars) == ["eeg", "rate", "window_rate"]
+    for name in written.data_vars:
+        np.testing.assert_array_equal(written[name].values, ds[name].values, err_msg=name)
+    assert list(written["electrode"].values) == list(ds["electrode"].values)
+    with pytest.raises(ConfigError, match="fc_eeg"):
+        summarize(
+            run, tmp_path / "q.zarr", scheduler="sync", variables=["rate", "fc_eeg"], log=lambda line: None
+        )
+
+
 def test_alerts_from_config_and_file(tmp_path, capsys):
     rules = [{"name": "seizure-like", "variable": "hypersynchrony", "above": 0.8, "below": None, "for": 200.0,
               "regions": "all"}]  # fmt: skip

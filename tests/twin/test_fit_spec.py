@@ -14,7 +14,7 @@ from brainsim.config.load import read_yaml
 from brainsim.errors import ConfigError
 from brainsim.postprocess.layout import BANDS
 from brainsim.postprocess.signals import band_power
-from brainsim.twin.features import feature_vector, pin
+from brainsim.twin.features import feature_vector, pin, variables_of
 from brainsim.twin.parameters import load_fit, member_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +145,10 @@ def test_features_of_a_window_use_the_summary_functions():
     np.testing.assert_allclose(values, np.log(expected[-1] / expected.sum(axis=0)))
     assert labels == ["band_power_eeg[Cz,gamma]@0-1000", "band_power_eeg[Pz,gamma]@0-1000"]
     assert list(BANDS)[-1] == "gamma"
+    # what a member's summary must hold for them: the time series of windowed features, else the variable
+    peak = _feature(variable="eeg_peak_frequency", transform="none")
+    features = [_feature(window=[200, 700]), power, _feature(), peak, _feature(window=[0, 100])]
+    assert variables_of(features) == ["rate", "eeg", "mean_rate", "eeg_peak_frequency"]
 
 
 def test_pinned_labels_align_a_summary_with_fewer_observed_labels():

@@ -54,7 +54,7 @@ def fitted(tmp_path_factory):
     out = folder / "fit"
     done = _brainsim(
         "fit", CONFIG, "--observations", obs, "--parameters", FIT, "--members", MEMBERS,
-        "--iterations", ITERATIONS, "--seed", 7, "-o", out,
+        "--iterations", ITERATIONS, "--seed", 7, "--scheduler", "dask", "--workers", 2, "-o", out,
     )  # fmt: skip
     return obs, out, done
 

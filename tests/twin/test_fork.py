@@ -151,13 +151,19 @@ def test_fork_refuses_treatments_before_the_fork_and_a_state_of_another_model(tm
     sim.close()
 
 
-def test_forks_of_a_posterior_give_effects_with_intervals(tmp_path, capsys):
-    fit = tmp_path / "fit"
+def posterior(fit, gains, overrides=()):
+    """A fit's folder of small_brain whose posterior members scale the pyramidal sodium conductance by
+    `gains`, fitted with the --set items `overrides`."""
     (fit / "posterior").mkdir(parents=True)
-    (fit / "fit.json").write_text(json.dumps({"config": str(SMALL)}))
-    for k, gain in enumerate((0.9, 1.1)):
+    (fit / "fit.json").write_text(json.dumps({"config": str(SMALL), "set": list(overrides)}))
+    for k, gain in enumerate(gains):
         member = {"id": f"member-{k:03d}", "factors": {"all": {"pyr": {"nata.gbar": gain}}}}
         (fit / "posterior" / f"member-{k:03d}.yaml").write_text(yaml.safe_dump(member))
+    return fit
+
+
+def test_forks_of_a_posterior_give_effects_with_intervals(tmp_path, capsys):
+    fit = posterior(tmp_path / "fit", (0.9, 1.1))
     block, mild = drug(tmp_path / "block.yaml", AT, 0.3), drug(tmp_path / "mild.yaml", AT, 0.8)
     out = tmp_path / "forks"
     argv = ["fork", str(fit), "--at", str(AT), "--tstop", "130", "-o", str(out), "-q", "--summarize"]
@@ -185,6 +191,68 @@ def test_forks_of_a_posterior_give_effects_with_intervals(tmp_path, capsys):
     np.testing.assert_allclose(row["median"], block_scores.mean())  # the median of two is their mean
     for name in ("effects.csv", "intervals.csv", "scores.csv", "beats.csv", "effects.png"):
         assert (tmp_path / "cmp" / name).is_file()
+
+
+def assert_same_forks(a, b, members=2, labels=("none", "block")):
+    """The forks of every member in folders a and b hold the same stores and summaries."""
+    for k in range(members):
+        for label in labels:
+            x, y = (brainsim.open_run(where / f"member-{k:03d}" / f"{label}.zarr") for where in (a, b))
+            assert x.status == y.status == "complete"
+            assert (x.parent, x.fork_time, x.state_hash) == (y.parent, y.fork_time, y.state_hash)
+            assert x.config_hash == y.config_hash and x.spikes.sizes["spike"] > 0
+            for name in ("time", "gid"):
+                np.testing.assert_array_equal(x.spikes.load()[name].values, y.spikes.load()[name].values)
+            for name in ("rate", "v_mean"):
+                np.testing.assert_array_equal(x.regions[name].values, y.regions[name].values)
+            np.testing.assert_array_equal(x.traces["soma_v"].v.values, y.traces["soma_v"].v.values)
+            sx, sy = (
+                brainsim.postprocess.layout.open_summary(where / f"member-{k:03d}" / f"{label}.summary.zarr")
+                for where in (a, b)
+            )
+            np.testing.assert_array_equal(sx.mean_rate.values, sy.mean_rate.values)
+
+
+def test_posterior_forks_are_the_same_on_every_scheduler_and_keep_the_fits_set(tmp_path, capsys):
+    fit = posterior(tmp_path / "fit", (0.9, 1.1), ["brain.background.pyr.rate=900.0"])
+    block = drug(tmp_path / "block.yaml", AT, 0.3)
+    argv = ["fork", str(fit), "--at", str(AT), "--tstop", str(TSTOP), "--intervention", str(block), "-q"]
+    argv += ["--summarize"]
+    assert main([*argv, "-o", str(tmp_path / "local")]) == 0
+    assert main([*argv, "-o", str(tmp_path / "dask"), "--scheduler", "dask", "--workers", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"block: {tmp_path / 'dask' / 'member-001' / 'block.zarr'}" in printed
+    first = brainsim.open_run(tmp_path / "local" / "member-000" / "none.zarr")
+    assert first.config["brain"]["background"]["pyr"]["rate"] == 900.0  # the fit's --set
+    other = brainsim.open_run(tmp_path / "local" / "member-001" / "none.zarr")
+    assert first.spikes.sizes["spike"] != other.spikes.sizes["spike"]  # the members differ
+    assert_same_forks(tmp_path / "local", tmp_path / "dask")
+    mpiexec = shutil.which("mpiexec") or pytest.skip("no mpiexec on PATH: the mpi scheduler not compared")
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+    command = [mpiexec, "-n", "2", sys.executable, "-m", "brainsim.cli", *argv, "--scheduler", "mpi"]
+    done = subprocess.run(
+        [*command, "-o", str(tmp_path / "mpi")], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert "on mpi (2 rank(s))" in done.stderr
+    assert_same_forks(tmp_path / "local", tmp_path / "mpi")
+
+
+def test_posterior_forks_refuse_before_any_member_runs(tmp_path, capsys):
+    fit = posterior(tmp_path / "fit", (0.9, 1.1))
+    early = drug(tmp_path / "early.yaml", AT - 10)
+    out = tmp_path / "forks"
+    argv = ["fork", str(fit), "--at", str(AT), "--tstop", str(TSTOP), "-o", str(out), "-q"]
+    assert main([*argv, "--intervention", str(early), "--scheduler", "dask"]) == 2
+    assert "'onset' (from" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, "--scheduler", "threads"]) == 2
+    assert "--scheduler" in capsys.readouterr().err
+    assert main(["fork", str(SMALL), "--at", str(AT), "-o", str(out), "--scheduler", "dask"]) == 2
+    assert "only with a fit's folder" in capsys.readouterr().err
+    (fit / "fit.json").write_text(json.dumps({"config": str(SMALL), "set": "simulation.tstop=90"}))
+    assert main(argv) == 1
+    assert "is not a list of KEY.PATH=VALUE" in capsys.readouterr().err
 
 
 def test_summary_of_a_future_matches_the_full_run_over_its_window(full, tmp_path):

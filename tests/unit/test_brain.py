@@ -207,6 +207,19 @@ def test_long_range_indegree_follows_the_connectome_weights_and_tract_delays():
         assert np.all(np.abs(counts - n * share) <= 4 * sd + 1e-9), (REGIONS[k], counts, n * share)
 
 
+def test_long_range_weight_factors_per_target_type():
+    plain = recipe("brain.local=[]")
+    weaker = recipe("brain.local=[]", "brain.long_range.weight_factors={fs: 0.25}")
+    for name, factor in (("lh-precentral.pyr", 1.0), ("lh-precentral.fs", 0.25)):
+        gid = plain.population(name).first_gid
+        a, b = plain.connections_on(gid), weaker.connections_on(gid)
+        assert np.array_equal(a.source, b.source) and np.allclose(a.weight, 0.0005)
+        assert np.allclose(b.weight, 0.0005 * factor)
+    with pytest.raises(ConfigError) as e:
+        recipe("brain.long_range.weight_factors={l5pc: 0.5}")
+    assert e.value.path == "brain.long_range.weight_factors.l5pc" and "['fs', 'pyr']" in str(e.value)
+
+
 def test_conduction_speed_sets_the_long_range_delays_and_the_epoch():
     slow, fast = recipe("brain.conduction_speed=2.0"), recipe("brain.conduction_speed=8.0")
     gid = slow.population("lh-precentral.pyr").first_gid

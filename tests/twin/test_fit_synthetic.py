@@ -28,7 +28,7 @@ _spec = importlib.util.spec_from_file_location("make_patient", TWIN / "make_pati
 make_patient = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_patient)
 CONFIG, FIT, TRUTH = TWIN / "patient_brain.yaml", TWIN / "fit.yaml", TWIN / "true_patient.yaml"
-MEMBERS, ITERATIONS = 20, 3
+MEMBERS, ITERATIONS = 40, 3
 HELD_OUT = [400.0, 800.0]  # ms of the recording the fit never saw (it matches 0-400 ms)
 
 pytestmark = pytest.mark.timeout(1800)

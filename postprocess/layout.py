@@ -112,26 +112,39 @@ BANDS = {
 }
 
 
-def open_summary(path) -> xr.Dataset:
-    """The summary store at path, opened lazily; StoreError if there is none, it is not one, it cannot be
-    read or it has another format_version."""
+def open_checked(path, fmt, version, what, expected, misnamed, again) -> xr.Dataset:
+    """The xarray Zarr v3 store at path of format `fmt` and format_version `version`, opened lazily;
+    StoreError if there is none (`expected`: what should be there), it cannot be read, it is of another
+    format (`misnamed`: {format: message} for known mix-ups) or version (`again`: what to do)."""
     if not (Path(path) / "zarr.json").is_file():
-        raise StoreError(path, "no Zarr store there (expected a summary store from `brainsim summarize`)")
+        raise StoreError(path, f"no Zarr store there (expected {expected})")
     try:
         ds = guarded(xr.open_zarr(path, zarr_format=3), path)
     except STORE_FAULTS as e:
-        raise StoreError(path, f"unreadable summary store ({type(e).__name__}: {e})") from None
+        raise StoreError(path, f"unreadable {what} store ({type(e).__name__}: {e})") from None
     kind = ds.attrs.get("format")
-    if kind == RUN_FORMAT:
-        raise StoreError(
-            path, f"a run store (format {kind!r}), not a summary: run `brainsim summarize` first"
-        )
-    if kind != FORMAT:
-        raise StoreError(path, f"not a brainsim summary store (format {kind!r}, expected {FORMAT!r})")
-    if ds.attrs.get("format_version") != FORMAT_VERSION:
+    if kind in misnamed:
+        raise StoreError(path, misnamed[kind])
+    if kind != fmt:
+        raise StoreError(path, f"not a brainsim {what} store (format {kind!r}, expected {fmt!r})")
+    if ds.attrs.get("format_version") != version:
         raise StoreError(
             path,
-            f"summary format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
-            f"{FORMAT_VERSION}: summarize the run again",
+            f"{what} format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
+            f"{version}: {again}",
         )
     return ds
+
+
+def open_summary(path) -> xr.Dataset:
+    """The summary store at path, opened lazily; StoreError if there is none, it is not one, it cannot be
+    read or it has another format_version."""
+    return open_checked(
+        path,
+        FORMAT,
+        FORMAT_VERSION,
+        "summary",
+        "a summary store from `brainsim summarize`",
+        {RUN_FORMAT: f"a run store (format {RUN_FORMAT!r}), not a summary: run `brainsim summarize` first"},
+        "summarize the run again",
+    )

@@ -61,9 +61,8 @@ from zarr.errors import ZarrUserWarning
 from brainsim import __version__
 from brainsim.errors import ConfigError, ObservationError, StoreError, warn
 from brainsim.files import check_writable
-from brainsim.io.run_store import STORE_FAULTS, guarded
 from brainsim.io.zarr_store import check_replaceable
-from brainsim.postprocess.layout import BANDS
+from brainsim.postprocess.layout import BANDS, open_checked
 from brainsim.postprocess.layout import FORMAT as SUMMARY_FORMAT
 from brainsim.postprocess.signals import (
     band_power,
@@ -243,24 +242,15 @@ def write_observations(ds, out, overwrite=False):
 def open_observations(path) -> xr.Dataset:
     """The observation store at path, opened lazily; StoreError if there is none, it is not one, it
     cannot be read or it has another format_version."""
-    if not (Path(path) / "zarr.json").is_file():
-        raise StoreError(path, "no Zarr store there (expected an observation store from `brainsim observe`)")
-    try:
-        ds = guarded(xr.open_zarr(path, zarr_format=3), path)
-    except STORE_FAULTS as e:
-        raise StoreError(path, f"unreadable observation store ({type(e).__name__}: {e})") from None
-    kind = ds.attrs.get("format")
-    if kind == SUMMARY_FORMAT:
-        raise StoreError(path, "a summary store of a run, not observations (from `brainsim observe`)")
-    if kind != FORMAT:
-        raise StoreError(path, f"not a brainsim observation store (format {kind!r}, expected {FORMAT!r})")
-    if ds.attrs.get("format_version") != FORMAT_VERSION:
-        raise StoreError(
-            path,
-            f"observation format_version {ds.attrs.get('format_version')!r}; this brainsim reads "
-            f"{FORMAT_VERSION}: run `brainsim observe` again",
-        )
-    return ds
+    return open_checked(
+        path,
+        FORMAT,
+        FORMAT_VERSION,
+        "observation",
+        "an observation store from `brainsim observe`",
+        {SUMMARY_FORMAT: "a summary store of a run, not observations (from `brainsim observe`)"},
+        "run `brainsim observe` again",
+    )
 
 
 def _check_time(key, value):

@@ -1,10 +1,11 @@
 """The fit's known answer at a larger size: a synthetic patient on 16 regions of the synthetic connectome
 (configs/twin/patient_brain.yaml's cells, 16 free drive factors drawn in 0.8-1.2, or those of --truth),
 its EEG and rates written as EDF and TSV and read back by `brainsim observe`, fitted by `brainsim fit`
-with configs/twin/fit.yaml (its method, or --method); prints the wall time and the recovery.
+with configs/twin/fit.yaml or --fit-file (its method, or --method); prints the wall time, the recovery and the
+posterior mean patient's prediction of a held-out window of the recording.
 
-    .venv/bin/python benchmarks/fit_synthetic.py [--regions 16] [--members 32] [--iterations 3]
-                     [--method eki|cmaes] [--fit-seed S] [--truth PATIENT.yaml]
+    .venv/bin/python benchmarks/fit_synthetic.py [--regions 16] [--members J] [--iterations 3]
+                     [--method eki|cmaes] [--fit-seed S] [--truth PATIENT.yaml] [--fit-file FIT.yaml]
                      [--scheduler local|dask|...] [--workers N] [-o out/bench_fit]
 
 With --regions 8 --truth configs/twin/true_patient.yaml it is the known answer of
@@ -13,6 +14,7 @@ tests/twin/test_fit_synthetic.py (its regions in another order).
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -39,7 +41,7 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--regions", type=int, default=16)
-    parser.add_argument("--members", type=int, default=32)
+    parser.add_argument("--members", type=int, help="default: the fit file's")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--scheduler", default="local")
     parser.add_argument("--workers", type=int)
@@ -47,6 +49,7 @@ def main(argv=None):
     parser.add_argument("--truth", help="a patient overlay whose background pyr factors are the truth")
     parser.add_argument("--method", choices=("eki", "cmaes"), help="default: the fit file's")
     parser.add_argument("--fit-seed", type=int, help="the fit's seed (default: the fit file's)")
+    parser.add_argument("--fit-file", default=str(TWIN / "fit.yaml"), help="default: configs/twin/fit.yaml")
     parser.add_argument("-o", "--output", default="out/bench_fit")
     args = parser.parse_args(argv)
     out = Path(args.output)
@@ -76,15 +79,17 @@ def main(argv=None):
         [*brainsim, "observe", rec / "patient_eeg.edf", rec / "patient_rates.tsv", "--connectome",
          config_file, "--kind", "rate", "-o", obs, "--overwrite"], check=True, capture_output=True,
     )  # fmt: skip
-    fit_file = TWIN / "fit.yaml"
+    fit_file = Path(args.fit_file)
     if args.method:
         spec = yaml.safe_load(fit_file.read_text())
         spec["method"]["kind"] = args.method
         fit_file = out / "fit.yaml"
         fit_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     command = [*brainsim, "fit", config_file, "--observations", obs, "--parameters", fit_file,
-               "--members", str(args.members), "--iterations", str(args.iterations), "--scheduler",
-               args.scheduler, "-o", out / "fit", "--overwrite"]  # fmt: skip
+               "--iterations", str(args.iterations), "--scheduler", args.scheduler, "-o", out / "fit",
+               "--overwrite"]  # fmt: skip
+    if args.members:
+        command += ["--members", str(args.members)]
     if args.workers:
         command += ["--workers", str(args.workers)]
     if args.fit_seed is not None:
@@ -100,18 +105,65 @@ def main(argv=None):
     inside = np.abs(fitted - true) <= 2 * sd
     rms, prior_rms = np.sqrt(np.mean((fitted - true) ** 2)), np.sqrt(np.mean((0.95 - true) ** 2))
     print(f"recording: {recorded:.1f} s; fit: {wall:.1f} s wall ({record['method']['kind']}, "
-          f"{args.members} members, {record['iterations']} iterations, {record['member_runs']} member runs, "
-          f"{args.scheduler})")  # fmt: skip
+          f"{record['members']} members, {record['iterations']} iterations, {record['member_runs']} member "
+          f"runs, {args.scheduler})")  # fmt: skip
     print(f"estimate: {record['estimate']}")
-    print(f"parameters: {len(names)}; RMS error {rms:.4f} (prior: {prior_rms:.4f}); "
-          f"within 2 sd: {int(inside.sum())} of {len(names)}")  # fmt: skip
+    z = (fitted - true) / sd
+    outside = 2 * norm_sf(2.0)  # P(|z| > 2) of a calibrated posterior
+    print(
+        f"parameters: {len(names)}; RMS error {rms:.4f} (prior: {prior_rms:.4f}); "
+        f"within 2 sd: {int(inside.sum())} of {len(names)}, largest |error| / sd {np.max(np.abs(z)):.2f}"
+    )
+    print(f"calibration: RMS of error / sd {np.sqrt(np.mean(z**2)):.2f} (1 for a calibrated posterior, which "
+          f"misses 2 sd for {len(names) * outside:.2f} of {len(names)} parameters on average and for none "
+          f"with probability {(1 - outside) ** len(names):.2f})")  # fmt: skip
     print(f"misfit median per ensemble: {[round(m['median'], 2) for m in record['misfit']]}; best per "
           f"ensemble: {[round(m['best'], 2) for m in record['misfit']]} (noise level 1)")  # fmt: skip
     for n, t, f, s in zip(names, true, fitted, sd):
         print(
             f"  {n}: truth {t:.3f}  fit {f:.3f} ± {s:.3f}{'' if abs(f - t) <= 2 * s else '  (outside 2 sd)'}"
         )
+    misfit, worst = held_out(config_file, fit_file, obs, record, out / "fit" / "fit.zarr")
+    print(f"held-out {HELD_OUT[0]:g}-{HELD_OUT[1]:g} ms, the posterior mean with a new seed: misfit "
+          f"{misfit:.2f} (noise level 1), largest rate error {worst:.2f} noise sd")  # fmt: skip
     return 0
+
+
+def norm_sf(x):
+    """P(Z > x) of a standard normal Z."""
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+HELD_OUT = [400.0, 800.0]  # ms of the recording the fit never saw (the fit file matches 0-400 ms)
+
+
+def held_out(config_file, fit_file, obs_path, record, fit_store):
+    """(misfit in noise units, largest |error| of a region rate in noise sd) of the posterior mean
+    patient's features over HELD_OUT, simulated with a new seed, against the recording's. The noise: the
+    fit's noise_covariance where it has one (a window as long as the fit's), else the features' noise."""
+    import brainsim
+    from brainsim.config.load import read_yaml
+    from brainsim.twin import eki
+    from brainsim.twin.features import feature_vector, pin
+    from brainsim.twin.fit_store import open_fit
+    from brainsim.twin.member import MemberTask, run_member
+    from brainsim.twin.observe import open_observations
+    from brainsim.twin.parameters import load_fit, member_config
+
+    raw = read_yaml(config_file)
+    spec = load_fit(fit_file, brainsim.load_config(config_file), raw)
+    obs = open_observations(obs_path)
+    features = pin(obs, [{**f, "window": HELD_OUT} for f in spec.features])
+    observed, labels = feature_vector(obs, features)
+    mean = [record["posterior"][n]["mean"] for n in spec.names]
+    member = member_config(spec, raw, [f"simulation.tstop={HELD_OUT[1]}"], config_file, mean, "held-out")
+    predicted = run_member(MemberTask(member.data, str(config_file), 12345, tuple(features), len(labels)))
+    noise = np.concatenate([np.full(len(feature_vector(obs, [f])[0]), f["noise"]) for f in features])
+    fitted = open_fit(fit_store)
+    gamma = fitted["noise_covariance"].values if "noise_covariance" in fitted else noise**2
+    z = (predicted - observed) / np.sqrt(np.diag(gamma) if gamma.ndim == 2 else gamma)
+    rates = [k for k, label in enumerate(labels) if label.startswith("mean_rate")]
+    return float(eki.misfit(predicted, observed, gamma)[0]), float(np.max(np.abs(z[rates])))
 
 
 if __name__ == "__main__":

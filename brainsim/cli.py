@@ -1,7 +1,8 @@
-"""The `brainsim` command: run, validate, partition, summarize, report, compare, observe, fork, plan,
-calibrate, submit, sweep, collect, status, info."""
+"""The `brainsim` command: run, validate, partition, summarize, report, compare, observe, feed, fork, plan,
+calibrate, submit, sweep, collect, status, info, fit, follow."""
 
 import argparse
+import json
 import logging
 import platform
 import signal
@@ -175,9 +176,28 @@ def _parser():
     summarize.add_argument("--overwrite", action="store_true", help="replace an existing summary store")
     summarize.set_defaults(func=_summarize)
 
-    report = sub.add_parser("report", help="write a summary as one self-contained HTML page")
-    report.add_argument("summary", help="a summary store (from `brainsim summarize`)")
-    report.add_argument("-o", "--output", help="HTML file (default SUMMARY.html beside the store)")
+    report = sub.add_parser(
+        "report", help="write a summary, a fit or a twin store as one self-contained HTML page"
+    )
+    report.add_argument(
+        "summary",
+        help="a summary store (from `brainsim summarize`), a fit's folder (`brainsim fit -o`) or a twin "
+        "store (`brainsim follow -o TWIN.zarr`)",
+    )
+    report.add_argument(
+        "-o",
+        "--output",
+        help="HTML file (default SUMMARY.html beside the store, FIT_DIR/report.html, TWIN.html)",
+    )
+    report.add_argument(
+        "--watch",
+        nargs="?",
+        const=10.0,
+        type=float,
+        metavar="SECONDS",
+        help="with a twin store: rewrite the page as windows arrive (looking every SECONDS, default 10; the "
+        "page reloads itself) until the follow is complete",
+    )
     report.set_defaults(func=_html_report)
 
     compare = sub.add_parser(
@@ -259,6 +279,12 @@ def _parser():
     fork.add_argument(
         "--profile", help="a fit's folder: site profile (slurm/profiles) for slurm and slurm-array"
     )
+    fork.add_argument(
+        "--member-time",
+        default="01:00:00",
+        metavar="HH:MM:SS",
+        help="a fit's folder: each member's time limit as a slurm-array task (default 01:00:00)",
+    )
     fork.add_argument("--overwrite", action="store_true", help="replace the futures' existing stores")
     fork.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     fork.set_defaults(func=_fork)
@@ -294,6 +320,31 @@ def _parser():
     observe.add_argument("--overwrite", action="store_true", help="replace an existing observation store")
     observe.set_defaults(func=_observe)
 
+    feed = sub.add_parser(
+        "feed",
+        help="replay a recording (or read an LSL stream) into a live observation store, as a sensor would",
+        description="Append RECORDING's time series (eeg, rate) chunk by chunk to the live observation "
+        "store LIVE.zarr at --speed x real time, publishing in LIVE.zarr/live.json how far it is final "
+        "(brainsim/twin/feed.py, brainsim/twin/live.py). RECORDING: an observation store, an EEG file "
+        "(read as `brainsim observe` reads it) or lsl://NAME, a Lab Streaming Layer EEG stream. Ctrl-C "
+        "or SIGTERM stops it, leaving what was fed published.",
+    )
+    feed.add_argument("recording", metavar="RECORDING", help="observation store, EEG file or lsl://NAME")
+    feed.add_argument("--to", required=True, metavar="LIVE.zarr", help="the live observation store to write")
+    feed.add_argument(
+        "--speed", type=float, default=1.0, help="recording seconds per wall second (0: as fast as possible)"
+    )
+    feed.add_argument("--chunk", type=float, default=250.0, help="ms of recording per append (default 250)")
+    feed.add_argument("--start", type=float, metavar="MS", help="feed from this time of the recording, ms")
+    feed.add_argument("--stop", type=float, metavar="MS", help="feed up to this time of the recording, ms")
+    feed.add_argument("--bin", type=float, help="an EEG file's or stream's time bin, ms (default 1)")
+    feed.add_argument(
+        "--bad", action="append", default=[], metavar="CHANNEL", help="EEG channel taken as bad (repeatable)"
+    )
+    feed.add_argument("--duration", type=float, metavar="S", help="how long to read a stream, s")
+    feed.add_argument("--overwrite", action="store_true", help="replace an existing observation store")
+    feed.set_defaults(func=_feed)
+
     fit = sub.add_parser(
         "fit",
         help="fit a brain's patient parameters to a patient's observations (ensemble Kalman inversion or "
@@ -303,7 +354,7 @@ def _parser():
         "configs/twin/fit.yaml); each iteration runs every member as one batch on --scheduler. Writes "
         "FIT_DIR/fit.zarr, fit.json, "
         "patient.yaml (the posterior mean, or CMA-ES's best member), posterior/member-NNN.yaml and "
-        "report.png (brainsim/twin/fit.py).",
+        "report.html (brainsim/twin/fit.py).",
     )
     fit.add_argument("config")
     fit.add_argument("--observations", required=True, metavar="OBS.zarr", help="the patient's observations")
@@ -319,6 +370,12 @@ def _parser():
     fit.add_argument("--workers", type=int, help="worker processes, SLURM jobs or MPI groups")
     fit.add_argument("--profile", help="site profile (slurm/profiles) for slurm and slurm-array")
     fit.add_argument(
+        "--member-time",
+        default="01:00:00",
+        metavar="HH:MM:SS",
+        help="each member's time limit as a slurm-array task (default 01:00:00)",
+    )
+    fit.add_argument(
         "--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a value of the config"
     )
     fit.add_argument("-o", "--output", required=True, metavar="FIT_DIR", help="the fit's folder")
@@ -326,9 +383,53 @@ def _parser():
     fit.add_argument("--overwrite", action="store_true", help="replace the fit in FIT_DIR")
     fit.set_defaults(func=_fit)
 
+    follow = sub.add_parser(
+        "follow",
+        help="follow a patient's observations as they arrive: an ensemble of twins corrected window by "
+        "window (ensemble Kalman filter), forecasting ahead and warning before an alert rule's event",
+        description="Run J twins of CONFIG (drawn from a fit's last ensemble, or from the priors) window by "
+        "window in step with the observations (a live store being fed, or a finished one); after each "
+        "window update their parameters by an ensemble Kalman filter, forecast --horizon ms ahead and warn "
+        "when at least a rule's probability of the members match it. Writes TWIN.zarr, TWIN.members/ and "
+        "TWIN.warnings.jsonl; the same command again continues after the last completed window "
+        "(brainsim/twin/follow.py).",
+    )
+    follow.add_argument("config")
+    follow.add_argument(
+        "--patient", required=True, metavar="PATIENT.yaml",
+        help="the patient overlay: FIT_DIR/patient.yaml (members from the fit's last ensemble) or another",
+    )  # fmt: skip
+    follow.add_argument("--observations", required=True, metavar="LIVE.zarr", help="the observation store")
+    follow.add_argument("--window", required=True, type=float, metavar="MS", help="window length (ms)")
+    follow.add_argument("--horizon", required=True, type=float, metavar="MS", help="forecast length (ms)")
+    follow.add_argument("--members", required=True, type=int, metavar="J", help="ensemble size")
+    follow.add_argument("--alerts", required=True, metavar="RULES.yaml", help="YAML file of alert rules")
+    follow.add_argument(
+        "--parameters", metavar="FOLLOW.yaml", help="a fit file (default: the fit's, with a FIT_DIR patient)"
+    )
+    follow.add_argument("--seed", type=int, help="seed of the whole follow (default: the fit file's)")
+    follow.add_argument(
+        "--scheduler", default="local", help="where members run: local, dask, tcp://host:port, slurm, "
+        "slurm-array, mpi (as for fit)",
+    )  # fmt: skip
+    follow.add_argument("--workers", type=int, help="worker processes, SLURM jobs or MPI groups")
+    follow.add_argument("--profile", help="site profile (slurm/profiles) for slurm and slurm-array")
+    follow.add_argument(
+        "--fail-on-warning", action="store_true",
+        help=f"exit with status {EXIT_ALERT} after the first window whose forecast warned",
+    )  # fmt: skip
+    follow.add_argument(
+        "--poll", type=float, default=0.25, metavar="S", help="s between looks at a live store (default 0.25)"
+    )
+    follow.add_argument("-o", "--output", required=True, metavar="TWIN.zarr", help="the twin store")
+    follow.add_argument("--overwrite", action="store_true", help="replace TWIN.zarr (and its members)")
+    follow.set_defaults(func=_follow)
+
     plan = sub.add_parser(
         "plan",
-        help="what a run needs: cells, equations, memory per rank, wall time; ranks for a target time",
+        help="what a run needs: cells, equations, memory per rank, wall time; ranks for a target time "
+        "(--fit: what a fit needs: member runs, core-hours, wall time; --follow: whether a follower keeps "
+        "up with the patient)",
     )
     plan.add_argument("config")
     _overlay_arguments(plan)
@@ -337,6 +438,35 @@ def _parser():
     plan.add_argument(
         "--target-time", metavar="HH:MM:SS", help="recommend ranks and nodes for this wall time"
     )
+    plan.add_argument(
+        "--fit",
+        metavar="FIT.yaml",
+        help="plan `brainsim fit CONFIG --parameters FIT.yaml` instead: member runs, core-hours, wall time "
+        "on --ranks (brainsim/twin/plan_fit.py)",
+    )
+    plan.add_argument(
+        "--follow",
+        action="store_true",
+        help="plan `brainsim follow CONFIG --patient PATIENT.yaml` instead: the real-time factor (wall s per "
+        "patient s) on --ranks and the allocation that keeps up (brainsim/twin/plan_follow.py)",
+    )
+    plan.add_argument(
+        "--members", type=int, metavar="J",
+        help="with --fit: ensemble size (default: fit file's); with --follow: the follower's (required)",
+    )  # fmt: skip
+    plan.add_argument(
+        "--iterations", type=int, metavar="K", help="with --fit: most iterations (default: the fit file's)"
+    )
+    plan.add_argument(
+        "--ranks-per-member", type=int, metavar="R",
+        help="with --fit or --follow: ranks of one member run (default 1)",
+    )  # fmt: skip
+    plan.add_argument("--window", type=float, metavar="MS", help="with --follow: window length (ms)")
+    plan.add_argument("--horizon", type=float, metavar="MS", help="with --follow: forecast length (ms)")
+    plan.add_argument(
+        "--target-factor", type=float, metavar="X",
+        help="with --follow: the real-time factor to meet (default 1: keep up with the patient)",
+    )  # fmt: skip
     plan.set_defaults(func=_plan)
 
     calibrate = sub.add_parser(
@@ -581,10 +711,41 @@ def _html_report(args, petsc_args):
     from .postprocess.report import write_report
 
     summary = Path(args.summary)
-    out = args.output or summary.with_name(summary.name.removesuffix(".zarr") + ".html")
-    path = write_report(summary, out, log=_progress)
+    twin = _store_format(summary) == "brainsim-twin"
+    if args.watch is not None and not twin:
+        raise ConfigError(
+            "--watch", args.watch, f"only with a twin store (`brainsim follow -o`); {summary} is not one"
+        )
+    if args.watch is not None and not (0 < args.watch < float("inf")):
+        raise ConfigError("--watch", args.watch, "a time > 0 (s)")
+    if (summary / "fit.zarr").is_dir():
+        from .twin.fit_report import write_fit_report
+
+        path = write_fit_report(summary, args.output, log=_progress)
+    elif twin:
+        from .twin.twin_report import watch, write_twin_report
+
+        if args.watch is None:
+            path = write_twin_report(summary, args.output, log=_progress)
+        else:
+            try:
+                path = watch(summary, args.output, every=args.watch, log=_progress)
+            except KeyboardInterrupt:
+                return _report(f"stopped watching {summary} (Ctrl-C)", EXIT_INTERRUPTED)
+    else:
+        out = args.output or summary.with_name(summary.name.removesuffix(".zarr") + ".html")
+        path = write_report(summary, out, log=_progress)
     print(f"report: {path}")
     return 0
+
+
+def _store_format(path):
+    """The format attribute of the Zarr store at `path`; None when it has none or is unreadable."""
+    try:
+        attrs = json.loads((Path(path) / "zarr.json").read_text()).get("attributes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return attrs.get("format") if isinstance(attrs, dict) else None
 
 
 def _compare(args, petsc_args):
@@ -637,6 +798,7 @@ def _fork(args, petsc_args):
             scheduler=args.scheduler,
             workers=args.workers,
             profile=args.profile,
+            member_time=args.member_time,
             **options,
         )
         stores = [] if done is None else [store for member in done.values() for store in member]
@@ -680,6 +842,7 @@ def _fit(args, petsc_args):
             scheduler=args.scheduler,
             workers=args.workers,
             profile=args.profile,
+            member_time=args.member_time,
             seed=args.seed,
             overrides=args.set,
             overwrite=args.overwrite,
@@ -693,6 +856,40 @@ def _fit(args, petsc_args):
             print(f"{name}: {p['mean']:.4g} ± {p['sd']:.2g} (95%: {p['q2.5']:.4g} to {p['q97.5']:.4g})")
         print(f"fit: {args.output}")
     return 0
+
+
+def _follow(args, petsc_args):
+    from .twin.follow import FollowStopped, follow
+
+    if not (args.poll > 0):
+        raise ConfigError("--poll", args.poll, "a time > 0 (s)")
+    try:
+        record = follow(
+            args.config,
+            args.patient,
+            args.observations,
+            args.output,
+            window=args.window,
+            horizon=args.horizon,
+            members=args.members,
+            rules=_alert_rules([args.alerts]),
+            parameters=args.parameters,
+            seed=args.seed,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            profile=args.profile,
+            fail_on_warning=args.fail_on_warning,
+            poll_s=args.poll,
+            overwrite=args.overwrite,
+            log=_progress,
+            say=lambda line: print(line, flush=True),
+        )
+    except FollowStopped as e:
+        return _report(e, EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED)
+    if record is None:
+        return 0
+    print(f"follow: {args.output}: {record['windows_done']} window(s), {len(record['warnings'])} warning(s)")
+    return EXIT_ALERT if record["stopped_on_warning"] else 0
 
 
 def _observe(args, petsc_args):
@@ -716,6 +913,29 @@ def _observe(args, petsc_args):
     return 0
 
 
+def _feed(args, petsc_args):
+    from .twin.feed import FeedStopped, feed
+
+    try:
+        result = feed(
+            args.recording,
+            args.to,
+            speed=args.speed,
+            chunk=args.chunk,
+            start=args.start,
+            stop=args.stop,
+            bin_ms=args.bin,
+            bads=args.bad,
+            duration=args.duration,
+            overwrite=args.overwrite,
+            log=_progress,
+        )
+    except FeedStopped as e:
+        return _report(e, EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED)
+    print(f"live: {result['path']} ({result['t_start']:g} to {result['t_available']:g} ms, complete)")
+    return 0
+
+
 def _plan(args, petsc_args):
     from .hpc.jobs import seconds
     from .hpc.plan import plan
@@ -725,6 +945,20 @@ def _plan(args, petsc_args):
         raise ConfigError("--ranks", args.ranks, "a whole number of ranks >= 1")
     cores = load_profile(args.profile)["cores_per_node"] if args.profile else None
     target = seconds(args.target_time, "--target-time") if args.target_time else None
+    if args.fit is not None and args.follow:
+        raise ConfigError("--follow", True, "not with --fit FIT.yaml: the plan of a fit or of a follower")
+    for option in ("window", "horizon", "target_factor"):
+        if getattr(args, option) is not None and not args.follow:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(flag, getattr(args, option), "only with --follow (the plan of a follower)")
+    if args.follow:
+        return _plan_follow(args, cores)
+    if args.fit is not None:
+        return _plan_fit(args, cores, target)
+    for option in ("members", "iterations", "ranks_per_member"):
+        if getattr(args, option) is not None:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(flag, getattr(args, option), "only with --fit FIT.yaml (the plan of a fit)")
     p = plan(_load(args), args.ranks, cores, target)
     low, high = p["memory_per_rank_gb"]
     print(
@@ -742,6 +976,59 @@ def _plan(args, petsc_args):
         if "recommended_nodes" in p:
             where = f" = {p['recommended_nodes']} node(s) x {p['recommended_ntasks_per_node']} tasks"
         print(f"for {args.target_time}: {p['recommended_ranks']} ranks{where}")
+    return 0
+
+
+def _plan_fit(args, cores, target):
+    from .twin.plan_fit import describe, plan_fit
+
+    for option, value in (("--patient", args.patient), ("--intervention", args.intervention or None)):
+        if value is not None:
+            raise ConfigError(
+                option, value, "none with --fit: each member of a fit is CONFIG's patient with the fitted "
+                "parameters set (brainsim fit takes --set alone)",
+            )  # fmt: skip
+    p = plan_fit(
+        args.config,
+        args.fit,
+        args.ranks,
+        members=args.members,
+        iterations=args.iterations,
+        ranks_per_member=1 if args.ranks_per_member is None else args.ranks_per_member,
+        cores_per_node=cores,
+        target_s=target,
+        overrides=args.set,
+    )
+    print("\n".join(describe(p, args.target_time)))
+    return 0
+
+
+def _plan_follow(args, cores):
+    from .twin.plan_follow import describe, plan_follow
+
+    refused = [("--set", args.set or None), ("--intervention", args.intervention or None),
+               ("--iterations", args.iterations), ("--target-time", args.target_time)]  # fmt: skip
+    for option, value in refused:
+        if value is not None:
+            why = "--target-factor sets what the follower must meet" if option == "--target-time" else (
+                "brainsim follow takes CONFIG and --patient alone"
+            )  # fmt: skip
+            raise ConfigError(option, value, f"none with --follow: {why}")
+    for option in ("members", "window", "horizon"):
+        if getattr(args, option) is None:
+            raise ConfigError("--" + option, None, "a value with --follow (as brainsim follow requires it)")
+    p = plan_follow(
+        args.config,
+        args.ranks,
+        window=args.window,
+        horizon=args.horizon,
+        members=args.members,
+        patient=args.patient,
+        ranks_per_member=1 if args.ranks_per_member is None else args.ranks_per_member,
+        cores_per_node=cores,
+        target_factor=1.0 if args.target_factor is None else args.target_factor,
+    )
+    print("\n".join(describe(p)))
     return 0
 
 

@@ -139,10 +139,13 @@ def _not_a_task_failure(record):
 
 
 def compute(client, what, label, log=print):
-    """Compute the dask collections/delayed in `what` (a list) together, showing progress; returns the
-    results. Graphs are not optimised: fusing would copy tasks shared by several results into each."""
+    """Compute the dask collections/delayed in `what` (a list) together, showing progress on a terminal
+    (stderr a TTY: no bars in log files or in an ensemble's workers); returns the results. Graphs are not
+    optimised: fusing would copy tasks shared by several results into each."""
     log(f"summarize: {label}")
     if client is None:
+        if not sys.stderr.isatty():
+            return list(dask.compute(*what, optimize_graph=False))
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(out=sys.stderr, dt=0.1, minimum=1.0):  # a bar for computations over a second

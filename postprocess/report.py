@@ -79,25 +79,31 @@ def write_report(summary, out, *, log=print) -> Path:
     log(f"report: opening {summary}")
     ds = open_summary(summary)
     body = [_header(ds), _vitals(ds), _alerts(ds), *_figures(ds, log), _region_table(ds)]
-    title = f"brainsim summary: {ds.attrs.get('source_name', '')}"
+    return write_page(out, f"brainsim summary: {ds.attrs.get('source_name', '')}", body, log=log)
+
+
+# ---------------------------------------------------------------------------------------------- page parts
+
+
+def write_page(out, title, body, *, log=print) -> Path:
+    """Write page(title, body) at `out`; returns out. Raises StoreError when it cannot be written."""
     out = Path(out)
     try:
-        out.write_text(_page(title, body), encoding="utf-8")
+        out.write_text(page(title, body), encoding="utf-8")
     except OSError as e:
         raise StoreError(out, f"cannot write the report there ({e.strerror or e})") from None
     log(f"report: wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
     return out
 
 
-# ---------------------------------------------------------------------------------------------- page parts
-
-
-def _page(title, body):
+def page(title, body, head=""):
+    """The self-contained HTML page: STYLE, the body parts (HTML text) in order, SCRIPT; head: more of
+    <head> (HTML text, a <meta> refresh)."""
     return "\n".join(
         [
             "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{_esc(title)}</title>",
+            f'<html lang="en"><head><meta charset="utf-8">{head}',
+            f"<title>{esc(title)}</title>",
             f"<style>{STYLE}</style>",
             "</head><body>",
             *body,
@@ -115,7 +121,7 @@ def _header(ds):
     rows = {
         "source": a.get("source"),
         "source status": status,
-        "reached": f"{_num(a.get('source_t_reached'))} ms",
+        "reached": f"{num(a.get('source_t_reached'))} ms",
         "brainsim version": a.get("brainsim_version"),
         "created": a.get("created"),
         "patient": provenance.get("patient_id"),
@@ -123,18 +129,18 @@ def _header(ds):
         "connectome": provenance.get("connectome"),
         "config file": provenance.get("config_file"),
         "config hash": a.get("source_config_hash"),
-        "bin": f"{_num(a.get('bin'))} ms",
-        "window": f"{_num(a.get('window_ms'))} ms",
-        "BOLD TR": f"{_num(a.get('tr'))} ms",
-        "spikes": _num(a.get("n_spikes")),
+        "bin": f"{num(a.get('bin'))} ms",
+        "window": f"{num(a.get('window_ms'))} ms",
+        "BOLD TR": f"{num(a.get('tr'))} ms",
+        "spikes": num(a.get("n_spikes")),
     }
-    items = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(_text(v))}</dd>" for k, v in rows.items())
-    parts = [f"<h1>{_esc(a.get('source_name', ''))}</h1>", f'<dl class="meta">{items}</dl>']
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(_text(v))}</dd>" for k, v in rows.items())
+    parts = [f"<h1>{esc(a.get('source_name', ''))}</h1>", f'<dl class="meta">{items}</dl>']
     if status != "complete":
-        reached = _num(a.get("source_t_reached"))
+        reached = num(a.get("source_t_reached"))
         parts.append(
-            f'<p class="warning" id="status-warning">&#9888; The source run is {_esc(status or "unknown")}, '
-            f"not complete: this summary covers only its first {_esc(reached)} ms.</p>"
+            f'<p class="warning" id="status-warning">&#9888; The source run is {esc(status or "unknown")}, '
+            f"not complete: this summary covers only its first {esc(reached)} ms.</p>"
         )
     return "\n".join(parts)
 
@@ -149,24 +155,24 @@ def _vitals(ds):
             known = np.isfinite(rate) & (cells > 0)
             if known.any():
                 mean = np.sum(rate[known] * cells[known]) / cells[known].sum()
-                parts.append(f"{kind} {_num(mean)} Hz")
+                parts.append(f"{kind} {num(mean)} Hz")
     with _quiet():
         cv = float(np.nanmean(ds.cv_isi.values)) if "cv_isi" in ds else np.nan
-    parts.append(f"CV of ISI {_num(cv)}")
+    parts.append(f"CV of ISI {num(cv)}")
     if "eeg_peak_frequency" in ds:
         peak, prominence = float(ds.eeg_peak_frequency), float(ds.eeg_peak_prominence)
         clear = prominence > float(ds.attrs.get("peak_clear_above", np.inf))
-        parts.append(f"EEG peak {_num(peak)} Hz (\u00d7{_num(prominence)})" if clear else "no clear EEG peak")
+        parts.append(f"EEG peak {num(peak)} Hz (\u00d7{num(prominence)})" if clear else "no clear EEG peak")
     for which, what in (("rate", "rates"), ("bold", "BOLD")):
         if f"fc_sc_{which}" in ds and np.isfinite(float(ds[f"fc_sc_{which}"])):
             parts.append(f"FC\u2013SC r {_r(float(ds[f'fc_sc_{which}']))} ({what})")
-    return f'<p class="vitals" id="vitals">{_esc(SEPARATOR.join(parts))}</p>'
+    return f'<p class="vitals" id="vitals">{esc(SEPARATOR.join(parts))}</p>'
 
 
 def _alerts(ds):
     """A prominent table of the alert matches, or a short "no alerts" box; then the rules checked."""
     alerts = _json_attr(ds.attrs, "alerts", [])
-    rules = [f"<li>{_esc(_rule_text(rule))}</li>" for rule in _json_attr(ds.attrs, "alert_rules", [])]
+    rules = [f"<li>{esc(_rule_text(rule))}</li>" for rule in _json_attr(ds.attrs, "alert_rules", [])]
     checked = (
         f"<p>Rules checked:</p><ul>{''.join(rules)}</ul>" if rules else "<p>No alert rules were given.</p>"
     )
@@ -175,7 +181,7 @@ def _alerts(ds):
     columns = ("rule", "variable", "region", "start", "end", "peak")
     head = "".join(f"<th>{c}{' (ms)' if c in ('start', 'end') else ''}</th>" for c in columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_esc(_text(alert.get(c)))}</td>" for c in columns) + "</tr>"
+        "<tr>" + "".join(f"<td>{esc(_text(alert.get(c)))}</td>" for c in columns) + "</tr>"
         for alert in alerts
     )
     return (
@@ -192,8 +198,8 @@ def _rule_text(rule):
     regions = rule.get("regions", "all")
     where = "all regions" if regions == "all" else ", ".join(map(str, regions))
     return (
-        f"{rule.get('name')}: {rule.get('variable')} {side} {_num(rule.get(side))} "
-        f"for at least {_num(rule.get('for', 0.0))} ms in {where}"
+        f"{rule.get('name')}: {rule.get('variable')} {side} {num(rule.get(side))} "
+        f"for at least {num(rule.get('for', 0.0))} ms in {where}"
     )
 
 
@@ -216,13 +222,13 @@ def _region_table(ds):
         "hypersynchrony": "mean hypersynchrony",
         "ei_balance": "mean E/I balance",
     }
-    head = "".join(f"<th>{_esc(c)}</th>" for c in ("region", "hemisphere", "cells", *columns.values()))
+    head = "".join(f"<th>{esc(c)}</th>" for c in ("region", "hemisphere", "cells", *columns.values()))
     rows = []
     for i, label in enumerate(ds.region.values):
-        cells = [label, ds.hemisphere.values[i], _num(ds.n_cells.values[i])]
-        cells += [_num(stats[key].values[i]) for key in columns]
-        text = "".join(f"<td>{_esc(x)}</td>" for x in cells[:2])
-        numbers = "".join(f'<td class="num">{_esc(x)}</td>' for x in cells[2:])
+        cells = [label, ds.hemisphere.values[i], num(ds.n_cells.values[i])]
+        cells += [num(stats[key].values[i]) for key in columns]
+        text = "".join(f"<td>{esc(x)}</td>" for x in cells[:2])
+        numbers = "".join(f'<td class="num">{esc(x)}</td>' for x in cells[2:])
         rows.append(f"<tr>{text}{numbers}</tr>")
     return (
         '<section id="regions"><h2>Regions</h2>'
@@ -268,27 +274,27 @@ def _figures(ds, log):
     image or a note."""
     rows = []
     for key, heading, groups in _sections():
-        rows.append(f'<section id="{key}"><h2>{_esc(heading)}</h2>')
+        rows.append(f'<section id="{key}"><h2>{esc(heading)}</h2>')
         for group in groups:
             cells = []
             for name, title, draw in group:
                 log(f"report: rendering {title}")
-                cells.append(_figure(name, title, draw(ds, name)))
+                cells.append(figure_html(name, title, draw(ds, name)))
             rows.append(f'<div class="row">{"".join(cells)}</div>')
         rows.append("</section>")
     return rows
 
 
-def _figure(name, title, drawn):
+def figure_html(name, title, drawn):
     """<figure> for (Figure, caption) or, when there is nothing to draw, for a note (str)."""
     if isinstance(drawn, str):
-        kind, content, caption = "empty", f'<p class="note">{_esc(title)}: {_esc(drawn)}</p>', "Not drawn."
+        kind, content, caption = "empty", f'<p class="note">{esc(title)}: {esc(drawn)}</p>', "Not drawn."
     else:
         fig, caption = drawn
-        kind, content = "drawn", f'<img alt="{_esc(title)} ({name})" src="data:image/png;base64,{_png(fig)}">'
+        kind, content = "drawn", f'<img alt="{esc(title)} ({name})" src="data:image/png;base64,{png(fig)}">'
     return (
         f'<figure class="{kind}" data-variable="{name}">{content}'
-        f"<figcaption><b>{_esc(title[0].upper() + title[1:])}</b>. {_esc(caption)}</figcaption></figure>"
+        f"<figcaption><b>{esc(title[0].upper() + title[1:])}</b>. {esc(caption)}</figcaption></figure>"
     )
 
 
@@ -297,13 +303,13 @@ def _raster(ds, name):
     gid, time, region = (ds[f"raster_{k}"].values for k in ("gid", "time", "region"))
     if len(gid) == 0:
         return "no spikes in the raster sample"
-    fig, ax = _new_figure(7.4, 4.4)
+    fig, ax = new_figure(7.4, 4.4)
     scale, unit = _time_unit(time)
     colours = _region_colours(ds.sizes["region"])
     ax.scatter(time / scale, gid, s=4, c=colours[region], marker="|", linewidths=0.8, rasterized=True)
     ax.set(xlabel=f"time ({unit})", ylabel="cell gid")
     _region_legend(ax, ds.region.values, colours)
-    total = _num(ds.attrs.get("n_spikes"))
+    total = num(ds.attrs.get("n_spikes"))
     return fig, f"A sample of {len(gid):,} of the run's {total} spikes, coloured by region."
 
 
@@ -328,10 +334,10 @@ def _rate(ds, name):
         fig, ax, shown, "time", "region", f"rate ({_units(shown)})", cmap="viridis", vmin=0, vmax=top or 1.0
     )
     overall = _population_rates(ds, side)
-    step = _num(factor * bin_ms)
+    step = num(factor * bin_ms)
     return fig, (
         f"Population firing rate ({_units(shown)}) per region over time, means over {step} ms bins (colour "
-        f"scale to the 99th percentile, {_num(top)} Hz); right: each region's mean rate per cell of each "
+        f"scale to the 99th percentile, {num(top)} Hz); right: each region's mean rate per cell of each "
         f"kind over the run. Brain-wide: {overall}."
     )
 
@@ -346,7 +352,7 @@ def _population_rates(ds, ax):
         ax.barh(y, np.nan_to_num(rate), height=0.8, color="#555")
         ax.set_xlabel("mean rate (Hz)")
         cells = ds.n_cells.values
-        return f"{_num(np.nansum(rate * cells) / max(cells.sum(), 1))} Hz per cell"
+        return f"{num(np.nansum(rate * cells) / max(cells.sum(), 1))} Hz per cell"
     words = []
     for offset, kind in zip((-0.2, 0.2), kinds):
         rate = ds[f"mean_rate_{kind}"].values
@@ -354,7 +360,7 @@ def _population_rates(ds, ax):
         cells = ds[f"n_{kind}"].values if f"n_{kind}" in ds.coords else np.ones_like(rate)
         known = np.isfinite(rate)
         mean = np.sum(rate[known] * cells[known]) / cells[known].sum() if cells[known].sum() else np.nan
-        words.append(f"{kind} cells {_num(mean)} Hz")
+        words.append(f"{kind} cells {num(mean)} Hz")
     ax.set_xlabel("mean rate per cell (Hz)")
     ax.legend(loc="lower right", fontsize=7, frameon=False)
     ax.tick_params(axis="y", left=False)
@@ -374,7 +380,7 @@ def _spectra(ds, name):
     inside = peak_bins(freqs)
     if not inside.any():
         return "the run is too short for a spectrum between 1 and 80 Hz"
-    fig, ax = _new_figure(5.6, 4.4)
+    fig, ax = new_figure(5.6, 4.4)
     shown = inside & np.all(psd.values > 0, axis=1)
     for j in range(psd.sizes["electrode"]):
         ax.plot(freqs[shown], psd.values[shown, j], color="#9aa5b1", lw=0.6, alpha=0.7)
@@ -395,9 +401,9 @@ def _spectra(ds, name):
         at = mean[np.argmin(np.abs(freqs - peak))]
         clear = prominence > level
         text = (
-            f"{_num(peak)} Hz, \u00d7{_num(prominence)}"
+            f"{num(peak)} Hz, \u00d7{num(prominence)}"
             if clear
-            else f"no clear peak (\u00d7{_num(prominence)})"
+            else f"no clear peak (\u00d7{num(prominence)})"
         )
         ax.plot(
             [peak], [at], "v" if clear else "o", color="#c0392b", ms=9, mfc="#c0392b" if clear else "none"
@@ -410,9 +416,9 @@ def _spectra(ds, name):
             ax.text(0.03, 0.96, text, transform=ax.transAxes, va="top", fontsize=10, weight="bold",
                     color="#c0392b")  # fmt: skip
         verdict = (
-            f"peak at {_num(peak)} Hz, {_num(prominence)} times the 1/f background there"
+            f"peak at {num(peak)} Hz, {num(prominence)} times the 1/f background there"
             if clear
-            else f"no clear peak: the highest, at {_num(peak)} Hz, is {_num(prominence)} times the background"
+            else f"no clear peak: the highest, at {num(peak)} Hz, is {num(prominence)} times the background"
         )
     else:
         verdict = "no peak could be measured"
@@ -420,8 +426,8 @@ def _spectra(ds, name):
     ax.grid(which="both", alpha=0.2)
     return fig, (
         f"Welch power spectra of the scalp EEG, {psd.sizes['electrode']} electrodes (grey) and their mean "
-        f"(black), {_num(freqs[inside][0])}-{_num(freqs[inside][-1])} Hz; mean spectrum: {verdict} "
-        f"(clear above {_num(level)} times, a level noise reaches by chance in about 1% of spectra)."
+        f"(black), {num(freqs[inside][0])}-{num(freqs[inside][-1])} Hz; mean spectrum: {verdict} "
+        f"(clear above {num(level)} times, a level noise reaches by chance in about 1% of spectra)."
     )
 
 
@@ -459,8 +465,8 @@ def _fc_sc(ds, name):
     fig.colorbar(image, ax=right, label=f"weight ({_units(ds.sc_weights)})", shrink=0.85)
     right.set_title("SC: connectome weights, symmetrised")
     for ax in (left, right):
-        _label_axis(ax.set_yticks, ds.region.values)
-        _label_axis(ax.set_xticks, ds.region2.values, rotation=90)
+        label_axis(ax.set_yticks, ds.region.values)
+        label_axis(ax.set_xticks, ds.region2.values, rotation=90)
     fig.suptitle(
         f"FC\u2013SC correlation r = {_r(r)} over {pairs:,} region pairs", fontsize=13, weight="bold"
     )
@@ -472,7 +478,7 @@ def _fc_sc(ds, name):
         also = f"; with the FC of {named}: r = {_r(float(ds[f'fc_sc_{other}']))}"
     return fig, (
         f"Functional connectivity (Pearson correlation of the {what}; diagonal blank, colour scale \u00b1"
-        f"{_num(limit)}) next to the structural connectivity it was simulated on, (W + W\u1d40)/2, colour "
+        f"{num(limit)}) next to the structural connectivity it was simulated on, (W + W\u1d40)/2, colour "
         "scale to the 99th percentile of the weights. r: Pearson "
         "correlation of the two over the region pairs i < j with a finite FC (linear weights, pairs without "
         f"a tract as 0){also}. Resting-state whole-brain models report 0.2-0.5."
@@ -484,11 +490,11 @@ def _fc(ds, name):
     da = _reduced(ds[name])
     if da is None:
         return _note(ds[name])
-    fig, ax = _new_figure(5.8, 5.0)
+    fig, ax = new_figure(5.8, 5.0)
     image = ax.imshow(da.values, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="Pearson r", shrink=0.8)
-    _label_axis(ax.set_yticks, ds.region.values)
-    _label_axis(ax.set_xticks, ds.region2.values, rotation=90)
+    label_axis(ax.set_yticks, ds.region.values)
+    label_axis(ax.set_xticks, ds.region2.values, rotation=90)
     what = "firing rate" if name == "fc_rate" else "BOLD signal"
     return fig, f"Functional connectivity: Pearson correlation of the {what} between regions."
 
@@ -501,14 +507,14 @@ def _band_power(ds, name):
     rows = da.dims[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         power = np.where(da.values > 0, np.log10(da.values), np.nan)
-    fig, ax = _new_figure(6, _height(da.sizes[rows]))
+    fig, ax = new_figure(6, _height(da.sizes[rows]))
     image = ax.imshow(power, aspect="auto", cmap="magma", interpolation="nearest")
     fig.colorbar(image, ax=ax, label=f"log10 power ({_units(da)})")
     bands = [
         f"{b}\n{lo:g}-{hi:g} Hz" for b, lo, hi in zip(da.band.values, da.band_low.values, da.band_high.values)
     ]
     ax.set_xticks(range(len(bands)), bands, fontsize=8)
-    _label_axis(ax.set_yticks, da[rows].values)
+    label_axis(ax.set_yticks, da[rows].values)
     ax.set_ylabel(rows)
     source = "region signal" if rows == "region" else "scalp EEG"
     return (
@@ -524,13 +530,13 @@ def _bold(ds, name):
         return _note(ds[name])
     n = ds.sizes["region"]
     if n > MAX_LINES:
-        fig, ax = _new_figure(11, _height(n))
+        fig, ax = new_figure(11, _height(n))
         limit = float(np.nanmax(np.abs(da.values))) or 1.0
         label = f"BOLD ({_units(da)})"
         _heatmap(fig, ax, da, "bold_time", "region", label, cmap="RdBu_r", vmin=-limit, vmax=limit)
         drawn = "a row per region"
     else:
-        fig, ax = _new_figure(11, 4)
+        fig, ax = new_figure(11, 4)
         scale, unit = _time_unit(da.bold_time.values)
         colours = _region_colours(n)
         for i in range(n):
@@ -546,14 +552,14 @@ def _indicator(ds, name):
     da = _reduced(ds[name])
     if da is None:
         return _note(ds[name])
-    fig, ax = _new_figure(11, _height(ds.sizes["region"]))
+    fig, ax = new_figure(11, _height(ds.sizes["region"]))
     if name == "hypersynchrony":
         _heatmap(fig, ax, da, "window", "region", "hypersynchrony", cmap="inferno", vmin=0, vmax=1)
         what = "Hypersynchrony (chance-corrected chi^2: 0 independent, 1 lockstep)"
     else:
         _heatmap(fig, ax, da, "window", "region", "E/I balance", cmap="PuOr_r", vmin=-1, vmax=1)
         what = "E/I balance (r_E - r_I) / (r_E + r_I)"
-    window = _num(ds.attrs.get("window_ms"))
+    window = num(ds.attrs.get("window_ms"))
     return fig, f"{what} per {window} ms window and region{_decimated(ds[name], da)}."
 
 
@@ -605,14 +611,14 @@ def _heatmap(fig, ax, da, x, y, label, **kwargs):
     )
     fig.colorbar(image, ax=ax, label=label)
     ax.set(xlabel=f"{x.replace('_', ' ')} ({unit})", ylabel=y)
-    _label_axis(ax.set_yticks, da[y].values)
+    label_axis(ax.set_yticks, da[y].values)
 
 
-def _label_axis(set_ticks, labels, rotation=0):
+def label_axis(set_ticks, labels, rotation=0):
     """Name each tick when there are at most MAX_LABELS labels; otherwise leave the default index ticks."""
     if len(labels) <= MAX_LABELS:
         size = 8 if len(labels) <= 30 else 5
-        set_ticks(range(len(labels)), [_tex_safe(x) for x in labels], fontsize=size, rotation=rotation)
+        set_ticks(range(len(labels)), [tex_safe(x) for x in labels], fontsize=size, rotation=rotation)
 
 
 def _region_colours(n):
@@ -625,19 +631,19 @@ def _region_legend(ax, labels, colours):
     """A colour key right of the axes, for at most MAX_LINES regions."""
     if len(labels) <= MAX_LINES:
         handles = [
-            ax.scatter([], [], color=colours[i], marker="s", label=_tex_safe(x)) for i, x in enumerate(labels)
+            ax.scatter([], [], color=colours[i], marker="s", label=tex_safe(x)) for i, x in enumerate(labels)
         ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
 
 
-def _new_figure(width, height):
+def new_figure(width, height):
     """A figure of width x height inches outside pyplot (freed with its last reference)."""
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
 
 
-def _png(fig):
+def png(fig):
     """The figure as base64 PNG text."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
@@ -679,7 +685,7 @@ def _units(da):
     return da.attrs.get("units", "")
 
 
-def _num(x):
+def num(x):
     """Numbers for people: integers as they are, floats to 3 significant digits, NaN/None as an en dash."""
     if x is None or (isinstance(x, (float, np.floating)) and not np.isfinite(x)):
         return "\u2013"
@@ -694,19 +700,19 @@ def _r(x):
 
 
 def _text(x):
-    """Any JSON value as table text: numbers as _num, lists and mappings as JSON."""
+    """Any JSON value as table text: numbers as num, lists and mappings as JSON."""
     if isinstance(x, (float, int, np.number)) or x is None:
-        return _num(x)
+        return num(x)
     if isinstance(x, (dict, list)):
         return json.dumps(x)
     return str(x)
 
 
-def _esc(x):
+def esc(x):
     return html.escape(str(x), quote=True)
 
 
-def _tex_safe(label):
+def tex_safe(label):
     """A label matplotlib draws as it is ($ would start mathtext)."""
     return str(label).replace("$", r"\$")
 

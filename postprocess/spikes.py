@@ -3,6 +3,7 @@ cell kind, per-cell inter-spike-interval sums and a bounded raster sample. No ta
 range of spikes; per-cell statistics merge pairwise in time order; counts are assembled block by block
 of the time grid."""
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -61,9 +62,26 @@ def empty_stats():
     return CellStats(*(np.zeros(0, dtype=np.int64 if k == 0 else np.float64) for k in range(6)))
 
 
-@lru_cache(maxsize=8)
 def _spikes(path):
-    """The run store's spikes/gid and spikes/time, read by index (damaged chunks: StoreError)."""
+    """The run store's spikes/gid and spikes/time, read by index (damaged chunks: StoreError); opened once
+    per version of the store (a store written again at the same path is opened again)."""
+    return _opened(path, _version(path))
+
+
+def _version(path):
+    """What changes when the spike arrays are written again: their metadata files' times and sizes."""
+    stamps = []
+    for name in ("spikes/gid", "spikes/time"):
+        try:
+            st = os.stat(os.path.join(path, name, "zarr.json"))
+            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamps.append(None)  # StoredArray names the missing array
+    return tuple(stamps)
+
+
+@lru_cache(maxsize=8)
+def _opened(path, version):
     return StoredArray(path, "spikes/gid"), StoredArray(path, "spikes/time")
 
 

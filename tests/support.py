@@ -1,13 +1,17 @@
-"""Test helpers: run a config in this process and read its output back."""
+"""Test helpers: run a config in this process and read its output back; open HTML reports in Chromium."""
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "reference"
+CHROMIUM_TIMEOUT_S = 30
 
 
 def simulate(config, overrides=(), output=None, patient=None, interventions=()):
@@ -75,3 +79,18 @@ def crossings(t, v, threshold):
     """Upward threshold crossings of a sampled trace, linearly interpolated (how MODELS.md compares)."""
     i = np.nonzero((v[:-1] < threshold) & (v[1:] >= threshold))[0]
     return t[i] + (threshold - v[i]) * (t[i + 1] - t[i]) / (v[i + 1] - v[i])
+
+
+def chromium():
+    """The headless browser that checks HTML reports (skips the test where there is none)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("no chromium or chromium-browser on PATH (setup.sh installs Debian's chromium)")
+    return binary
+
+
+def run_chromium(tmp_path, *args):
+    """Headless Chromium with its profile in tmp_path and the arguments args; the finished process."""
+    command = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    command += [f"--user-data-dir={tmp_path / 'profile'}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=True)

@@ -8,10 +8,18 @@ matched to the observations, and the method.
         prior: {kind: lognormal, median: 1.0, sigma: 0.2}
         bounds: [0.5, 2.0]
         as: factor                   # the value multiplies the base config's (1 where it sets none)
+        drift: 0.05                  # brainsim follow only: random-walk sd per sqrt(s) of brain time, in u
+        trend: 0.0                   # brainsim follow only: random-walk sd of the rate of change of u
     features:
       - {variable: mean_rate, transform: log, window: [0, 300], noise: 0.05}
       - {variable: band_power_eeg, transform: log, window: [0, 300], noise: 0.4, select: {band: [gamma]}}
     method: {kind: eki, members: 16, iterations: 3}    # or kind: cmaes (brainsim/twin/cma.py)
+    representation: {replicates: 24, shrinkage: auto}  # optional: the model's own variability, below
+
+Without `representation` the features' errors are independent, each with its `noise` sd (a diagonal Γ).
+With it, the fit first runs `replicates` members at the priors' medians (distinct seeds) and takes the
+features' covariance over them (the spread between network realisations of one parameter set), shrunk
+towards its diagonal, plus diag(noise²) as Γ: `noise` is then the recording's own measurement error.
 
 Parameters are patient keys (`patient.factors.{region}.{type}.<mechanism>.<parameter>`,
 `patient.background.{region}.{type}`, `patient.conduction_speed`, `patient.cell_loss.{region}`), so each
@@ -99,6 +107,22 @@ PARAMETER = Section(
             "factor: the value multiplies the base config's (1 where it sets none); value: replaces it",
             choices=("factor", "value"),
         ),
+        "drift": Num(
+            0.0,
+            "1/sqrt(s)",
+            "`brainsim follow`: standard deviation of the parameters' random walk after one second of brain "
+            "time, in the inversion's unconstrained space (its variance grows by drift^2 per second; 0: "
+            "constant parameters). `brainsim fit` ignores it",
+            ge=0,
+        ),
+        "trend": Num(
+            0.0,
+            "1/s^1.5",
+            "`brainsim follow`: standard deviation of the random walk of the parameters' rate of change (in "
+            "the unconstrained space, per second) after one second of brain time; > 0 makes the filter "
+            "estimate the rate and the forecasts extrapolate it (0: no rate). `brainsim fit` ignores it",
+            ge=0,
+        ),
     },
     check=_check_bounds,
 )
@@ -156,11 +180,32 @@ METHOD = Section(
     "the inversion method",
 )
 
+REPRESENTATION = Section(
+    {
+        "replicates": Int(
+            REQUIRED,
+            "member runs at the priors' medians, each with its own seed, before the first ensemble: the "
+            "features' covariance over them is the model's own variability (one runner batch)",
+            ge=3,
+        ),
+        "shrinkage": Either(
+            (Str(choices=("auto",)), Num(ge=0, le=1)),
+            "auto",
+            "intensity with which the replicates' covariance is shrunk towards its diagonal (0: the sample "
+            "covariance, 1: its diagonal; auto: Ledoit-Wolf's estimate of the best)",
+            allowed_text="'auto' or a number in [0, 1]",
+        ),
+    },
+    None,
+    "correlated feature errors estimated from replicate runs (default: none, independent errors)",
+)
+
 FIT = Section(
     {
         "parameters": ListOf(PARAMETER, REQUIRED, "families of free parameters"),
         "features": ListOf(FEATURE, REQUIRED, "what is matched to the observations"),
         "method": METHOD,
+        "representation": REPRESENTATION,
     }
 )
 

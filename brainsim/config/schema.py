@@ -390,6 +390,13 @@ PATIENT = Section(
         "description": Str("-", "free text"),
         "connectome": replace(BRAIN.fields["connectome"], default=None, doc="this patient's connectome"),
         "conduction_speed": Num(None, "mm/ms", "this patient's conduction speed", gt=0),
+        "long_range_scale": Num(
+            1.0,
+            "",
+            "factor on the weight of every long-range connection (brain.long_range.weight), e.g. the "
+            "patient's white-matter integrity",
+            ge=0,
+        ),
         "cell_loss": MapOf(
             Num(ge=0, le=1),
             {},
@@ -630,6 +637,14 @@ ALERT = Section(
             "all",
             "regions watched",
             allowed_text="'all' or a list of region labels",
+        ),
+        "probability": Num(
+            0.5,
+            "",
+            "`brainsim follow`: the fraction of forecast members that must match for a warning (`summarize` "
+            "ignores it)",
+            gt=0,
+            le=1,
         ),
     },
     check=_check_alert,

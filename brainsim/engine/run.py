@@ -43,22 +43,36 @@ def default_checkpoint(path):
 class ForkStart:
     """Where a fork's future starts: the state at `time` (ms) held in memory (`state`, this rank's
     SimulationState) or in a checkpoint (`manifest`, from open_checkpoint), what it came from (`parent`,
-    a path) and the RunConfig.state_hash(time) of the config that produced it."""
+    a path) and the RunConfig.state_hash(time) of the config that produced it.
+
+    parameters_changed: the future continues the state with other model parameters than those that
+    produced it (a filter's re-parametrised member: the same cells and network, other drives or channel
+    densities from the fork time on). Its state hash is then not the future's and is not checked; the
+    store records parameters_changed and the state's own hash as parent_state_hash."""
 
     parent: str
     time: float
     state_hash: str
     state: object = None
     manifest: dict | None = None
+    parameters_changed: bool = False
 
     @property
     def attrs(self):
-        """What the future's store records: parent, fork_time (ms), state_hash."""
-        return {"parent": self.parent, "fork_time": self.time, "state_hash": self.state_hash}
+        """What the future's store records: parent, fork_time (ms), state_hash (of the config that
+        produced the state) and, for a re-parametrised continuation, parent_state_hash (the same) and
+        parameters_changed."""
+        attrs = {"parent": self.parent, "fork_time": self.time, "state_hash": self.state_hash}
+        if self.parameters_changed:
+            attrs.update(parent_state_hash=self.state_hash, parameters_changed=True)
+        return attrs
 
 
 def check_fork(config, start, label="the future"):
-    """Refuse a start whose state hash is not that of the config's prefix up to the fork time."""
+    """Refuse a start whose state hash is not that of the config's prefix up to the fork time (unless the
+    start declares its parameters changed)."""
+    if start.parameters_changed:
+        return
     mine = config.state_hash(start.time)
     if mine != start.state_hash:
         raise BrainsimError(
@@ -81,6 +95,7 @@ def run_simulation(
     progress=True,
     early_signals=(),
     fork=None,
+    on_complete=None,
 ):
     """Simulate recipe on every rank of context and write its store at path; returns the RunSummary.
 
@@ -90,7 +105,8 @@ def run_simulation(
     boundary); fork: a ForkStart: the run continues from its state (no warm-up) into a new store that
     starts at the fork time and records the fork's parent, fork_time and state_hash. SIGINT, SIGTERM and
     SIGUSR1 received from here on stop it at the next epoch boundary, or after settings.stop_grace seconds
-    without one (StopTimeout)."""
+    without one (StopTimeout). on_complete: called with the Simulation after a complete run (at tstop,
+    an epoch boundary), before it is closed, e.g. to take its state."""
     path = Path(path)
     folder = Path(checkpoint or default_checkpoint(path))
     if resume is not None and fork is not None:
@@ -133,7 +149,10 @@ def run_simulation(
             try:
                 if manifest is None and fork is None and settings.warmup > 0:
                     _settle(sim, out, context, progress, stop)
-                return _simulate(sim, out, context, progress, folder, stop)
+                summary = _simulate(sim, out, context, progress, folder, stop)
+                if on_complete is not None:
+                    on_complete(sim)
+                return summary
             finally:
                 out.close()
         finally:

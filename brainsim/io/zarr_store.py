@@ -14,7 +14,10 @@ Layout (``format`` "brainsim-run", ``format_version`` 1)::
                                     kind "excitatory" | "inhibitory" | ""): gids first_gid.. are its cells;
                                     a fork's future (`brainsim fork`) also: parent (absolute path of the
                                     run store or checkpoint its state came from), fork_time (ms: where
-                                    its time axes start) and state_hash (RunConfig.state_hash(fork_time))
+                                    its time axes start) and state_hash (RunConfig.state_hash(fork_time)
+                                    of the config that produced the state); a future continued with
+                                    other parameters (`brainsim follow`) also parameters_changed (true)
+                                    and parent_state_hash (that hash again: not this config's)
     /spikes/gid, /spikes/time       (spike,) int64 and float64 ms, sorted by (time, gid)
     /traces                         attrs: trace_sets (the names)
     /traces/<name>/<variable>       (time, probe) float32, attr units; one xarray dataset per trace set
@@ -165,6 +168,8 @@ class RunWriter:
             attrs.update(
                 parent=str(fork["parent"]), fork_time=float(fork["fork_time"]), state_hash=fork["state_hash"]
             )
+            if fork.get("parameters_changed"):
+                attrs.update(parent_state_hash=fork["parent_state_hash"], parameters_changed=True)
         root = zarr.open_group(path, mode="w-", zarr_format=3, attributes=attrs)
         spikes = root.create_group("spikes")
         chunks = (SPIKE_CHUNK,)
@@ -579,10 +584,11 @@ class RunWriter:
             )
 
 
-def check_replaceable(path, kind=FORMAT) -> None:
+def check_replaceable(path, kind=FORMAT, own=()) -> None:
     """Refuse to replace `path` unless it is an empty folder or recognisably a store of format `kind`
-    (its zarr.json says so, and it holds nothing but zarr.json and Zarr nodes): never delete files that
-    are not part of the store."""
+    (its zarr.json says so, and it holds nothing but zarr.json, Zarr nodes and the files named in `own`,
+    which stores of that kind keep beside their nodes): never delete files that are not part of the
+    store."""
     path = Path(path)
     if path.is_symlink() or not path.is_dir():
         raise StoreError(path, f"will not overwrite it: not a Zarr store of format {kind!r} (not a folder)")
@@ -605,6 +611,7 @@ def check_replaceable(path, kind=FORMAT) -> None:
         e.name
         for e in entries
         if e.name != "zarr.json"
+        and e.name not in own
         and (e.is_symlink() or not e.is_dir() or not (e.name == chunks or (e / "zarr.json").is_file()))
     ]
     if foreign:

@@ -32,6 +32,7 @@ class Brain:
         spec, patient = config["brain"], config["patient"] or {}
         self.spec, self.patient = spec, patient
         self.speed = patient.get("conduction_speed") or spec["conduction_speed"]
+        self.long_range_scale = patient.get("long_range_scale", 1.0)  # on every long-range weight
         source = patient.get("connectome") or spec["connectome"]
         connectome = load_connectome(
             source, config, "patient.connectome" if patient.get("connectome") else None

@@ -318,7 +318,9 @@ class Recipe:
             yield (
                 sources[r].first_gid + idx,
                 long_range["targets"][pop.cell_type],
-                _draw(long_range["weight"], n, rng) * long_range["weight_factors"].get(pop.cell_type, 1.0),
+                _draw(long_range["weight"], n, rng)
+                * long_range["weight_factors"].get(pop.cell_type, 1.0)
+                * self.brain.long_range_scale,
                 np.full(n, delay),
             )
 

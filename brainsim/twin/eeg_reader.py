@@ -81,7 +81,7 @@ def read_eeg(path, bin_ms, bads=()):
     except Exception as e:  # MNE's readers raise errors of many kinds on a corrupt or foreign file
         raise ObservationError(path, f"not a readable EEG recording ({type(e).__name__}: {e})") from None
     sfreq = float(raw.info["sfreq"])
-    channels, dropped = _match_channels(path, raw)
+    channels, dropped = match_channels(path, raw.ch_names, raw.get_channel_types())
     if not channels:
         raise ObservationError(
             path,
@@ -90,7 +90,7 @@ def read_eeg(path, bin_ms, bads=()):
         )
     raw.pick(list(channels))
     raw.rename_channels(channels)
-    bad = _bad_electrodes(path, raw, channels, bads)
+    bad = bad_electrodes(path, raw, channels, bads)
     data = raw.get_data()
     if not np.isfinite(data).all():
         ch, sample = np.argwhere(~np.isfinite(data))[0]
@@ -102,28 +102,7 @@ def read_eeg(path, bin_ms, bads=()):
     data = raw.get_data()
     flat = [name for name, row in zip(raw.ch_names, data) if np.ptp(row) == 0 and name not in bad]
     bad += flat
-    good = [name for name in raw.ch_names if name not in bad]
-    if len(good) < MIN_ELECTRODES:
-        flagged = f"; bad: {', '.join(bad)}" if bad else ""
-        raise ObservationError(
-            path,
-            f"only {len(good)} usable 10-20 electrodes ({', '.join(good) or 'none'}{flagged}); at least "
-            f"{MIN_ELECTRODES} of {', '.join(ELECTRODES_1020)} are needed",
-        )
-    raw.set_montage(mne.channels.make_standard_montage("standard_1020"), verbose="error")
-    raw.info["bads"] = bad
-    interpolated = []
-    if bad:
-        try:
-            raw.interpolate_bads(reset_bads=True, verbose="error")
-            interpolated = sorted(bad, key=list(ELECTRODES_1020).index)
-        except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:
-            for name in bad:
-                dropped[_file_name(channels, name)] = f"bad, not interpolated ({e})"
-            raw.drop_channels(bad)
-    order = [name for name in ELECTRODES_1020 if name in raw.ch_names]
-    raw.reorder_channels(order)
-    raw.set_eeg_reference("average", projection=False, verbose="error")
+    order, interpolated = on_electrodes(path, raw, channels, bad, dropped)
     target = 1000.0 / bin_ms
     if abs(sfreq - target) > 1e-9 * target:
         raw.resample(target, verbose="error")
@@ -149,6 +128,38 @@ def read_eeg(path, bin_ms, bads=()):
     )
 
 
+def on_electrodes(path, raw, channels, bad, dropped):
+    """Put raw (its channels renamed to 10-20 names; `channels` {file's name: 10-20 name}) on its
+    electrodes, in place: the `bad` ones interpolated (or dropped, noted in `dropped`), reordered as
+    ELECTRODES_1020 and average-referenced; returns (the electrodes, the interpolated ones). A spatial
+    step only: it applies to a whole recording and to each chunk of a stream alike."""
+    import mne
+
+    good = [name for name in raw.ch_names if name not in bad]
+    if len(good) < MIN_ELECTRODES:
+        flagged = f"; bad: {', '.join(bad)}" if bad else ""
+        raise ObservationError(
+            path,
+            f"only {len(good)} usable 10-20 electrodes ({', '.join(good) or 'none'}{flagged}); at least "
+            f"{MIN_ELECTRODES} of {', '.join(ELECTRODES_1020)} are needed",
+        )
+    raw.set_montage(mne.channels.make_standard_montage("standard_1020"), verbose="error")
+    raw.info["bads"] = list(bad)
+    interpolated = []
+    if bad:
+        try:
+            raw.interpolate_bads(reset_bads=True, verbose="error")
+            interpolated = sorted(bad, key=list(ELECTRODES_1020).index)
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:
+            for name in bad:
+                dropped[_file_name(channels, name)] = f"bad, not interpolated ({e})"
+            raw.drop_channels(bad)
+    order = [name for name in ELECTRODES_1020 if name in raw.ch_names]
+    raw.reorder_channels(order)
+    raw.set_eeg_reference("average", projection=False, verbose="error")
+    return order, interpolated
+
+
 def _clean_span(path, raw):
     """Crop raw to its longest stretch outside segments annotated BAD... (artefacts marked in the file;
     the padding of a last EDF data record, BAD_ACQ_SKIP); returns that stretch (start, stop) in s from
@@ -166,10 +177,11 @@ def _clean_span(path, raw):
     return starts[k] / sfreq, stops[k] / sfreq
 
 
-def _match_channels(path, raw):
-    """({file's channel: 10-20 name} of the usable channels, {file's channel: why dropped})."""
+def match_channels(path, names, types):
+    """({channel: 10-20 name} of the usable channels, {channel: why dropped}) of channels `names` of
+    MNE channel `types` (a file's or a stream's)."""
     channels, dropped, seen = {}, {}, {}
-    for name, kind in zip(raw.ch_names, raw.get_channel_types()):
+    for name, kind in zip(names, types):
         electrode = electrode_name(name)
         if kind != "eeg":
             dropped[name] = f"a {kind} channel, not EEG"
@@ -184,7 +196,7 @@ def _match_channels(path, raw):
     return channels, dropped
 
 
-def _bad_electrodes(path, raw, channels, bads):
+def bad_electrodes(path, raw, channels, bads):
     """The 10-20 names of the kept channels marked bad in the file or named in `bads`."""
     names = {**{name: name for name in channels.values()}, **channels}
     marked = []

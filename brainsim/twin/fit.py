@@ -14,21 +14,28 @@ FIT_DIR holds::
                  (iteration, member) mean squared residual in noise units (1: the noise level); step
                  (iteration,) the Kalman step taken after that ensemble (NaN for the last, and for
                  cmaes); seed (iteration, member) the member's simulation seed; observed (feature,),
-                 noise (feature,) the observed features and their standard deviations. Attributes:
+                 noise (feature,) the observed features and their standard deviations. With the fit
+                 file's `representation`: replicates (replicate, feature) the features of the runs at the
+                 priors' medians, replicate_seed (replicate,) their seeds, noise_covariance (feature,
+                 feature2) the Γ every misfit and update uses (their shrunk covariance + diag(noise²)).
+                 Attributes:
                  format "brainsim-fit", format_version 1, status ("running", "complete",
                  "interrupted"), inputs (JSON: what a resumed fit must share), scheduler.
     fit.json     config (absolute path), set, observations, parameters file, scheduler, members,
-                 iterations, member_runs, status, wall_s, estimate (what posterior holds), posterior
+                 iterations, member_runs (replicates included), status, wall_s, estimate (what posterior
+                 holds), noise_covariance {replicates, used, shrinkage} (with a representation), posterior
                  {parameter: mean, sd, q2.5, q97.5} over the last ensemble (cmaes: the best member and
                  the last generation's spread about it, see cma), misfit per iteration (median, best),
                  the noise level (1)
     posterior/member-NNN.yaml   each last member as a patient overlay (`--patient`)
     patient.yaml the posterior mean (cmaes: the best member) as a patient overlay
-    report.png   misfit per iteration; each parameter's prior and posterior ensemble
+    report.html  the fit as one self-contained page (fit_report.py): misfit per ensemble, observed and
+                 fitted features, parameter marginals (`brainsim report FIT_DIR` writes it again)
 
 Seeds: the prior ensemble, each update's perturbed observations and each member's simulation seed
 derive from the fit's seed alone (member j of iteration k: SeedSequence([seed, 2, k, j])), so a fit
-gives the same result on every runner and when resumed.
+gives the same result on every runner and when resumed. Replicate r runs with SeedSequence([seed, 3, r]);
+they run once, before the first ensemble, and a resumed fit takes them from fit.zarr.
 """
 
 import hashlib
@@ -55,13 +62,13 @@ from brainsim.postprocess.signals import ELECTRODES_1020
 
 from . import cma, eki
 from .features import feature_blocks, pin
+from .fit_report import write_fit_report
+from .fit_store import FORMAT, FORMAT_VERSION, ensemble_summary, open_fit
 from .member import MemberTask, run_member
 from .observe import open_observations
 from .parameters import load_fit, member_config
 from .runners import MemberFailure, make_runner
 
-FORMAT = "brainsim-fit"
-FORMAT_VERSION = 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
@@ -87,6 +94,7 @@ def fit(
     scheduler="local",
     workers=None,
     profile=None,
+    member_time="01:00:00",
     seed=None,
     overrides=(),
     overwrite=False,
@@ -95,15 +103,39 @@ def fit(
 ):
     """Fit the config's patient parameters (the fit file `parameters`) to the observation store, writing
     FIT_DIR `out`; returns the fit's record (fit.json's content). members, iterations, seed: override the
-    fit file's method; scheduler, workers, profile: where the members run (runners.make_runner);
+    fit file's method; scheduler, workers, profile: where the members run (runners.make_runner; a
+    slurm-array's task files go to FIT_DIR/ensemble), member_time: a slurm-array task's time limit;
     overrides: --set items for the config; resume: continue the fit in `out`. Raises FitStopped after a
     stop signal, with everything evaluated so far written."""
     job = _Fit(config, observations, parameters, out, members, iterations, seed, overrides, log)  # checked
-    with make_runner(scheduler, workers, profile=profile, log=log) as runner:
+    work = Path(out) / "ensemble"
+    with make_runner(scheduler, workers, profile=profile, work=work, time=member_time, log=log) as runner:
         if not runner.driver:  # --scheduler mpi: this rank runs members for rank 0
             runner.serve()
             return None
         return job.run(runner, overwrite, resume)
+
+
+def fit_method(spec, members=None, iterations=None, seed=None):
+    """The fit file's method (spec: parameters.FitSpec) with --members, --iterations and --seed laid over
+    it; ConfigError naming the option for a value that is not a whole number of the least allowed."""
+    method = dict(spec.method)
+    for key, value, least in (("members", members, 2), ("iterations", iterations, 1), ("seed", seed, 0)):
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"--{key}", value, f"a whole number >= {least}")
+            method[key] = value
+    return method
+
+
+def member_overrides(features, overrides):
+    """The --set items of every member run: overrides and, when every feature has a window, simulation.tstop
+    at the last window's end (ms): a member simulates only as far as the features look."""
+    windows = [f["window"] for f in features]
+    out = list(overrides)
+    if all(w is not None for w in windows):
+        out.append(f"simulation.tstop={max(w[1] for w in windows)!r}")
+    return out
 
 
 class _Fit:
@@ -113,13 +145,7 @@ class _Fit:
         self.overrides = list(overrides)
         self.raw = read_yaml(config) or {}
         self.spec = load_fit(parameters, self.config, self.raw, self.overrides)
-        method = dict(self.spec.method)
-        for key, value, least in (("members", members, 2), ("iterations", iterations, 1), ("seed", seed, 0)):
-            if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                    raise ConfigError(f"--{key}", value, f"a whole number >= {least}")
-                method[key] = value
-        self.method = method
+        self.method = fit_method(self.spec, members, iterations, seed)
         self.search = None  # the CMA-ES search (cmaes), made when first needed
         self.obs_path = Path(observations).resolve()
         obs = open_observations(observations)
@@ -136,6 +162,9 @@ class _Fit:
             scale = np.abs(values) if feature["relative"] else np.ones_like(values)
             sd.append(feature["noise"] * np.maximum(scale, 1e-12))
         self.sd = np.concatenate(sd)
+        self.gamma = self.sd**2  # the data's error: a variance per feature, or a covariance (replicates)
+        self.replicates = None  # (R, features) of the runs at the priors' medians, once run
+        self.shrinkage = None  # the intensity that shrank their covariance
         self.out = Path(out)
         self.log = log
         self.parameters_file = Path(parameters).resolve()
@@ -146,7 +175,7 @@ class _Fit:
                 "set": self.overrides,
                 "observations": str(self.obs_path),
                 "parameters": hashlib.sha256(self.parameters_file.read_bytes()).hexdigest()[:16],
-                "method": method,
+                "method": self.method,
             },
             sort_keys=True,
         )
@@ -164,6 +193,10 @@ class _Fit:
         started, batch_s = time.monotonic(), []
         with _StopSignals() as stop:
             try:
+                if self.spec.representation is not None and self.replicates is None:
+                    self._replicate(runner)
+                    self._write(theta, g, steps, "running", runner, started)
+                    stop.check(self.out, 0)
                 while not (g and self._final(len(g) - 1, steps)):
                     k = len(g)
                     if k == 0:
@@ -171,7 +204,9 @@ class _Fit:
                     elif len(theta) == k:
                         theta.append(self._next(theta, g, steps))
                     begun = time.monotonic()
-                    g.append(np.array(runner.map(run_member, self._tasks(theta[k], k)), dtype=float))
+                    g.append(
+                        np.array(runner.map(run_member, self._tasks(theta[k], self._seeds(k))), dtype=float)
+                    )
                     batch_s.append(time.monotonic() - begun)
                     t = float(np.sum(steps[:k]))
                     final = self._final(k, steps)
@@ -188,6 +223,36 @@ class _Fit:
                 raise FitStopped(name, self.out, n) from None
         return self._finish(theta, g, steps, runner, started)
 
+    def _replicate(self, runner):
+        """Run the representation's replicates at the priors' medians (one batch) and set Γ from them."""
+        r = self.spec.representation["replicates"]
+        self.log(f"fit: {r} replicate runs at the priors' medians (the features' covariance between "
+                 "network realisations)")  # fmt: skip
+        median = np.array([p.median for p in self.spec.parameters], dtype=float)
+        x = runner.map(run_member, self._tasks(np.tile(median, (r, 1)), self._replicate_seeds()))
+        self._use_replicates(np.array(x, dtype=float).reshape(r, len(self.labels)))
+
+    def _replicate_seeds(self):
+        r = self.spec.representation["replicates"]
+        return [int(np.random.SeedSequence([self.method["seed"], 3, i]).generate_state(1)[0] % 2**31)
+                for i in range(r)]  # fmt: skip
+
+    def _use_replicates(self, x):
+        """Γ = the replicates' (x: replicate × feature) covariance shrunk towards its diagonal +
+        diag(noise²); replicates whose run blew up are left out."""
+        ok = np.isfinite(x).all(axis=1)
+        if ok.sum() < 3:
+            raise BrainsimError(
+                f"fit: {int((~ok).sum())} of {x.shape[0]} replicate runs at the priors' medians failed "
+                "(their runs blew up): fewer than 3 left to estimate the features' covariance"
+            )
+        covariance, self.shrinkage = eki.shrunk_covariance(x[ok], self.spec.representation["shrinkage"])
+        self.replicates = x
+        self.gamma = covariance + np.diag(self.sd**2)
+        spread = np.sqrt(np.diag(covariance))
+        self.log(f"fit: replicates' sd {spread.min():.3g}-{spread.max():.3g} per feature (noise "
+                 f"{self.sd.min():.3g}-{self.sd.max():.3g}), shrinkage {self.shrinkage:.3g}")  # fmt: skip
+
     def _final(self, k, steps):
         """Whether ensemble k is the last: the iterations are spent or (eki) the steps before it sum to 1."""
         if self.method["kind"] == "cmaes":
@@ -197,7 +262,7 @@ class _Fit:
     def _first(self):
         """The first ensemble: draws of the prior (eki), the search's first generation (cmaes)."""
         if self.method["kind"] == "cmaes":
-            return self._search().generation([], [], self.observed, self.sd**2)
+            return self._search().generation([], [], self.observed, self.gamma)
         rng = np.random.default_rng([self.method["seed"], 0])
         return np.stack([p.sample(rng, self.method["members"]) for p in self.spec.parameters], axis=1)
 
@@ -210,12 +275,12 @@ class _Fit:
         if self.method["kind"] == "cmaes":
             return np.nan
         ok = np.isfinite(g).all(axis=1)
-        return eki.step_size(g[ok], self.observed, self.sd**2, t, last=last)
+        return eki.step_size(g[ok], self.observed, self.gamma, t, last=last)
 
     def _next(self, thetas, gs, steps):
         """The ensemble after those evaluated (thetas, gs, steps: lists per ensemble)."""
         if self.method["kind"] == "cmaes":
-            return self._search().generation(thetas, gs, self.observed, self.sd**2)
+            return self._search().generation(thetas, gs, self.observed, self.gamma)
         k = len(gs) - 1
         theta, g, step = thetas[k], gs[k], steps[k]
         ok = np.isfinite(g).all(axis=1)
@@ -227,27 +292,28 @@ class _Fit:
         u = np.stack([p.to_u(theta[:, i]) for i, p in enumerate(self.spec.parameters)], axis=1)
         rng = np.random.default_rng([self.method["seed"], 1, k])
         moved = u.copy()
-        moved[ok] = eki.update(u[ok], g[ok], self.observed, self.sd**2, step, rng)
+        moved[ok] = eki.update(u[ok], g[ok], self.observed, self.gamma, step, rng)
         return np.stack([p.to_theta(moved[:, i]) for i, p in enumerate(self.spec.parameters)], axis=1)
 
-    def _tasks(self, theta, k):
+    def _seeds(self, k):
+        """The simulation seeds of ensemble k's members."""
+        return [int(np.random.SeedSequence([self.method["seed"], 2, k, m]).generate_state(1)[0] % 2**31)
+                for m in range(self.method["members"])]  # fmt: skip
+
+    def _tasks(self, theta, seeds):
         tasks = []
-        windows = [f["window"] for f in self.features]
-        overrides = list(self.overrides)
-        if all(w is not None for w in windows):  # simulate only as far as the features look
-            overrides.append(f"simulation.tstop={max(w[1] for w in windows)!r}")
-        for m, row in enumerate(theta):
+        overrides = member_overrides(self.features, self.overrides)
+        for m, (row, seed) in enumerate(zip(theta, seeds)):
             member = member_config(
                 self.spec, self.raw, overrides, self.config.source, row, _member_id(self.config, m)
             )
             data = member.data
-            seed = int(np.random.SeedSequence([self.method["seed"], 2, k, m]).generate_state(1)[0] % 2**31)
             source = None if self.config.source is None else str(Path(self.config.source).resolve())
             tasks.append(MemberTask(data, source, seed, tuple(self.features), len(self.labels)))
         return tasks
 
     def _progress(self, k, k_max, theta, g, t, batch_s, final):
-        misfit = eki.misfit(g, self.observed, self.sd**2)
+        misfit = eki.misfit(g, self.observed, self.gamma)
         failed = int((~np.isfinite(misfit)).sum())
         spread = " ".join(f"{n}={s:.3g}" for n, s in zip(self.spec.names, theta.std(axis=0, ddof=1)))
         left = 0 if final else k_max - k
@@ -271,7 +337,7 @@ class _Fit:
         if resume:
             if not store.exists():
                 raise StoreError(self.out, "no fit to resume here (fit.zarr is missing)")
-            ds = _open_fit(store)
+            ds = open_fit(store)
             if ds.attrs.get("inputs") != self.inputs:
                 raise StoreError(
                     store, "was fitted with other inputs (config, --set, observations, fit file or method): "
@@ -280,6 +346,8 @@ class _Fit:
             theta = list(ds["theta"].values)
             g = list(ds["features"].values)
             steps = [float(x) for x in ds["step"].values]
+            if "replicates" in ds:
+                self._use_replicates(ds["replicates"].values)
             self.log(f"fit: resuming {self.out}: {len(g)} ensemble(s) evaluated")
             return theta, g, steps
         if self.out.exists() and any(self.out.iterdir()):
@@ -294,10 +362,9 @@ class _Fit:
 
     def _write(self, theta, g, steps, status, runner, started):
         n = len(g)
-        seeds = np.array(
-            [[int(np.random.SeedSequence([self.method["seed"], 2, k, m]).generate_state(1)[0] % 2**31)
-              for m in range(self.method["members"])] for k in range(n)], dtype=np.int64,
-        ).reshape(n, self.method["members"])  # fmt: skip
+        seeds = np.array([self._seeds(k) for k in range(n)], dtype=np.int64).reshape(
+            n, self.method["members"]
+        )
         features = np.array(g, dtype=float).reshape(n, self.method["members"], len(self.labels))
         ds = xr.Dataset(
             {
@@ -308,7 +375,9 @@ class _Fit:
                 "features": (("iteration", "member", "feature"), features),
                 "misfit": (
                     ("iteration", "member"),
-                    np.array([eki.misfit(x, self.observed, self.sd**2) for x in features]).reshape(n, -1),
+                    np.array([eki.misfit(x, self.observed, self.gamma) for x in features]).reshape(
+                        n, self.method["members"]
+                    ),
                 ),
                 "step": (("iteration",), np.array(steps[:n], dtype=float)),
                 "seed": (("iteration", "member"), seeds),
@@ -331,6 +400,11 @@ class _Fit:
                 "wall_s": time.monotonic() - started,
             },
         )
+        if self.replicates is not None:
+            ds["replicates"] = (("replicate", "feature"), self.replicates)
+            ds["replicate_seed"] = (("replicate",), np.array(self._replicate_seeds(), dtype=np.int64))
+            ds["noise_covariance"] = (("feature", "feature2"), self.gamma)
+            ds = ds.assign_coords(feature2=np.array(self.labels, dtype=object))
         staging = self.out / "fit.zarr.writing"
         shutil.rmtree(staging, ignore_errors=True)
         with warnings.catch_warnings():
@@ -349,17 +423,17 @@ class _Fit:
             _write_yaml(posterior / f"member-{m:03d}.yaml", overlay, f"posterior member {m} of the fit")
         if self.method["kind"] == "cmaes":
             posterior_of, estimate = cma.estimate(self.spec.parameters, theta[: len(g)], g, self.observed,
-                                                  self.sd**2)  # fmt: skip
+                                                  self.gamma)  # fmt: skip
             what = "best member (CMA-ES)"
         else:
-            posterior_of, estimate = _ensemble(self.spec.names, last), last.mean(axis=0)
+            posterior_of, estimate = ensemble_summary(self.spec.names, last), last.mean(axis=0)
             what = "posterior mean"
         _write_yaml(
             self.out / "patient.yaml",
             self.spec.overlay(self.raw.get("patient"), estimate, _patient_id(self.config) + "-fitted"),
             f"the fit's {what}",
         )
-        misfits = [eki.misfit(x, self.observed, self.sd**2) for x in g]
+        misfits = [eki.misfit(x, self.observed, self.gamma) for x in g]
         record = {
             "config": str(self.config_file),
             "set": self.overrides,
@@ -372,7 +446,8 @@ class _Fit:
             "status": "complete",
             "wall_s": round(time.monotonic() - started, 3),
             "noise_level": 1.0,
-            "member_runs": len(g) * self.method["members"],
+            "member_runs": len(g) * self.method["members"]
+            + (0 if self.replicates is None else len(self.replicates)),
             "estimate": what,
             "posterior": posterior_of,
             "misfit": [
@@ -385,23 +460,16 @@ class _Fit:
                 for k, (m, s) in enumerate(zip(misfits, steps))
             ],
         }
+        if self.replicates is not None:
+            record["noise_covariance"] = {
+                "replicates": len(self.replicates),
+                "used": int(np.isfinite(self.replicates).all(axis=1).sum()),
+                "shrinkage": self.shrinkage,
+            }
         (self.out / "fit.json").write_text(json.dumps(record, indent=2) + "\n")
-        _report(self.out / "report.png", np.array(theta[: len(g)]), misfits, self.spec.names)
+        write_fit_report(self.out, log=self.log)
         self.log(f"fit: {what} in {self.out / 'patient.yaml'}; members in {posterior}")
         return record
-
-
-def _ensemble(names, theta):
-    """{name: mean, sd, q2.5, q97.5} of the ensemble theta (members, parameters)."""
-    return {
-        name: {
-            "mean": float(theta[:, i].mean()),
-            "sd": float(theta[:, i].std(ddof=1)),
-            "q2.5": float(np.percentile(theta[:, i], 2.5)),
-            "q97.5": float(np.percentile(theta[:, i], 97.5)),
-        }
-        for i, name in enumerate(names)
-    }
 
 
 def _check_regions(obs, config, path):
@@ -414,16 +482,6 @@ def _check_regions(obs, config, path):
                 raise StoreError(
                     path, f"{dim}s that a run of the config does not have: {extra} (it has {known})"
                 )
-
-
-def _open_fit(store):
-    try:
-        ds = xr.open_zarr(store, zarr_format=3).load()
-    except Exception as e:  # noqa: BLE001 - any unreadable store is named
-        raise StoreError(store, f"unreadable fit store ({type(e).__name__}: {e})") from None
-    if ds.attrs.get("format") != FORMAT or ds.attrs.get("format_version") != FORMAT_VERSION:
-        raise StoreError(store, f"not a brainsim fit store ({FORMAT!r} version {FORMAT_VERSION})")
-    return ds
 
 
 def _member_id(config, m):
@@ -484,38 +542,3 @@ class _StopSignals:
     def check(self, out, done):
         if self.received:
             raise FitStopped(self.received, out, done)
-
-
-def _report(path, theta, misfits, names):
-    """report.png: misfit per iteration (every member, and the median) and, per parameter, the prior and
-    posterior ensembles."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(names)
-    cols = min(4, n)
-    rows = 1 + math.ceil(n / cols)
-    fig = plt.figure(figsize=(3.2 * cols, 2.6 * rows))
-    ax = fig.add_subplot(rows, 1, 1)
-    for k, m in enumerate(misfits):
-        finite = m[np.isfinite(m)]
-        ax.scatter(np.full(finite.size, k), finite, s=8, color="0.6")
-    ax.plot(range(len(misfits)), [np.median(m) for m in misfits], "o-", color="C3", label="median")
-    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="noise level")
-    ax.set_yscale("log")
-    ax.set_xlabel("ensemble")
-    ax.set_ylabel("misfit")
-    ax.legend(fontsize=7)
-    for i, name in enumerate(names):
-        a = fig.add_subplot(rows, cols, cols + i + 1)
-        a.hist(theta[0, :, i], bins=10, alpha=0.5, label="prior")
-        a.hist(theta[-1, :, i], bins=10, alpha=0.7, label="posterior")
-        a.set_title(name, fontsize=8)
-        a.tick_params(labelsize=7)
-        if i == 0:
-            a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -111,6 +111,7 @@ def fork_posterior(
     scheduler="local",
     workers=None,
     profile=None,
+    member_time="01:00:00",
     context=None,
     progress=True,
     log=print,
@@ -120,7 +121,8 @@ def fork_posterior(
     run once to `at` and its futures are written to OUT/member-NNN/<label>.zarr (and summarised beside
     them, OUT/member-NNN/<label>.summary.zarr, with `summarize`). Each member's fork is one task of the
     ensemble runner of `scheduler` (runners.make_runner: local, dask, tcp://host:port, slurm, slurm-array,
-    mpi; workers, profile as there); every scheduler writes the same stores. context: the ranks of a local
+    mpi; workers, profile as there; a slurm-array's task files go to OUT/ensemble, each task limited to
+    member_time HH:MM:SS); every scheduler writes the same stores. context: the ranks of a local
     fork (default every rank of MPI_COMM_WORLD). Returns {member name: [(label, store path), ...]}, on the
     driving process (None on the ranks that serve an 'mpi' runner)."""
     from mpi4py import MPI
@@ -131,7 +133,8 @@ def fork_posterior(
     overrides = [*fitted, *overrides]
     files = tuple(str(Path(f).resolve()) for f in interventions)
     quiet = log is None or not context.is_root
-    with make_runner(scheduler, workers, profile=profile, log=_quiet if quiet else log) as runner:
+    where = {"profile": profile, "work": Path(out) / "ensemble", "time": member_time}
+    with make_runner(scheduler, workers, **where, log=_quiet if quiet else log) as runner:
         if not runner.driver:  # --scheduler mpi: this rank forks members for rank 0
             runner.serve()
             return None

@@ -26,6 +26,7 @@ PATIENT_KEYS = {
     "background": ("label", "type"),
     "cell_loss": ("label",),
     "conduction_speed": (),
+    "long_range_scale": (),
 }
 
 
@@ -38,6 +39,8 @@ class Parameter:
     bounds: tuple | None  # (low, high) of theta, or None
     as_factor: bool
     base: float  # the base config's value (what a factor multiplies)
+    drift: float = 0.0  # `brainsim follow`: random-walk sd in u after 1 s of brain time
+    trend: float = 0.0  # `brainsim follow`: random-walk sd of the rate of u (per s) after 1 s of brain time
 
     def to_u(self, theta):
         theta = np.asarray(theta, dtype=float)
@@ -53,6 +56,16 @@ class Parameter:
             low, high = self.bounds
             return low + (high - low) / (1.0 + np.exp(-u))
         return np.exp(u) if self.prior["kind"] == "lognormal" else u
+
+    @property
+    def median(self):
+        """The median of the prior (theta's units: a factor or a value)."""
+        prior = self.prior
+        if prior["kind"] == "lognormal":
+            return prior["median"]
+        if prior["kind"] == "normal":
+            return prior["mean"]
+        return 0.5 * (prior["low"] + prior["high"])
 
     def sample(self, rng, n):
         """n draws of theta from the prior (inside the bounds: draws outside are drawn again)."""
@@ -83,6 +96,7 @@ class FitSpec:
     features: list  # the fit file's features (dicts)
     method: dict
     file: str
+    representation: dict | None = None  # the fit file's representation (None: independent feature errors)
 
     @property
     def names(self):
@@ -113,7 +127,7 @@ def load_fit(path, config, raw, overrides=()):
     parameters = []
     for i, family in enumerate(fit["parameters"]):
         parameters += _expand(family, i, labels, types, config, path)
-    spec = FitSpec(parameters, fit["features"], fit["method"], str(path))
+    spec = FitSpec(parameters, fit["features"], fit["method"], str(path), fit["representation"])
     names = spec.names
     for k, name in enumerate(names):
         if name in names[:k]:
@@ -181,7 +195,7 @@ def _expand(family, index, labels, types, config, file):
                 )  # fmt: skip
             out.append(
                 Parameter(name, index, tuple(path), prior, None if bounds is None else tuple(bounds),
-                          family["as"] == "factor", base)
+                          family["as"] == "factor", base, family["drift"], family["trend"])
             )  # fmt: skip
     return out
 

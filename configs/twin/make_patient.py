@@ -23,12 +23,13 @@ UNITS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "µV": 1e-6}
 
 def make_patient(
     out, *, config=HERE / "patient_brain.yaml", patient=HERE / "true_patient.yaml", tstop=1200.0, seed=101,
-    eeg_noise=0.05, rate_noise=0.1, log=print,
+    eeg_noise=0.05, rate_noise=0.1, interventions=(), log=print,
 ):  # fmt: skip
-    """Simulate the known patient for tstop ms (seed: the patient's own random streams), write its
-    recordings under `out` and return the observation store's path. eeg_noise: white noise added to each
-    EEG channel, as a fraction of its standard deviation; rate_noise: the standard deviation of the log of a
-    mean-preserving lognormal factor on each rate sample."""
+    """Simulate the known patient for tstop ms (seed: the patient's own random streams; interventions:
+    intervention files applied during the run), write its recordings under `out` and return the observation
+    store's path. eeg_noise: white noise added to each EEG channel, as a fraction of its standard deviation;
+    rate_noise: the standard deviation of the log of a mean-preserving lognormal factor on each rate
+    sample."""
     import mne
     from mpi4py import MPI
 
@@ -40,7 +41,8 @@ def make_patient(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = brainsim.load_config(config, {"simulation.tstop": tstop, "simulation.seed": seed}, patient=patient)
+    settings = {"simulation.tstop": tstop, "simulation.seed": seed}
+    cfg = brainsim.load_config(config, settings, patient=patient, interventions=interventions)
     log(f"make_patient: simulating {cfg['name']} under {Path(patient).name} for {tstop:g} ms")
     brainsim.run(cfg, out / "truth.zarr", overwrite=True, context=Context(MPI.COMM_SELF), progress=False)
     summary = summarize(

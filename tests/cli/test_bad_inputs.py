@@ -133,6 +133,8 @@ CATALOGUE = {  # name: (arguments, what the brainsim: line says)
     "plan-ranks": (["plan", "tiny.yaml", "--ranks", "0"], "--ranks"),
     "plan-target-time": (["plan", "tiny.yaml", "--ranks", "1", "--target-time", "soon"], "--target-time"),
     "plan-profile": (["plan", "tiny.yaml", "--ranks", "1", "--profile", "nowhere"], "--profile"),
+    "plan-fit-members": (["plan", "tiny.yaml", "--ranks", "1", "--members", "3"], "--members"),
+    "plan-fit-missing": (["plan", "tiny.yaml", "--ranks", "1", "--fit", "nowhere.yaml"], "nowhere.yaml"),
     "calibrate-output": (["calibrate", "tiny.yaml", "-o", "afile/cal.json"], "cannot write the calibration"),
     "calibrate-missing": (["calibrate", "nowhere.yaml", "-o", "cal.json"], "nowhere.yaml"),
     "submit-nodes": (["submit", "tiny.yaml", "--nodes", "0", "--jobs-dir", "jobs", "--dry-run"], "--nodes"),

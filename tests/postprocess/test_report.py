@@ -4,13 +4,12 @@ shown, NaN variables noted, and the page rendered by headless Chromium."""
 import base64
 import io
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import xarray as xr
 from matplotlib import image as mpimg
+from support import run_chromium
 from synthetic import synthetic_dataset, synthetic_summary, write_summary
 
 from brainsim.errors import StoreError
@@ -36,7 +35,6 @@ ALERT = {
     "peak": 0.95,
 }
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CHROMIUM_TIMEOUT_S = 30
 
 
 def render(tmp_path, **kwargs):
@@ -274,19 +272,6 @@ def test_report_of_a_real_run(run, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- Chromium
-
-
-def chromium():
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        pytest.skip("no chromium or chromium-browser on PATH (setup.sh installs Debian's chromium)")
-    return binary
-
-
-def run_chromium(tmp_path, *args):
-    command = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    command += [f"--user-data-dir={tmp_path / 'profile'}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=True)
 
 
 def test_chromium_renders_every_figure(tmp_path):

@@ -415,6 +415,21 @@ def test_real_run_summary_matches_the_engines_region_rates(tmp_path):
     assert zarr.open_group(tmp_path / "run.summary.zarr").attrs["source_name"] == "small_brain"
 
 
+def test_a_run_written_again_at_the_same_path_is_read_anew(tmp_path):
+    """Summaries in one process of two different runs written one after the other at the same path (as a
+    follower's windows or a fit's members may be) each see their own spikes."""
+    import shutil
+
+    first, _, _ = write_run(tmp_path / "run.zarr", seed=1)
+    a = summarize(first, tmp_path / "a.zarr", scheduler="sync", log=lambda line: None)
+    shutil.rmtree(first)
+    write_run(tmp_path / "run.zarr", seed=2, t_reached=TSTOP / 2, status="interrupted")
+    b = summarize(first, tmp_path / "b.zarr", scheduler="sync", log=lambda line: None)
+    rate_a, rate_b = (xr.open_zarr(x.path)["rate"] for x in (a, b))
+    assert rate_b.sizes["time"] < rate_a.sizes["time"]
+    assert not np.array_equal(rate_a.values[: rate_b.sizes["time"]], rate_b.values)
+
+
 def test_cell_statistics_kernel_matches_numpy_twin():
     rng = np.random.default_rng(7)
     gid = rng.integers(0, 300, 20_000)

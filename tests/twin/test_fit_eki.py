@@ -83,3 +83,79 @@ def test_misfit_and_step():
     np.testing.assert_allclose(eki.misfit(g, y, noise), [1.0, np.inf])
     assert eki.step_size(g[:1].repeat(3, 0), y, noise, 0.7, last=True) == pytest.approx(0.3)
     assert 0 < eki.step_size(np.array([[3.0] * 4, [5.0] * 4]), y, noise, 0.0) < 0.1
+
+
+def _correlated(m, rng):
+    """A covariance matrix (m, m) with strong correlations between neighbouring data."""
+    sd = rng.uniform(0.2, 0.4, m)
+    corr = 0.8 ** np.abs(np.subtract.outer(np.arange(m), np.arange(m)))
+    return corr * np.outer(sd, sd)
+
+
+def test_linear_gaussian_posterior_with_correlated_noise():
+    rng = np.random.default_rng(4)
+    p, m, j = 3, 6, 4000
+    a = rng.standard_normal((m, p))
+    prior_mean, prior_cov = np.array([0.5, -0.2, 0.1]), np.diag([1.0, 0.5, 2.0])
+    gamma = _correlated(m, rng)
+    truth = np.array([1.0, -0.5, 0.8])
+    y = a @ truth + rng.multivariate_normal(np.zeros(m), gamma)
+    precision = a.T @ np.linalg.solve(gamma, a) + np.linalg.inv(prior_cov)
+    cov = np.linalg.inv(precision)
+    mean = cov @ (a.T @ np.linalg.solve(gamma, y) + np.linalg.solve(prior_cov, prior_mean))
+    # the posterior counting the data as independent differs from it by far more than the tolerance
+    diagonal = np.linalg.inv(a.T @ (a / np.diag(gamma)[:, None]) + np.linalg.inv(prior_cov))
+    assert np.max(np.abs(np.sqrt(np.diag(diagonal)) / np.sqrt(np.diag(cov)) - 1)) > 0.3
+    u0 = rng.multivariate_normal(prior_mean, prior_cov, j)
+    u, steps = _invert(lambda u: u @ a.T, u0, y, gamma, iterations=10)
+    assert sum(steps) == pytest.approx(1.0) and len(steps) > 1
+    np.testing.assert_allclose(u.mean(axis=0), mean, atol=0.04)
+    np.testing.assert_allclose(u.std(axis=0), np.sqrt(np.diag(cov)), rtol=0.1)
+
+
+def test_a_diagonal_covariance_is_the_noise_vector():
+    rng = np.random.default_rng(5)
+    noise = rng.uniform(0.05, 0.5, 5)
+    u, g, y = rng.standard_normal((30, 2)), rng.standard_normal((30, 5)), rng.standard_normal(5)
+    np.testing.assert_allclose(eki.misfit(g, y, np.diag(noise)), eki.misfit(g, y, noise), rtol=1e-12)
+    for t in (0.0, 0.4):
+        assert eki.step_size(g, y, np.diag(noise), t) == pytest.approx(
+            eki.step_size(g, y, noise, t), rel=1e-12
+        )
+    moved = [eki.update(u, g, y, gamma, 0.3, np.random.default_rng(6)) for gamma in (noise, np.diag(noise))]
+    np.testing.assert_allclose(moved[1], moved[0], rtol=1e-10, atol=1e-12)
+    # a member with a non-finite output has an infinite misfit with a covariance as with a vector
+    g[3, 1] = np.nan
+    assert (
+        np.isinf(eki.misfit(g, y, np.diag(noise))[3])
+        and np.isfinite(eki.misfit(g, y, np.diag(noise))[:3]).all()
+    )
+
+
+def test_a_correlated_misfit_whitens_the_residual():
+    gamma = np.array([[1.0, 0.9], [0.9, 1.0]])
+    # a residual along the correlation is cheap, one across it is dear: r^T Γ^-1 r / M
+    np.testing.assert_allclose(eki.misfit(np.array([[1.0, 1.0], [1.0, -1.0]]), np.zeros(2), gamma),
+                               [1 / 1.9, 1 / 0.1])  # fmt: skip
+
+
+def test_shrunk_covariance_known_case():
+    """Six samples of two features worked by hand: s11 = s22 = 12/5, s12 = 8/5, Var(s12) = 6/5³ · 228/9,
+    so λ = Var(s12) / s12² = 0.475 and the shrunk s12 = 0.525 · 1.6 = 0.84."""
+    x = np.array([[1, 1], [-1, -1], [1, -1], [-1, 1], [2, 2], [-2, -2]], dtype=float)
+    shrunk, lam = eki.shrunk_covariance(x)
+    assert lam == pytest.approx(0.475)
+    np.testing.assert_allclose(shrunk, [[2.4, 0.84], [0.84, 2.4]])
+    np.testing.assert_allclose(eki.shrunk_covariance(x + 3.0)[0], shrunk)  # the mean does not matter
+    np.testing.assert_allclose(eki.shrunk_covariance(x, 0.0)[0], np.cov(x.T))
+    np.testing.assert_allclose(eki.shrunk_covariance(x, 1.0)[0], np.diag(np.diag(np.cov(x.T))))
+
+
+def test_shrinkage_follows_the_evidence():
+    """Few samples of independent features are shrunk (nearly) to the diagonal; many samples of strongly
+    correlated ones hardly at all."""
+    rng = np.random.default_rng(7)
+    independent = rng.standard_normal((10, 8))
+    assert eki.shrunk_covariance(independent)[1] > 0.6
+    correlated = rng.multivariate_normal(np.zeros(8), _correlated(8, rng), 400)
+    assert eki.shrunk_covariance(correlated)[1] < 0.05

@@ -15,6 +15,7 @@ import xarray as xr
 
 from brainsim.cli import EXIT_CHECKPOINTED
 from brainsim.errors import StoreError
+from brainsim.twin import eki
 from brainsim.twin.fit import fit
 from brainsim.twin.observe import observe
 
@@ -122,3 +123,50 @@ def test_cmaes_reports_its_best_member(observations, tmp_path):
         assert p["q2.5"] < p["mean"] < p["q97.5"] and p["sd"] > 0
     # the generations differ: the search moved after each
     assert not np.array_equal(ds["theta"].values[0], ds["theta"].values[1])
+
+
+def test_a_fit_stopped_after_its_replicates_resumes_without_rerunning_them(observations, tmp_path):
+    """With a representation the replicates run once, before the first ensemble: Γ is their shrunk
+    covariance plus diag(noise²), stored with them, and a resumed fit takes them from fit.zarr."""
+    parameters = tmp_path / "fit.yaml"
+    parameters.write_text(_fit_file("eki") + "representation: {replicates: 5}\n")
+    record = fit(SMALL, observations, parameters, tmp_path / "whole", overrides=SET, log=_quiet)
+    whole = xr.open_zarr(tmp_path / "whole" / "fit.zarr").load()
+    assert whole["replicates"].shape == (5, len(LABELS)) and record["member_runs"] == 3 * 4 + 5
+    shrunk, lam = eki.shrunk_covariance(whole["replicates"].values)
+    np.testing.assert_allclose(whole["noise_covariance"].values, shrunk + np.diag(whole["noise"].values ** 2))
+    assert record["noise_covariance"] == {"replicates": 5, "used": 5, "shrinkage": lam}
+    misfit = eki.misfit(
+        whole["features"].values[0], whole["observed"].values, whole["noise_covariance"].values
+    )
+    np.testing.assert_array_equal(whole["misfit"].values[0], misfit)
+    # distinct seeds: the replicates differ from each other and from the members
+    seeds = whole["replicate_seed"].values
+    assert len(set(seeds)) == 5 and not set(seeds) & set(whole["seed"].values.ravel())
+    assert np.ptp(whole["replicates"].values, axis=0).min() > 0
+
+    out = tmp_path / "stopped"
+    process = subprocess.Popen(
+        _command(observations, parameters, out), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("fit: replicates' sd"):
+            process.send_signal(signal.SIGTERM)
+            break
+    rest = process.stderr.read()
+    assert process.wait(timeout=600) == EXIT_CHECKPOINTED, "".join(seen) + rest
+    stopped = xr.open_zarr(out / "fit.zarr").load()
+    assert stopped.attrs["status"] == "interrupted" and stopped["theta"].shape[0] < 3
+    np.testing.assert_array_equal(stopped["replicates"].values, whole["replicates"].values)
+
+    done = subprocess.run(_command(observations, parameters, out, "--resume"), capture_output=True, text=True,
+                          cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replicate runs" not in done.stderr
+    resumed = xr.open_zarr(out / "fit.zarr").load()
+    for name in ("theta", "features", "misfit", "seed", "replicates", "noise_covariance"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
+    assert json.loads((out / "fit.json").read_text())["member_runs"] == record["member_runs"]

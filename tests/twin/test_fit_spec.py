@@ -68,6 +68,9 @@ def test_unbounded_transforms_round_trip(tmp_path):
     assert drive.to_theta(drive.to_u(1.7)) == pytest.approx(1.7)
     assert drive.to_u(np.e) == pytest.approx(1.0)  # log for a lognormal prior
     assert conduction.base == 5.0 and conduction.value(1.2) == pytest.approx(6.0)  # factor of brain's 5 mm/ms
+    coupling = _load(_fit_file(tmp_path, [_family(name="coupling", key="patient.long_range_scale")]))
+    (scale,) = coupling.parameters
+    assert scale.base == 1.0 and coupling.overlay(None, [0.7], "p")["long_range_scale"] == pytest.approx(0.7)
     draws = _load(_fit_file(tmp_path, [_family()])).parameters[0].sample(np.random.default_rng(0), 500)
     assert draws.min() > 0.5 and draws.max() < 2.0
 
@@ -104,6 +107,25 @@ def test_bad_features_name_the_key(tmp_path):
     path = _fit_file(tmp_path, [_family()], [{**FEATURE, "transform": "sqrt"}])
     with pytest.raises(ConfigError, match=r"features\[0\]\.transform"):
         _load(path)
+
+
+def test_representation_is_optional_and_checked(tmp_path):
+    assert _load(_fit_file(tmp_path, [_family()])).representation is None
+    path = _fit_file(tmp_path, [_family()])
+    raw = yaml.safe_load(path.read_text())
+    for representation, expected in (({"replicates": 8}, "auto"), ({"replicates": 8, "shrinkage": 0.3}, 0.3)):
+        path.write_text(yaml.safe_dump({**raw, "representation": representation}))
+        assert _load(path).representation == {"replicates": 8, "shrinkage": expected}
+    for representation, where in (
+        ({"replicates": 2}, r"representation\.replicates"),
+        ({"replicates": 8, "shrinkage": 1.5}, r"representation\.shrinkage"),
+        ({"replicates": 8, "shrinkage": "ledoit"}, r"representation\.shrinkage"),
+        ({}, r"representation\.replicates"),
+    ):
+        path.write_text(yaml.safe_dump({**raw, "representation": representation}))
+        with pytest.raises(ConfigError, match=where) as e:
+            _load(path)
+        assert str(path) in str(e.value)
 
 
 def _feature(**changes):

@@ -96,7 +96,7 @@ def test_outputs_are_usable(fitted):
     cfg = brainsim.load_config(CONFIG, patient=members[3])
     assert cfg["patient"]["background"]["lh-precentral"]["pyr"] == pytest.approx(float(ds["theta"][-1, 3, 0]))
     assert brainsim.load_config(CONFIG, patient=out / "patient.yaml")["patient"]["id"].endswith("-fitted")
-    assert (out / "report.png").stat().st_size > 10_000
+    assert (out / "report.html").stat().st_size > 10_000
 
 
 def test_predicts_a_held_out_window(fitted):

@@ -285,13 +285,16 @@ def test_the_same_fit_on_dask_and_mpi_as_in_process(small_fit, tmp_path):
     same_fit(fit_arrays(tmp_path / "mpi"), want)
 
 
-def test_the_same_fit_on_slurm_as_in_process(slurm, small_fit, tmp_path, monkeypatch):
-    """Dask workers as SLURM jobs, and one job array per iteration, give the in-process fit exactly."""
+def test_the_same_fit_on_slurm_as_in_process(slurm, small_fit, tmp_path):
+    """Dask workers as SLURM jobs, and one job array per iteration, give the in-process fit exactly; the
+    arrays' task and result files are kept in FIT_DIR/ensemble."""
     from brainsim.twin.fit import fit
 
     inputs, want = small_fit
-    monkeypatch.chdir(tmp_path)  # the job arrays' default work folder, jobs/ensemble, is under here
     for scheduler in ("slurm", "slurm-array"):
         fit(**inputs, out=tmp_path / scheduler, scheduler=scheduler, workers=2, profile="local",
-            overrides=["simulation.tstop=100"], log=quiet)  # fmt: skip
+            member_time="00:20:00", overrides=["simulation.tstop=100"], log=quiet)  # fmt: skip
         same_fit(fit_arrays(tmp_path / scheduler), want)
+    batches = sorted((tmp_path / "slurm-array" / "ensemble").glob("batch-*"))
+    assert len(batches) == 2 and all(len(list(b.glob("result-*.pkl"))) == 4 for b in batches)
+    assert "#SBATCH --time=00:20:00" in (batches[0] / "members.sbatch").read_text()

@@ -46,7 +46,7 @@ def test_the_twin_example_from_recordings_to_ranked_treatments(tmp_path, capsys)
     assert main([str(a) for a in argv]) == 0
     record = json.loads((fit / "fit.json").read_text())
     assert record["status"] == "complete" and len(record["posterior"]) == 8
-    for name in ("fit.zarr", "patient.yaml", "report.png"):
+    for name in ("fit.zarr", "patient.yaml", "report.html"):
         assert (fit / name).exists(), name
     assert len(list((fit / "posterior").glob("member-*.yaml"))) == MEMBERS
 

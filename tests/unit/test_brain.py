@@ -220,6 +220,17 @@ def test_long_range_weight_factors_per_target_type():
     assert e.value.path == "brain.long_range.weight_factors.l5pc" and "['fs', 'pyr']" in str(e.value)
 
 
+def test_patient_long_range_scale_multiplies_every_long_range_weight(tmp_path):
+    patient = write(tmp_path, "p.yaml", "id: P-3\nlong_range_scale: 0.4\n")
+    plain = recipe("brain.local=[]", "brain.long_range.weight_factors={fs: 0.25}")
+    scaled = recipe("brain.local=[]", "brain.long_range.weight_factors={fs: 0.25}", patient=patient)
+    for name, factor in (("lh-precentral.pyr", 1.0), ("lh-precentral.fs", 0.25)):
+        gid = plain.population(name).first_gid
+        a, b = plain.connections_on(gid), scaled.connections_on(gid)
+        assert np.array_equal(a.source, b.source) and np.array_equal(a.delay, b.delay)
+        assert np.allclose(b.weight, 0.0005 * factor * 0.4)
+
+
 def test_conduction_speed_sets_the_long_range_delays_and_the_epoch():
     slow, fast = recipe("brain.conduction_speed=2.0"), recipe("brain.conduction_speed=8.0")
     gid = slow.population("lh-precentral.pyr").first_gid

@@ -1,0 +1,81 @@
+"""The follower's early-warning known answer, reduced: the drifting patient of seed 1
+(configs/twin/make_drift_patient.py: the left precentral sodium conductance ramps up from 3 s until the
+seizure-like synchrony rule matches there at T = 7.75 s) followed by `brainsim follow` with the shipped
+configs/twin/drift/follow.yaml (a random walk with a trend) and watch.yaml, fed the truth's observations
+up to T - 2 s (`brainsim feed --stop`) and never its parameters, warns of the rule in the drifting region
+with probability >= 0.5 by then; the same patient without the drift (a control), followed as long,
+never warns. The full case, K = 5 seeds and 5 controls, is benchmarks/early_warning.py."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+from support import ROOT
+
+from brainsim.twin.follow import open_twin
+
+TWIN = ROOT / "configs" / "twin"
+DRIFT = TWIN / "drift"
+SEED, LEAD = 1, 2000.0  # the patient's seed; the lead asked for, ms
+TSTOP = 10000.0  # ms: the recordings, past T (a recording of another length holds other rates)
+FED = 5000.0  # ms: what the follower is fed, the last window's end at or before T - LEAD
+WINDOW, HORIZON, MEMBERS = 1000.0, 4000.0, 12
+
+pytestmark = pytest.mark.timeout(900)
+
+_spec = importlib.util.spec_from_file_location("make_drift_patient", TWIN / "make_drift_patient.py")
+make_drift_patient = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_drift_patient)
+
+
+def _brainsim(*args):
+    return subprocess.run([sys.executable, "-m", "brainsim.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT)  # fmt: skip
+
+
+def _follow(folder, observations):
+    out = folder / "twin.zarr"
+    done = _brainsim(
+        "follow", DRIFT / "brain.yaml", "--patient", DRIFT / "patient.yaml", "--observations", observations,
+        "--parameters", DRIFT / "follow.yaml", "--window", WINDOW, "--horizon", HORIZON, "--members", MEMBERS,
+        "--alerts", DRIFT / "watch.yaml", "--scheduler", "dask", "--workers", 2, "-o", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return open_twin(out)
+
+
+def _feed(folder):
+    """The patient's observations up to FED ms, as a finished live store."""
+    live = folder / "live.zarr"
+    fed = _brainsim("feed", folder / "patient_obs.zarr", "--to", live, "--speed", 0, "--stop", FED)
+    assert fed.returncode == 0, fed.stderr[-3000:]
+    return live
+
+
+def _quiet(line):
+    pass
+
+
+def test_warns_two_seconds_before_the_event_and_not_in_a_control(tmp_path):
+    drift = make_drift_patient.make_drift_patient(tmp_path / "drift", seed=SEED, tstop=TSTOP, log=_quiet)
+    T, region, rule = drift["T_ms"], drift["region"], drift["rule"]
+    assert T == 7750.0 and FED <= T - LEAD  # configs/twin/drift/drift.yaml's T of seed 1
+    ds = _follow(tmp_path / "drift", _feed(tmp_path / "drift"))
+    assert ds.attrs["status"] == "complete" and ds["window_end"].values[-1] == FED
+    warnings = [
+        json.loads(line) for line in (tmp_path / "drift" / "twin.warnings.jsonl").read_text().splitlines()
+    ]
+    hits = [w for w in warnings if w["rule"] == rule and region in w["regions"] and w["probability"] >= 0.5]
+    assert hits and min(w["time"] for w in hits) <= T - LEAD, warnings
+    assert ds["rate"].sel(parameter=f"excitability[{region}]").notnull().all()  # the trend is estimated
+
+    control = make_drift_patient.make_drift_patient(
+        tmp_path / "control", seed=SEED, control=True, tstop=TSTOP, log=_quiet
+    )
+    assert control["T_ms"] is None
+    ds = _follow(tmp_path / "control", _feed(tmp_path / "control"))
+    assert ds.attrs["status"] == "complete" and ds.sizes["window"] == FED / WINDOW
+    assert not ds["warning"].values.any(), ds["warning_probability"].values
+    assert (tmp_path / "control" / "twin.warnings.jsonl").read_text() == ""

@@ -4,7 +4,12 @@ From Python: `load_config`, `run`, `open_run`, and `Recipe` → `Simulation(reci
 (see brainsim.api); they are imported on first use, so that `import brainsim` stays light.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Numba colours its error messages through colorama when that is installed, and colorama then writes a
+# terminal reset to stdout when the process exits, which corrupts output that is piped or parsed.
+os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 try:
     __version__ = version("brainsim")

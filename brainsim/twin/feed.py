@@ -18,7 +18,6 @@ Stopping: SIGINT or SIGTERM ends the feed after the chunk being written; what wa
 import json
 import math
 import signal
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +31,7 @@ from brainsim.errors import BrainsimError, ConfigError, ObservationError
 from . import eeg_reader, region_reader
 from .live import LiveWriter, time_series
 from .observe import FORMAT, FORMAT_VERSION, observation_dataset, open_observations
+from .stop_signals import StopSignals
 
 LSL_PREFIX = "lsl://"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -148,7 +148,7 @@ def _replay(series, writer, speed, n_chunk, log):
     n_time = series.sizes["time"]
     total = n_time * bin_ms / 1000.0
     pacer, progress = Pacer(speed), _Progress(log, total)
-    with _StopSignals() as signals:
+    with StopSignals(STOP_SIGNALS, interrupt=False) as signals:
         for lo in range(0, n_time, n_chunk):
             fed = min(lo + n_chunk, n_time) * bin_ms / 1000.0
             part = series.isel(time=slice(lo, lo + n_chunk))
@@ -228,7 +228,7 @@ def _read_stream(stream, source, writer, n_chunk, bin_ms, bads, duration, log, t
         n_out += len(part)
         progress.show(n_out * bin_ms / 1000.0, pacer.elapsed(), n_out >= limit)
 
-    with _StopSignals() as signals:
+    with StopSignals(STOP_SIGNALS, interrupt=False) as signals:
         while n_out < limit and signals.received is None:
             if last_ts is None:  # the first samples: those that arrived since the connection
                 n_new = stream.n_new_samples
@@ -338,27 +338,6 @@ class _Progress:
         of = "" if self.total is None else f" of {self.total:.4g}"
         rate = f"{fed / elapsed:.3g}x real time" if elapsed > 0 else "at once"
         self.log(f"feed: {fed:.4g}{of} s fed in {elapsed:.3g} s ({rate})")
-
-
-class _StopSignals:
-    """SIGINT and SIGTERM set `received` (the signal's name) and are acted on between chunks, so a chunk
-    is never half-written. Outside the main thread nothing is installed."""
-
-    def __init__(self):
-        self.received, self.previous = None, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-        return False
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
 
 
 def _result(writer, pacer):

@@ -43,7 +43,6 @@ import json
 import math
 import shutil
 import signal
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -68,6 +67,7 @@ from .member import MemberTask, run_member
 from .observe import open_observations
 from .parameters import load_fit, member_config
 from .runners import MemberFailure, make_runner
+from .stop_signals import StopSignals
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
@@ -191,12 +191,12 @@ class _Fit:
             f"iterations ({k_max + 1} ensembles), members on {runner.description}"
         )
         started, batch_s = time.monotonic(), []
-        with _StopSignals() as stop:
+        with StopSignals(STOP_SIGNALS, interrupt=True) as stop:
             try:
                 if self.spec.representation is not None and self.replicates is None:
                     self._replicate(runner)
                     self._write(theta, g, steps, "running", runner, started)
-                    stop.check(self.out, 0)
+                    stop.check(FitStopped, self.out, 0)
                 while not (g and self._final(len(g) - 1, steps)):
                     k = len(g)
                     if k == 0:
@@ -213,7 +213,7 @@ class _Fit:
                     steps.append(np.nan if final else self._step(g[k], t, last=k + 1 >= k_max))
                     self._write(theta, g, steps, "complete" if final else "running", runner, started)
                     self._progress(k, k_max, theta[k], g[k], t, batch_s, final)
-                    stop.check(self.out, len(g))
+                    stop.check(FitStopped, self.out, len(g))
             except (KeyboardInterrupt, MemberFailure) as e:
                 name = stop.received or _interrupt_name(e)
                 if name is None:
@@ -516,29 +516,3 @@ def _interrupt_name(error):
     if isinstance(cause, (Interrupted, StopTimeout)):
         return cause.signal_name
     return None
-
-
-class _StopSignals:
-    """SIGINT, SIGTERM and SIGUSR1 stop the fit: the batch in progress is given up, what was evaluated is
-    written (FitStopped). Outside the main thread nothing is installed."""
-
-    def __init__(self):
-        self.received, self.previous = None, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-        return False
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-        raise KeyboardInterrupt(self.received)
-
-    def check(self, out, done):
-        if self.received:
-            raise FitStopped(self.received, out, done)

@@ -90,7 +90,7 @@ from brainsim.postprocess.alerts import check_regions
 
 from . import eki
 from .features import PINNED, WINDOWED, feature_blocks
-from .fit import _check_regions, _interrupt_name, _StopSignals
+from .fit import STOP_SIGNALS, _check_regions, _interrupt_name
 from .fit_store import open_fit
 from .follow_member import ADVANCE, FORECAST, FollowTask, follow_member
 from .live import LiveObservations
@@ -98,6 +98,7 @@ from .member_state import load_state, remove_states
 from .observe import open_observations
 from .parameters import load_fit, member_config
 from .runners import MemberFailure, make_runner
+from .stop_signals import StopSignals
 
 FORMAT = "brainsim-twin"
 FORMAT_VERSION = 1
@@ -254,7 +255,7 @@ class _Follow:
         self.scheduler = runner.description
         started = time.monotonic()
         warned_once = False
-        with _StopSignals() as stop:
+        with StopSignals(STOP_SIGNALS, interrupt=True) as stop:
             try:
                 while True:
                     k = len(h["theta"])
@@ -300,7 +301,7 @@ class _Follow:
                     for w in found:
                         self.say(w["line"])
                     warned_once = warned_once or bool(found)
-                    stop.check(self.out, k + 1)
+                    stop.check(FollowStopped, self.out, k + 1)
                     if found and fail_on_warning:
                         return self._result("running", stopped_on_warning=True)
             except (KeyboardInterrupt, MemberFailure) as e:

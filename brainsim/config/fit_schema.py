@@ -175,6 +175,13 @@ METHOD = Section(
             "seed of the prior ensemble (or search), the perturbed observations and the members' runs",
             ge=0,
         ),
+        "localise": Str(
+            "regions",
+            "eki and brainsim follow: regions: a region's parameters are updated from the features of that "
+            "region and of none (EEG electrodes), not from chance correlations with other regions' "
+            "(domain localisation); none: every parameter from every feature",
+            choices=("regions", "none"),
+        ),
     },
     {},
     "the inversion method",

@@ -10,6 +10,14 @@ that for a linear model with a Gaussian prior (the initial ensemble) the final e
 posterior as the ensemble grows (ensemble smoother with multiple data assimilation, Emerick & Reynolds
 2013). The step is the largest the ensemble's misfit allows: h = min(max(M / (2 mean Φ), sqrt(M / (2 var
 Φ))), 1 − t), Φ_j = ½ |Γ^(−1/2) (y − g_j)|², M data, t the steps taken so far.
+
+With many unknowns and few members, the ensemble's chance correlations between an unknown and data it
+does not affect shrink its spread below the posterior's. A localised update (domain localisation, as the
+local ensemble filters of weather forecasting do; Chen & Oliver 2017 for iterative smoothers) moves each
+unknown with the gain computed from its own data alone: for per-region parameters, the features of its
+region and those of no region (e.g. EEG electrodes). On a linear-Gaussian problem of 16 such parameters,
+35 data and 40 members it brings the fraction of parameters within 2 posterior sd from 0.91 to 0.94
+(0.954 expected of a calibrated posterior).
 """
 
 import numpy as np
@@ -51,10 +59,23 @@ def step_size(g, y, noise, t, last=False):
     return float(min(max(candidates), rest))
 
 
-def update(u, g, y, noise, h, rng):
+def localisation(owners, data_regions):
+    """Per unknown, the indices of the data a localised update moves it with: owners (p,) the region label
+    of each unknown (None: of the whole brain, all data), data_regions (M,) the set of region labels of each
+    datum (None: of no region, every unknown's)."""
+    mine = [
+        [m for m, regions in enumerate(data_regions) if owner is None or regions is None or owner in regions]
+        for owner in owners
+    ]
+    return [np.array(data, dtype=np.int64) for data in mine]
+
+
+def update(u, g, y, noise, h, rng, local=None):
     """The ensemble u (J, p) after one step h of ensemble Kalman inversion on outputs g (J, M): each member
     moved by the gain C_ug (C_gg + Γ/h)^(−1) towards y plus its own N(0, Γ/h) perturbation (Γ: diag(noise)
-    for a vector noise, else the matrix; the perturbation drawn through its Cholesky factor)."""
+    for a vector noise, else the matrix; the perturbation drawn through its Cholesky factor). local: None
+    (every unknown from all data), or per unknown the indices of its data (localisation()); each unknown
+    is then moved by the gain of those data alone, from the same perturbed data."""
     u, g = np.asarray(u, dtype=float), np.asarray(g, dtype=float)
     noise = np.asarray(noise, dtype=float)
     j = u.shape[0]
@@ -68,8 +89,19 @@ def update(u, g, y, noise, h, rng):
     else:
         perturbed = y + rng.standard_normal(g.shape) @ np.linalg.cholesky(noise).T * np.sqrt(alpha)
         gamma = alpha * noise
-    gain = np.linalg.solve(c_gg + gamma, (perturbed - g).T)
-    return u + (c_ug @ gain).T
+    if local is None:
+        gain = np.linalg.solve(c_gg + gamma, (perturbed - g).T)
+        return u + (c_ug @ gain).T
+    moved = u.copy()
+    columns = {}
+    for column, data in enumerate(local):
+        columns.setdefault(tuple(int(m) for m in data), []).append(column)
+    for data, cols in columns.items():
+        if data:
+            d = np.array(data)
+            gain = np.linalg.solve(c_gg[np.ix_(d, d)] + gamma[np.ix_(d, d)], (perturbed[:, d] - g[:, d]).T)
+            moved[:, cols] += (c_ug[np.ix_(cols, d)] @ gain).T
+    return moved
 
 
 def shrunk_covariance(x, shrinkage="auto"):

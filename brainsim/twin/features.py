@@ -62,6 +62,24 @@ def variables_of(features):
     return list(dict.fromkeys(names))
 
 
+def value_regions(ds, features):
+    """Per feature value, in feature_vector's order: the frozenset of region labels it belongs to (its labels
+    along region and region2), or None for a value of no region (an EEG electrode's, a global one's)."""
+    out = []
+    for i, feature in enumerate(features):
+        values = _values(ds, feature, f"features[{i}]")
+        dims = [d for d in ("region", "region2") if d in values.dims]
+        if not dims:
+            out += [None] * values.size
+            continue
+        labels = [[str(v) for v in values[d].values] for d in dims]
+        axes = [values.dims.index(d) for d in dims]
+        for flat in range(values.size):
+            index = np.unravel_index(flat, values.shape)
+            out.append(frozenset(names[index[a]] for names, a in zip(labels, axes)))
+    return out
+
+
 PINNED = ("region", "region2", "electrode")
 """Dimensions whose labels a fit takes from the observations (a recording may hold fewer of them)."""
 

@@ -42,7 +42,6 @@ import hashlib
 import json
 import math
 import shutil
-import signal
 import time
 import warnings
 from pathlib import Path
@@ -55,21 +54,18 @@ from zarr.errors import ZarrUserWarning
 from brainsim import __version__
 from brainsim.api import load_config
 from brainsim.config.load import read_yaml
-from brainsim.errors import BrainsimError, ConfigError, Interrupted, StopTimeout, StoreError
-from brainsim.model.brain import Brain
-from brainsim.postprocess.signals import ELECTRODES_1020
+from brainsim.errors import BrainsimError, StoreError
 
 from . import cma, eki
-from .features import feature_blocks, pin
+from .features import feature_blocks, pin, value_regions
 from .fit_report import write_fit_report
 from .fit_store import FORMAT, FORMAT_VERSION, ensemble_summary, open_fit
 from .member import MemberTask, run_member
-from .observe import open_observations
+from .observe import check_observed_labels, open_observations
+from .options import whole
 from .parameters import load_fit, member_config
 from .runners import MemberFailure, make_runner
-from .stop_signals import StopSignals
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+from .stop_signals import STOP_SIGNALS, StopSignals, interrupt_name
 
 
 class FitStopped(BrainsimError):
@@ -122,9 +118,7 @@ def fit_method(spec, members=None, iterations=None, seed=None):
     method = dict(spec.method)
     for key, value, least in (("members", members, 2), ("iterations", iterations, 1), ("seed", seed, 0)):
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"--{key}", value, f"a whole number >= {least}")
-            method[key] = value
+            method[key] = whole(f"--{key}", value, least)
     return method
 
 
@@ -149,11 +143,15 @@ class _Fit:
         self.search = None  # the CMA-ES search (cmaes), made when first needed
         self.obs_path = Path(observations).resolve()
         obs = open_observations(observations)
-        _check_regions(obs, self.config, self.obs_path)
+        check_observed_labels(obs, self.config, self.obs_path)
         self.features = pin(obs, self.spec.features)
         blocks = feature_blocks(obs, self.features)
         self.observed = np.concatenate([b[0] for b in blocks])
         self.labels = [label for b in blocks for label in b[1]]
+        self.local = None  # per unknown, the indices of the features it is updated from (None: all)
+        if self.method["localise"] == "regions":
+            owners = [p.region for p in self.spec.parameters]
+            self.local = eki.localisation(owners, value_regions(obs, self.features))
         bad = [label for label, v in zip(self.labels, self.observed) if not np.isfinite(v)]
         if bad:
             raise StoreError(self.obs_path, f"observed features that are not finite numbers: {bad[:10]}")
@@ -215,7 +213,7 @@ class _Fit:
                     self._progress(k, k_max, theta[k], g[k], t, batch_s, final)
                     stop.check(FitStopped, self.out, len(g))
             except (KeyboardInterrupt, MemberFailure) as e:
-                name = stop.received or _interrupt_name(e)
+                name = stop.received or interrupt_name(e)
                 if name is None:
                     raise
                 n = len(g)
@@ -292,7 +290,7 @@ class _Fit:
         u = np.stack([p.to_u(theta[:, i]) for i, p in enumerate(self.spec.parameters)], axis=1)
         rng = np.random.default_rng([self.method["seed"], 1, k])
         moved = u.copy()
-        moved[ok] = eki.update(u[ok], g[ok], self.observed, self.gamma, step, rng)
+        moved[ok] = eki.update(u[ok], g[ok], self.observed, self.gamma, step, rng, self.local)
         return np.stack([p.to_theta(moved[:, i]) for i, p in enumerate(self.spec.parameters)], axis=1)
 
     def _seeds(self, k):
@@ -472,18 +470,6 @@ class _Fit:
         return record
 
 
-def _check_regions(obs, config, path):
-    """The observations' regions and electrodes are among those a run of the config has."""
-    labels = list(Brain(config).labels)
-    for dim, known in (("region", labels), ("electrode", list(ELECTRODES_1020))):
-        if dim in obs.dims:
-            extra = [str(v) for v in obs[dim].values if str(v) not in known]
-            if extra:
-                raise StoreError(
-                    path, f"{dim}s that a run of the config does not have: {extra} (it has {known})"
-                )
-
-
 def _member_id(config, m):
     return f"{_patient_id(config)}-member-{m:03d}"
 
@@ -506,13 +492,3 @@ def _number(x):
 
 def _duration(seconds):
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def _interrupt_name(error):
-    """The stop signal behind a member's failure (a member run stopped by Ctrl-C or SIGTERM), or None."""
-    if isinstance(error, KeyboardInterrupt):
-        return "SIGINT"
-    cause = error.__cause__
-    if isinstance(cause, (Interrupted, StopTimeout)):
-        return cause.signal_name
-    return None

@@ -29,7 +29,7 @@ from brainsim.postprocess.report import (
     write_page,
 )
 
-from .fit_store import ensemble_summary, open_fit
+from .fit_store import ensemble_summary, open_fit, read_record
 
 MAX_POINTS = 40  # most features of one block drawn value by value; more are drawn as sorted residuals
 MAX_PANELS = 24  # most parameters drawn as histograms (those the data moved most)
@@ -77,7 +77,8 @@ class _View:
             self.inputs = None
         if not isinstance(self.inputs, dict) or not isinstance(self.inputs.get("method"), dict):
             raise StoreError(fit_dir / "fit.zarr", "its inputs attribute is not the fit's JSON")
-        self.record = _record(fit_dir / "fit.json") if self.complete else None
+        record = fit_dir / "fit.json"
+        self.record = read_record(record, ("method",)) if self.complete and record.exists() else None
         self.method = (self.record or self.inputs)["method"]
         self.cmaes = self.method["kind"] == "cmaes"
         self.names = [str(x) for x in ds["parameter"].values]
@@ -107,19 +108,6 @@ class _View:
         if not ok.any():
             return None
         return np.percentile(self.g[k][ok], [BAND[0], 50.0, BAND[1]], axis=0)
-
-
-def _record(path):
-    """fit.json's content, or None when the fit has not written it; StoreError when it is unreadable."""
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise StoreError(path, f"unreadable fit record ({type(e).__name__}: {e})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("method"), dict):
-        raise StoreError(path, "not a fit's record (no method)")
-    return record
 
 
 # ------------------------------------------------------------------------------------------------ header

@@ -1,5 +1,9 @@
 """FIT_DIR/fit.zarr, the record of every ensemble a fit evaluated (layout in fit.py): its format marks,
-the checked opener and the ensemble statistics that the fit and its report (fit_report.py) share."""
+the checked opener and the ensemble statistics that the fit and its report (fit_report.py) share; and
+the checked reader of FIT_DIR/fit.json, the fit's summary record (fork, follow, report, plan read it)."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -24,6 +28,32 @@ def open_fit(store):
     if missing:
         raise StoreError(store, f"a fit store without {missing}: it was not written whole")
     return ds
+
+
+RECORD_KEYS = {
+    "method": (dict, "the fit's method"),
+    "config": (str, "the fitted config file"),
+    "parameters_file": (str, "the fit file"),
+}
+
+
+def read_record(path, needs=()):
+    """fit.json's content; StoreError naming the file when it is unreadable, not a JSON object, lacks one
+    of the RECORD_KEYS `needs`, or has a "set" that is not a list of KEY.PATH=VALUE items."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise StoreError(path, f"unreadable fit record ({type(e).__name__}: {e})") from None
+    if not isinstance(record, dict):
+        raise StoreError(path, "not a fit's record (not a JSON object)")
+    for key in needs:
+        kind, what = RECORD_KEYS[key]
+        if not isinstance(record.get(key), kind):
+            raise StoreError(path, f'no "{key}" ({what}) in the fit\'s record')
+    fitted = record.get("set", [])
+    if not isinstance(fitted, list) or not all(isinstance(item, str) for item in fitted):
+        raise StoreError(path, f'"set" (the fit\'s --set items) is not a list of KEY.PATH=VALUE: {fitted!r}')
+    return record
 
 
 def ensemble_summary(names, theta):

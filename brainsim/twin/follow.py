@@ -15,9 +15,10 @@ ms of the observations (time 0: the members' start, after the config's warm-up).
 3. analysis: one stochastic ensemble Kalman filter update of the parameters in the inversion's space u
    (eki.update with step 1: perturbed observations, rng SeedSequence([seed, 4, k])), augmented with the
    rates v of the parameters that have a trend (below): u and v are both moved by their ensemble
-   covariances with the features. Members whose run failed keep their parameters and drop out. Cell
-   states are not updated (spiking states have no Gaussian update that keeps them a state of the
-   model): the parameters carry the correction;
+   covariances with the features (a region's from its own region's features and those of no region
+   when the fit file's method.localise is regions, the default). Members whose run failed keep their
+   parameters and drop out. Cell states are not updated (spiking states have no Gaussian update that
+   keeps them a state of the model): the parameters carry the correction;
 4. forecast: every member continues from its state at (k+1) W with its analysed parameters for
    `horizon` ms H (a fork whose states are not kept), its summary's alert rules are evaluated, and each
    rule matched by at least its `probability` of the members is a warning. A parameter with a trend is
@@ -89,16 +90,16 @@ from brainsim.model.brain import Brain
 from brainsim.postprocess.alerts import check_regions
 
 from . import eki
-from .features import PINNED, WINDOWED, feature_blocks
-from .fit import STOP_SIGNALS, _check_regions, _interrupt_name
-from .fit_store import open_fit
+from .features import PINNED, WINDOWED, feature_blocks, value_regions
+from .fit_store import open_fit, read_record
 from .follow_member import ADVANCE, FORECAST, FollowTask, follow_member
 from .live import LiveObservations
 from .member_state import load_state, remove_states
-from .observe import open_observations
+from .observe import check_observed_labels, open_observations
+from .options import is_multiple, whole, window_ms
 from .parameters import load_fit, member_config
 from .runners import MemberFailure, make_runner
-from .stop_signals import StopSignals
+from .stop_signals import STOP_SIGNALS, StopSignals, interrupt_name
 
 FORMAT = "brainsim-twin"
 FORMAT_VERSION = 1
@@ -189,7 +190,7 @@ class _Follow:
         self.fit_dir = folder if (folder / "fit.json").is_file() and (folder / "fit.zarr").is_dir() else None
         fitted = []
         if self.fit_dir is not None:
-            record = _fit_record(self.fit_dir / "fit.json")
+            record = read_record(self.fit_dir / "fit.json", ("parameters_file",))
             fitted = list(record.get("set") or [])
             if parameters is None:
                 parameters = record["parameters_file"]
@@ -206,10 +207,10 @@ class _Follow:
         with_patient = load_config(config, self.overrides, patient=patient)
         self.member_raw = {**self.raw, "patient": without_nulls(with_patient.data["patient"])}
         self.patient_id = with_patient["patient"]["id"]
-        self.j = _whole("--members", members, 2)
-        self.seed = int(self.spec.method["seed"] if seed is None else _whole("--seed", seed, 0))
-        self.window = _duration("--window", window, self.config)
-        self.horizon = _duration("--horizon", horizon, self.config)
+        self.j = whole("--members", members, 2)
+        self.seed = int(self.spec.method["seed"] if seed is None else whole("--seed", seed, 0))
+        self.window = window_ms("--window", window, self.config)
+        self.horizon = window_ms("--horizon", horizon, self.config)
         self.rules = [dict(rule) for rule in rules]
         if not self.rules:
             raise ConfigError("--alerts", [], "at least one alert rule (the forecasts' warnings)")
@@ -218,9 +219,9 @@ class _Follow:
         self.obs_path = Path(observations).resolve()
         self.live = LiveObservations(self.obs_path)
         obs = open_observations(self.obs_path)
-        _check_regions(obs, self.config, self.obs_path)
+        check_observed_labels(obs, self.config, self.obs_path)
         self.bin = float(obs.attrs["bin"])
-        if not _multiple(self.window, self.bin):
+        if not is_multiple(self.window, self.bin):
             raise ConfigError("--window", window, f"a multiple of the observations' bin ({self.bin:g} ms)")
         self.features = _pin(obs, self.spec.features, self.spec.file)
         self.obs_series = {name: obs[name].dims for name in ("rate",) if name in obs}
@@ -239,6 +240,7 @@ class _Follow:
             "rules": self.rules,
         }
         self.names = self.spec.names
+        self.local = None  # per unknown (u, then the trends' v), the indices of its features; None: all
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -305,7 +307,7 @@ class _Follow:
                     if found and fail_on_warning:
                         return self._result("running", stopped_on_warning=True)
             except (KeyboardInterrupt, MemberFailure) as e:
-                name = stop.received or _interrupt_name(e)
+                name = stop.received or interrupt_name(e)
                 if name is None:
                     raise
                 self._write("interrupted")
@@ -379,7 +381,7 @@ class _Follow:
         p = len(self.names)
         has = np.array([q.trend > 0 for q in self.spec.parameters])
         x = np.concatenate([self._u(theta_f), v_f[:, has]], axis=1)
-        x[ok] = eki.update(x[ok], g[ok], y, sd**2, 1.0, rng)
+        x[ok] = eki.update(x[ok], g[ok], y, sd**2, 1.0, rng, self.local)
         v = v_f.copy()
         v[:, has] = x[:, p:]
         return self._theta(x[:, :p]), v
@@ -387,7 +389,12 @@ class _Follow:
     def _observe(self, t0, t1):
         """(observed features y, their labels, their standard deviations) of the window [t0, t1) ms."""
         features = [{**f, "window": [t0, t1]} for f in self.features]
-        blocks = feature_blocks(self.live.window(t0, t1), features)
+        observed = self.live.window(t0, t1)
+        blocks = feature_blocks(observed, features)
+        if self.local is None and self.spec.method["localise"] == "regions":
+            owners = [p.region for p in self.spec.parameters]
+            owners += [p.region for p in self.spec.parameters if p.trend > 0]
+            self.local = eki.localisation(owners, value_regions(observed, features))
         y = np.concatenate([b[0] for b in blocks])
         bad = [label for b in blocks for label, v in zip(b[1], b[0]) if not np.isfinite(v)]
         if bad:
@@ -770,7 +777,7 @@ class _Follow:
         if variable not in ("rate", "window_rate") or "rate" not in self.obs_series:
             return None
         step = self.bin if variable == "rate" else float(self.config["summary"]["window"])
-        if not _multiple(step, self.bin):
+        if not is_multiple(step, self.bin):
             return None
         regions = set()
         for rule in self.rules:
@@ -860,43 +867,6 @@ def _targets(label):
 
 def _member_seed(seed, m):
     return int(np.random.SeedSequence([seed, 3, m]).generate_state(1)[0] % 2**31)
-
-
-def _whole(option, value, least):
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(option, value, f"a whole number >= {least}")
-    return value
-
-
-def _multiple(value, unit):
-    ratio = value / unit
-    return ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) < 1e-6
-
-
-def _duration(option, value, config):
-    """A window or horizon (ms): > 0, on the step grid and a whole number of region bins."""
-    dt = float(config["simulation"]["dt"])
-    region_bin = float(config["output"]["region_bin"])
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0 and _multiple(value, dt) and _multiple(value, region_bin)):
-        raise ConfigError(
-            option, value, f"a time > 0 (ms), a multiple of the step dt ({dt:g} ms) and of output.region_bin "
-            f"({region_bin:g} ms)",
-        )  # fmt: skip
-    return value
-
-
-def _fit_record(file):
-    try:
-        record = json.loads(Path(file).read_text())
-    except (OSError, ValueError) as e:
-        raise StoreError(file, f"not a fit's record ({type(e).__name__}: {e})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("parameters_file"), str):
-        raise StoreError(file, 'no "parameters_file" (the fit file) in the fit\'s record')
-    return record
 
 
 def _file_hash(path):

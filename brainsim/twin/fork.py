@@ -44,6 +44,7 @@ from ..model.checks import check_model
 from ..model.recipe import Recipe
 from ..parallel.context import Context, agree
 from ..postprocess.summarize import default_output, summarize
+from .fit_store import read_record
 from .runners import MemberFailure, make_runner
 
 UNTREATED = "none"
@@ -208,16 +209,8 @@ def posterior_members(fit_dir):
     """(base config file, the fit's --set items, sorted member overlay files) of a fit's folder;
     StoreError naming the file when fit.json or the posterior is missing or malformed."""
     fit_dir = Path(fit_dir)
-    file = fit_dir / "fit.json"
-    try:
-        record = json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise StoreError(file, f"not a fit's record ({type(e).__name__}: {e})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("config"), str):
-        raise StoreError(file, 'no "config" (the fitted config file) in the fit\'s record')
+    record = read_record(fit_dir / "fit.json", ("config",))
     fitted = record.get("set", [])
-    if not isinstance(fitted, list) or not all(isinstance(item, str) for item in fitted):
-        raise StoreError(file, f'"set" (the fit\'s --set items) is not a list of KEY.PATH=VALUE: {fitted!r}')
     config = Path(record["config"])
     if not config.is_absolute() and (fit_dir / config).is_file():
         config = fit_dir / config

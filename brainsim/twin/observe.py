@@ -62,9 +62,11 @@ from brainsim import __version__
 from brainsim.errors import ConfigError, ObservationError, StoreError, warn
 from brainsim.files import check_writable
 from brainsim.io.zarr_store import check_replaceable
+from brainsim.model.brain import Brain
 from brainsim.postprocess.layout import BANDS, open_checked
 from brainsim.postprocess.layout import FORMAT as SUMMARY_FORMAT
 from brainsim.postprocess.signals import (
+    ELECTRODES_1020,
     band_power,
     clear_peak_level,
     fc_sc_correlation,
@@ -474,3 +476,16 @@ def _add_regions(names, connectome, data, coords):
         "a.u.",
         "the connectome's weight from region2 to region",
     )
+
+
+def check_observed_labels(obs, config, path):
+    """The observations' (obs, read from `path`) regions and electrodes are among those a run of the
+    config has; StoreError naming the file and the extra labels otherwise."""
+    labels = list(Brain(config).labels)
+    for dim, known in (("region", labels), ("electrode", list(ELECTRODES_1020))):
+        if dim in obs.dims:
+            extra = [str(v) for v in obs[dim].values if str(v) not in known]
+            if extra:
+                raise StoreError(
+                    path, f"{dim}s that a run of the config does not have: {extra} (it has {known})"
+                )

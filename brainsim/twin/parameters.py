@@ -41,6 +41,7 @@ class Parameter:
     base: float  # the base config's value (what a factor multiplies)
     drift: float = 0.0  # `brainsim follow`: random-walk sd in u after 1 s of brain time
     trend: float = 0.0  # `brainsim follow`: random-walk sd of the rate of u (per s) after 1 s of brain time
+    region: str | None = None  # the region label it belongs to (None: the whole brain's)
 
     def to_u(self, theta):
         theta = np.asarray(theta, dtype=float)
@@ -173,7 +174,7 @@ def _expand(family, index, labels, types, config, file):
     out = []
     for region in regions if "{region}" in family["key"] else [None]:
         for cell in cells if "{type}" in family["key"] else [None]:
-            path = [segments[1]]
+            path, owner = [segments[1]], None
             for kind, step in zip(shape, rest):
                 step = step.replace("{region}", region or "").replace("{type}", cell or "")
                 known = labels + ["all"] if kind == "label" else types + ["all"] if kind == "type" else None
@@ -183,6 +184,8 @@ def _expand(family, index, labels, types, config, file):
                         detail=f"'{step}' is not one", file=str(file),
                     )  # fmt: skip
                 path.append(step)
+                if kind == "label" and step != "all":
+                    owner = step
             tags = ",".join(t for t in (region, cell) if t is not None)
             name = f"{family['name']}[{tags}]" if tags else family["name"]
             prior = family["prior"]
@@ -195,7 +198,7 @@ def _expand(family, index, labels, types, config, file):
                 )  # fmt: skip
             out.append(
                 Parameter(name, index, tuple(path), prior, None if bounds is None else tuple(bounds),
-                          family["as"] == "factor", base, family["drift"], family["trend"])
+                          family["as"] == "factor", base, family["drift"], family["trend"], owner)
             )  # fmt: skip
     return out
 

@@ -19,6 +19,7 @@ from brainsim.errors import ConfigError
 from brainsim.hpc.plan import plan
 
 from .fit import fit_method, member_overrides
+from .options import whole
 from .parameters import load_fit, member_config
 
 
@@ -95,8 +96,7 @@ def check_ranks(ranks, ranks_per_member):
     """Refuse (ConfigError) --ranks or --ranks-per-member that are not whole numbers >= 1, or fewer ranks
     than one member runs on."""
     for key, value in (("--ranks", ranks), ("--ranks-per-member", ranks_per_member)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(key, value, "a whole number of ranks >= 1")
+        whole(key, value, 1, "a whole number of ranks")
     if ranks < ranks_per_member:
         raise ConfigError(
             "--ranks", ranks, f"at least --ranks-per-member ({ranks_per_member}): a member runs on that many"

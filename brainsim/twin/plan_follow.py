@@ -20,7 +20,8 @@ from brainsim.errors import ConfigError
 from brainsim.hpc.plan import EXCHANGE_OVERHEAD, plan
 from brainsim.model.recipe import Recipe
 
-from .follow import _duration, _fit_record, _whole
+from .fit_store import read_record
+from .options import whole, window_ms
 from .plan_fit import check_ranks, counted, fewest_ranks, wall_time
 
 
@@ -42,7 +43,7 @@ def plan_follow(
     how many ranks per member would do). cores_per_node: a site's, for nodes x tasks. Returns a dict
     (times in s, window and horizon in ms)."""
     check_ranks(ranks, ranks_per_member)
-    j = _whole("--members", members, 2)
+    j = whole("--members", members, 2)
     try:
         target = float(target_factor)
     except (TypeError, ValueError):
@@ -54,10 +55,10 @@ def plan_follow(
         folder = Path(patient).parent
         if (folder / "fit.json").is_file() and (folder / "fit.zarr").is_dir():  # as brainsim follow reads it
             fit_dir = folder
-            fitted = list(_fit_record(folder / "fit.json").get("set") or [])
+            fitted = list(read_record(folder / "fit.json").get("set") or [])
     member = load_config(config, fitted, patient=patient)
-    w = _duration("--window", window, member)
-    h = _duration("--horizon", horizon, member)
+    w = window_ms("--window", window, member)
+    h = window_ms("--horizon", horizon, member)
     recipe = Recipe(member)  # load_config checked it
     p = plan(member, ranks_per_member, recipe=recipe)
     per_s = p["wall_s_per_simulated_s"]

@@ -4,6 +4,21 @@ in the main thread only."""
 import signal
 import threading
 
+from brainsim.errors import Interrupted, StopTimeout
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+"""What stops a fit or a follower (feed leaves SIGUSR1 alone)."""
+
+
+def interrupt_name(error):
+    """The stop signal behind a member's failure (a member run stopped by Ctrl-C or SIGTERM), or None."""
+    if isinstance(error, KeyboardInterrupt):
+        return "SIGINT"
+    cause = error.__cause__
+    if isinstance(cause, (Interrupted, StopTimeout)):
+        return cause.signal_name
+    return None
+
 
 class StopSignals:
     """`signals` received set `received` (the signal's name); with `interrupt`, the handler also raises

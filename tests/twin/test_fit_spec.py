@@ -14,7 +14,7 @@ from brainsim.config.load import read_yaml
 from brainsim.errors import ConfigError
 from brainsim.postprocess.layout import BANDS
 from brainsim.postprocess.signals import band_power
-from brainsim.twin.features import feature_vector, pin, variables_of
+from brainsim.twin.features import feature_vector, pin, value_regions, variables_of
 from brainsim.twin.parameters import load_fit, member_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +57,13 @@ def test_families_expand_over_regions_and_types(tmp_path):
     member = member_config(spec, read_yaml(CONFIG), [], CONFIG, [1.2, 0.8, 1.1, 1.0, 0.9, 1.0], "p")
     assert member["patient"]["background"]["rh-precentral"] == {"pyr": 0.8}
     assert member["patient"]["id"] == "p"
+    # the region each belongs to, what a localised update reads; a key naming a region has it too
+    lh, rh = "lh-precentral", "rh-precentral"
+    assert [p.region for p in spec.parameters] == [lh, rh, lh, lh, rh, rh]
+    named = _family(key="patient.background.lh-precentral.pyr", regions=None)
+    everywhere = _family(name="all", key="patient.background.all.pyr", regions=None)
+    spec = _load(_fit_file(tmp_path, [named, everywhere]))
+    assert [p.region for p in spec.parameters] == ["lh-precentral", None]
 
 
 def test_unbounded_transforms_round_trip(tmp_path):
@@ -171,6 +178,14 @@ def test_features_of_a_window_use_the_summary_functions():
     peak = _feature(variable="eeg_peak_frequency", transform="none")
     features = [_feature(window=[200, 700]), power, _feature(), peak, _feature(window=[0, 100])]
     assert variables_of(features) == ["rate", "eeg", "mean_rate", "eeg_peak_frequency"]
+
+
+def test_value_regions_name_each_feature_values_regions():
+    rng = np.random.default_rng(2)
+    ds = _dataset(rng.gamma(2.0, 5.0, (500, 3)), rng.standard_normal((500, 2)))
+    power = _feature(variable="band_power_eeg", window=[0, 500], normalise="band", select={"band": ["gamma"]})
+    regions = value_regions(ds, [_feature(window=[0, 500]), power])
+    assert regions == [frozenset({"r0"}), frozenset({"r1"}), frozenset({"r2"}), None, None]
 
 
 def test_pinned_labels_align_a_summary_with_fewer_observed_labels():

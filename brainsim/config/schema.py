@@ -4,11 +4,13 @@ Top-level sections: simulation, cells, synapses, connections, stimuli, probes, o
 Units: ms, mV, µm, nA, µS, Hz, Ω·cm, µF/cm², S/cm², °C.
 """
 
+import math
 import re
 from dataclasses import replace
 
 from ..errors import ConfigError
 from ..kernels.mechanisms import CATALOGUE
+from . import expressions
 from .options import (
     REQUIRED,
     Bool,
@@ -57,8 +59,39 @@ class Location:
         return value
 
 
+class LocationValue:
+    """A number, or an expression of the compartment's location (config.expressions) evaluated on every
+    compartment when the cell is built. An expression without variables resolves to its number; any other
+    stays the text given (so the config's hash follows it)."""
+
+    default = REQUIRED
+    doc = ""
+
+    def allowed(self):
+        return expressions.ALLOWED
+
+    def resolve(self, value, path):
+        if not isinstance(value, str):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(path, value, self.allowed())
+            return Num().resolve(value, path)
+        try:
+            tree = expressions.parse(value)
+        except expressions.ExpressionError as e:
+            raise ConfigError(path, value, self.allowed(), detail=str(e)) from None
+        if expressions.variables_of(tree):
+            return value
+        number = float(expressions.evaluate(tree, {}))
+        if not math.isfinite(number):
+            raise ConfigError(
+                path, value, "an expression whose value is a finite number", detail=f"it is {number}"
+            )
+        return number
+
+
 class MechanismParams:
-    """`{mechanism name: {parameter: value}}` for mechanisms of one kind from the catalogue."""
+    """`{mechanism name: {parameter: value}}` for mechanisms of one kind from the catalogue, each value a
+    number or a location expression (LocationValue)."""
 
     def __init__(self, kind, default=REQUIRED, doc=""):
         self.kind, self.default, self.doc = kind, default, doc
@@ -67,7 +100,7 @@ class MechanismParams:
         return f"a mapping of {self.kind} mechanisms ({MECHANISMS_BY_KIND[self.kind]}) to their parameters"
 
     def resolve(self, value, path):
-        mechs = MapOf(MapOf(Num(), keys="parameters"), keys="mechanisms").resolve(value, path)
+        mechs = MapOf(MapOf(LocationValue(), keys="parameters"), keys="mechanisms").resolve(value, path)
         for name, params in mechs.items():
             check_mechanism(name, self.kind, f"{path}.{name}")
             check_params(name, params, f"{path}.{name}")
@@ -193,7 +226,12 @@ REGION = Section(
     {
         "Ra": Num(None, "Ω·cm", "axial resistivity (default: from 'all', else 100)", gt=0),
         "cm": Num(None, "µF/cm²", "membrane capacitance (default: from 'all', else 1)", gt=0),
-        "mechanisms": MechanismParams("density", {}, "density mechanisms and their parameters"),
+        "mechanisms": MechanismParams(
+            "density",
+            {},
+            "density mechanisms and their parameters, each a number or an expression of the compartment's "
+            "location, e.g. 'exp(-distance/50) * 0.01' (README: Parameters along the cell)",
+        ),
         "discretization": replace(
             NSEG, default=None, doc="overrides the cell's discretization in this region"
         ),

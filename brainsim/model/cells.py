@@ -5,6 +5,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..config import expressions
+from ..config.options import Num
 from ..config.schema import LOCATION_RE
 from ..errors import ConfigError
 from ..kernels.mechanisms import CATALOGUE
@@ -99,11 +101,15 @@ class CellType:
 
     def label(self, node):
         """A location string for a node, e.g. 'dend[3](0.5)'."""
-        geo = self.geometry
-        region = geo.region_names[geo.region[node]]
-        branches = list(self.region_branches(region, "", region))
-        k = branches.index(geo.branch[node]) if geo.branch[node] in branches else 0
-        return f"{region}[{k}]({geo.x[node]:.6g})"
+        return node_label(self.geometry, node)
+
+
+def node_label(geometry, node):
+    """A location string for a node of geometry, e.g. 'dend[3](0.5)': its region's k-th branch."""
+    rid = geometry.region[node]
+    branches = list(np.unique(geometry.branch[(geometry.region == rid) & ~geometry.is_junction]))
+    k = branches.index(geometry.branch[node]) if geometry.branch[node] in branches else 0
+    return f"{geometry.region_names[rid]}[{k}]({geometry.x[node]:.6g})"
 
 
 def build_morphology(spec, config, path):
@@ -171,7 +177,7 @@ def build_cell_type(cell, config, path, synapses=None):
         cm={r: region_value(r, "cm", DEFAULT_CM) for r in regions},
         nseg=nseg,
     )
-    placements = _place_mechanisms(geometry, every, spec)
+    placements = _place_mechanisms(geometry, location_variables(morphology, geometry), spec, path)
     cell_type = CellType(
         cell["name"], geometry, placements, {}, 0, cell["spike_detector"]["threshold"], cell["v_init"]
     )
@@ -207,21 +213,65 @@ def _params(mechanism, given):
     )
 
 
-def _place_mechanisms(geometry, every, spec):
-    """Per density mechanism, its nodes and their parameters ('all' first, then the region)."""
+def location_variables(morphology, geometry):
+    """Per node of geometry, the variables of location expressions (config.expressions.VARIABLES):
+    distance (µm along the tree from the middle of branch 0 to the node, NEURON's h.distance from
+    soma(0.5)), diameter (µm), x (0-1 along its branch) and order (branches out from branch 0)."""
+    n = len(morphology.branches)
+    length = np.array([morphology.branch_length(b) for b in range(n)])
+    start = np.zeros(n)  # path distance from the middle of branch 0 to each branch's proximal end
+    order = np.zeros(n)
+    for b, branch in enumerate(morphology.branches[1:], start=1):
+        p, at = branch.parent, branch.parent_x
+        start[b] = abs(at - 0.5) * length[0] if p == 0 else start[p] + at * length[p]
+        order[b] = order[p] + 1
+    b, x = geometry.branch, geometry.x
+    distance = np.where(b == 0, np.abs(x - 0.5) * length[0], start[b] + x * length[b])
+    return {"distance": distance, "diameter": geometry.diameter, "x": x, "order": order[b]}
+
+
+def _place_mechanisms(geometry, variables, spec, path):
+    """Per density mechanism, its nodes and their parameters: per parameter the region's own value, else
+    'all''s, else the mechanism's default; an expression is evaluated on each of the region's nodes."""
+    every = spec.get("all", {}).get("mechanisms", {})
     per_mech = {}
     for rid, region in enumerate(geometry.region_names):
         nodes = np.nonzero((geometry.region == rid) & ~geometry.is_junction)[0]
         if nodes.size == 0:
             continue
         own = spec.get(region, {}).get("mechanisms", {})
-        for name in sorted(set(every.get("mechanisms", {})) | set(own)):
-            given = {**every.get("mechanisms", {}).get(name, {}), **own.get(name, {})}
-            per_mech.setdefault(name, []).append((nodes, _params(name, given)))
+        at = {key: values[nodes] for key, values in variables.items()}
+        for name in sorted(set(every) | set(own)):
+            given, rows = {**every.get(name, {}), **own.get(name, {})}, []
+            for param, default, _unit in CATALOGUE[name].PARAMS:
+                source = region if param in own.get(name, {}) else "all"
+                where = f"{path}.regions.{source}.mechanisms.{name}.{param}"
+                rows.append(_values(given.get(param, default), at, geometry, nodes, where))
+            per_mech.setdefault(name, []).append((nodes, np.array(rows, dtype=float)))
     placements = []
     for name, parts in per_mech.items():
         node = np.concatenate([n for n, _ in parts]).astype(np.int32)
-        params = np.concatenate([np.repeat(p[:, None], n.size, axis=1) for n, p in parts], axis=1)
+        params = np.concatenate([p for _, p in parts], axis=1)
         order = np.argsort(node, kind="stable")
         placements.append(Placement(name, node[order], params[:, order]))
     return tuple(placements)
+
+
+def _values(value, at, geometry, nodes, path):
+    """A parameter's value on each node: a number repeated, or an expression evaluated on every one."""
+    if not isinstance(value, str):
+        return np.full(nodes.size, float(value))
+    values = expressions.evaluate(expressions.parse(value), at)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        k = int(bad[0])
+        region = geometry.region_names[geometry.region[nodes[k]]]
+        raise ConfigError(
+            path,
+            value,
+            f"an expression whose value is {Num().allowed()} on every compartment",
+            detail=f"it is {values[k]} on {node_label(geometry, int(nodes[k]))} (distance "
+            f"{at['distance'][k]:.6g} µm, diameter {at['diameter'][k]:.6g} µm), and on {bad.size} of the "
+            f"{nodes.size} compartments of region '{region}' it is not finite",
+        )
+    return values

@@ -356,10 +356,10 @@ def test_empty_file_is_missing_its_required_sections(tmp_path):
             id="short-range",
         ),
         pytest.param(
-            {"cells.0.regions.dend.mechanisms.pas.g": "x"},
+            {"cells.0.regions.dend.mechanisms.pas.g": [0.1]},
             "cells[0].regions.dend.mechanisms.pas.g",
-            "x",
-            ["a finite number"],
+            [0.1],
+            ["a number, or an expression of the compartment's location"],
             id="mechanism-param",
         ),
         pytest.param({"name": ""}, "name", "", ["a non-empty string"], id="empty-name"),

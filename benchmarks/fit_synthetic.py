@@ -123,9 +123,10 @@ def main(argv=None):
         print(
             f"  {n}: truth {t:.3f}  fit {f:.3f} ± {s:.3f}{'' if abs(f - t) <= 2 * s else '  (outside 2 sd)'}"
         )
-    misfit, worst = held_out(config_file, fit_file, obs, record, out / "fit" / "fit.zarr")
-    print(f"held-out {HELD_OUT[0]:g}-{HELD_OUT[1]:g} ms, the posterior mean with a new seed: misfit "
-          f"{misfit:.2f} (noise level 1), largest rate error {worst:.2f} noise sd")  # fmt: skip
+    for what, theta in (("the posterior mean", fitted), ("the truth itself", true)):
+        misfit, worst = held_out(config_file, fit_file, obs, names, theta, out / "fit" / "fit.zarr")
+        print(f"held-out {HELD_OUT[0]:g}-{HELD_OUT[1]:g} ms, {what} with a new seed: misfit {misfit:.2f} "
+              f"(noise level 1), largest rate error {worst:.2f} noise sd")  # fmt: skip
     return 0
 
 
@@ -137,10 +138,12 @@ def norm_sf(x):
 HELD_OUT = [400.0, 800.0]  # ms of the recording the fit never saw (the fit file matches 0-400 ms)
 
 
-def held_out(config_file, fit_file, obs_path, record, fit_store):
-    """(misfit in noise units, largest |error| of a region rate in noise sd) of the posterior mean
-    patient's features over HELD_OUT, simulated with a new seed, against the recording's. The noise: the
-    fit's noise_covariance where it has one (a window as long as the fit's), else the features' noise."""
+def held_out(config_file, fit_file, obs_path, names, theta, fit_store):
+    """(misfit in noise units, largest |error| of a region rate in noise sd) of the patient with the
+    parameters theta (of names: the posterior mean, or the truth: the floor that the recording's own
+    network realisation and noise set) over HELD_OUT, simulated with a new seed, against the recording's.
+    The noise: the fit's noise_covariance where it has one (a window as long as the fit's), else the
+    features' noise."""
     import brainsim
     from brainsim.config.load import read_yaml
     from brainsim.twin import eki
@@ -155,8 +158,8 @@ def held_out(config_file, fit_file, obs_path, record, fit_store):
     obs = open_observations(obs_path)
     features = pin(obs, [{**f, "window": HELD_OUT} for f in spec.features])
     observed, labels = feature_vector(obs, features)
-    mean = [record["posterior"][n]["mean"] for n in spec.names]
-    member = member_config(spec, raw, [f"simulation.tstop={HELD_OUT[1]}"], config_file, mean, "held-out")
+    values = [float(theta[names.index(n)]) for n in spec.names]
+    member = member_config(spec, raw, [f"simulation.tstop={HELD_OUT[1]}"], config_file, values, "held-out")
     predicted = run_member(MemberTask(member.data, str(config_file), 12345, tuple(features), len(labels)))
     noise = np.concatenate([np.full(len(feature_vector(obs, [f])[0]), f["noise"]) for f in features])
     fitted = open_fit(fit_store)

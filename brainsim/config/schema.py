@@ -28,7 +28,8 @@ LOCATION_RE = re.compile(
     r"^(?P<region>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>\d+)\])?\((?P<x>\d+(\.\d*)?|\.\d+)\)$"
 )
 """A point on a cell: `soma(0.5)`, `dend(1)` (the first dend branch), `dend[3](0.25)` (its 4th branch),
-`branch[7](0.5)` (branch 7 of the whole morphology)."""
+`branch[7](0.5)` (branch 7 of the whole morphology); a section list name stands for its region
+(`apical[3](0.5)` is `apic[3](0.5)`)."""
 
 MECHANISMS_BY_KIND = {
     kind: sorted(n for n, m in CATALOGUE.items() if m.KIND == kind) for kind in ("density", "point")
@@ -173,10 +174,33 @@ SIMULATION = Section(
     check=_check_simulation,
 )
 
+REPLACE_AXON = Bool(
+    False,
+    "replace the reconstructed axon by BluePyOpt's axon initial segment: two 30 µm sections on soma(1), "
+    "the first with the first axon section's diameter, the second with that of the first axon section "
+    "whose midpoint lies beyond 60 µm from the soma",
+)
+
 MORPHOLOGY = Tagged(
     {
+        "file": Section(
+            {
+                "file": Str(
+                    REQUIRED,
+                    "reconstruction, its format from the extension: .swc (SWC), .asc (Neurolucida) or .h5 "
+                    "(MorphIO's HDF5); a relative path is taken from the config file's folder",
+                ),
+                "replace_axon": REPLACE_AXON,
+            },
+            doc="a reconstruction (.asc and .h5 read through MorphIO; a soma contour becomes one section "
+            "by NEURON's import3d rule)",
+        ),
         "swc": Section(
-            {"file": Str(REQUIRED, "SWC file; a relative path is taken from the config file's folder")}
+            {
+                "file": Str(REQUIRED, "SWC file; a relative path is taken from the config file's folder"),
+                "replace_axon": REPLACE_AXON,
+            },
+            doc="an SWC file, whatever its extension",
         ),
         "cylinder": Section(
             {
@@ -212,14 +236,21 @@ NSEG = Section(
     {
         "per_branch": Int(None, "compartments per branch", ge=1),
         "max_length": Num(None, "µm", "longest compartment: nseg = ceil(L / max_length)", gt=0),
+        "odd_per_length": Num(
+            None,
+            "µm",
+            "BluePyOpt's rule, always odd: nseg = 1 + 2·int(L / odd_per_length) (40 in its models)",
+            gt=0,
+        ),
     },
     check=lambda d, path: _one_nseg_rule(d, path),
 )
+NSEG_RULES = ("per_branch", "max_length", "odd_per_length")
 
 
 def _one_nseg_rule(d, path):
-    if (d["per_branch"] is None) == (d["max_length"] is None):
-        raise ConfigError(path, d, "exactly one of per_branch or max_length")
+    if sum(d[rule] is not None for rule in NSEG_RULES) != 1:
+        raise ConfigError(path, d, "exactly one of per_branch, max_length or odd_per_length")
 
 
 REGION = Section(
@@ -246,7 +277,11 @@ CELL = Section(
         "discretization": NSEG,
         "v_init": Num(-65.0, "mV", "initial membrane potential (states start at steady state)"),
         "regions": MapOf(
-            REGION, {}, "per region of the cell ('all' applies to every region first)", keys="regions"
+            REGION,
+            {},
+            "per region of the cell ('all' applies to every region first); NEURON's section lists somatic, "
+            "axonal, basal and apical name soma, axon, dend and apic",
+            keys="regions",
         ),
         "spike_detector": Section(
             {

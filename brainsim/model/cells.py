@@ -7,11 +7,13 @@ import numpy as np
 
 from ..config import expressions
 from ..config.options import Num
-from ..config.schema import LOCATION_RE
+from ..config.schema import LOCATION_RE, NSEG_RULES
 from ..errors import ConfigError
 from ..kernels.mechanisms import CATALOGUE
 from . import morphology as morph
 from .discretize import compartment_count, discretize
+from .morphio_reader import FORMATS, read_morphology
+from .morphology import SECTION_LISTS
 from .swc import from_swc
 
 DEFAULT_RA = 100.0  # Ω·cm
@@ -88,13 +90,14 @@ class CellType:
         if LOCATION_RE.match(location):
             return np.array([self.locate(location, path)])
         self.region_branches(location, path, location)
-        nodes = geo.nodes_in_region(location)
+        nodes = geo.nodes_in_region(SECTION_LISTS.get(location, location))
         return nodes[~geo.is_junction[nodes]]
 
     def region_branches(self, region, path, value):
         geo = self.geometry
+        region = SECTION_LISTS.get(region, region)
         if region not in geo.region_names:
-            raise ConfigError(path, value, f"a region of the morphology: {list(geo.region_names)}")
+            raise ConfigError(path, value, f"a region of the morphology: {list(geo.region_names)}{_LISTS}")
         rid = geo.region_names.index(region)
         nodes = np.nonzero((geo.region == rid) & ~geo.is_junction)[0]
         return np.unique(geo.branch[nodes])
@@ -112,19 +115,31 @@ def node_label(geometry, node):
     return f"{geometry.region_names[rid]}[{k}]({geometry.x[node]:.6g})"
 
 
+_LISTS = f" (or a section list: {', '.join(SECTION_LISTS)})"
+
+
 def build_morphology(spec, config, path):
     """A Morphology from a cell's `morphology` config section."""
     kind = spec["kind"]
-    if kind == "swc":
+    if kind in ("swc", "file"):
         file = config.resolve_path(spec["file"])
+        noun = "SWC file" if kind == "swc" else f"morphology file ({', '.join(FORMATS)})"
+        if kind == "file" and file.suffix.lower() not in FORMATS:
+            raise ConfigError(
+                f"{path}.file",
+                spec["file"],
+                f"a {noun}: the extension gives the format",
+                detail=f"unknown extension {file.suffix or '(none)'!r}",
+            )
         if not file.is_file():
             raise ConfigError(
                 f"{path}.file",
                 spec["file"],
-                "an existing SWC file (relative to the config's folder)",
+                f"an existing {noun} (relative to the config's folder)",
                 detail=f"{file} is a folder" if file.is_dir() else None,
             )
-        return from_swc(file)
+        reconstruction = from_swc(file) if kind == "swc" else read_morphology(file)
+        return morph.replace_axon(reconstruction) if spec["replace_axon"] else reconstruction
     args = {k: v for k, v in spec.items() if k != "kind"}
     if kind == "binary_tree":
         args["diameters"] = tuple(args["diameters"])
@@ -143,12 +158,22 @@ def build_cell_type(cell, config, path, synapses=None):
         ]
     morphology = build_morphology(cell["morphology"], config, f"{path}.morphology")
     regions = morphology.regions()
-    spec = cell["regions"]
-    for name in spec:
-        if name != "all" and name not in regions:
+    spec, given = {}, {}
+    for name, values in cell["regions"].items():
+        region = SECTION_LISTS.get(name, name)
+        if region != "all" and region not in regions:
             raise ConfigError(
-                f"{path}.regions.{name}", name, f"'all' or a region of the morphology: {list(regions)}"
+                f"{path}.regions.{name}",
+                name,
+                f"'all' or a region of the morphology: {list(regions)}{_LISTS}",
             )
+        if region in spec:
+            raise ConfigError(
+                f"{path}.regions.{name}",
+                name,
+                f"one entry per region: '{given[region]}' already names region '{region}'",
+            )
+        spec[region], given[region] = values, name
     every = spec.get("all", {})
 
     def region_value(region, key, default):
@@ -158,9 +183,7 @@ def build_cell_type(cell, config, path, synapses=None):
     nseg = {}
     for region in regions:
         rule = spec.get(region, {}).get("discretization") or cell["discretization"]
-        nseg[region] = (
-            ("per_branch", rule["per_branch"]) if rule["per_branch"] else ("max_length", rule["max_length"])
-        )
+        nseg[region] = next((k, rule[k]) for k in NSEG_RULES if rule[k] is not None)
     count = compartment_count(morphology, nseg)
     if count > MAX_COMPARTMENTS:
         many = f"{count:,.0f}" if count < 1e15 else "over 1e15"

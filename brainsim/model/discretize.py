@@ -78,8 +78,9 @@ def discretize(
 ) -> CellGeometry:
     """Compartmentalise ``morph``: ``ra`` (Ω·cm), ``cm`` (µF/cm²) and ``nseg`` map every region to a value.
 
-    ``nseg[region]`` is ("per_branch", n) or ("max_length", µm): nseg = ceil(L / max_length), at least 1
-    (an excess below 1e-9 of a compartment, rounding noise in L, does not add one).
+    ``nseg[region]`` is ("per_branch", n), ("max_length", µm): nseg = ceil(L / max_length), at least 1
+    (an excess below 1e-9 of a compartment, rounding noise in L, does not add one), or
+    ("odd_per_length", µm): nseg = 1 + 2·int(L / odd_per_length), BluePyOpt's rule.
     """
     names = morph.regions()
     _check_parameters(names, ra, cm, nseg)
@@ -177,9 +178,12 @@ def compartment_count(morph: Morphology, nseg: dict[str, tuple[str, float]]) -> 
     total = 0.0
     for i, b in enumerate(morph.branches):
         kind, value = nseg[b.region]
-        if kind == "max_length":
+        if kind in ("max_length", "odd_per_length"):
             n = morph.branch_length(i) / value
-            total += max(1, math.ceil(n - 1e-9)) if n < 1e15 else math.inf  # as _nseg, and inf for inf
+            if n >= 1e15:
+                total += math.inf
+            else:  # as _nseg
+                total += max(1, math.ceil(n - 1e-9)) if kind == "max_length" else 1 + 2 * math.floor(n)
         else:
             total += value
     return total
@@ -194,9 +198,11 @@ def _nseg(policy, length: float, region: str) -> int:
         return int(value)
     if kind == "max_length" and value > 0:
         return max(1, math.ceil(length / value - 1e-9))
+    if kind == "odd_per_length" and value > 0:
+        return 1 + 2 * math.floor(length / value)
     raise ValueError(
-        f"nseg[{region!r}] = {policy!r}; expected ('per_branch', n) with an integer n >= 1 "
-        "or ('max_length', µm) with a length > 0"
+        f"nseg[{region!r}] = {policy!r}; expected ('per_branch', n) with an integer n >= 1, "
+        "or ('max_length', µm) or ('odd_per_length', µm) with a length > 0"
     )
 
 

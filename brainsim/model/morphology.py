@@ -17,6 +17,9 @@ from brainsim.errors import MorphologyError
 SWC_TYPES = {"soma": 1, "axon": 2, "dend": 3, "apic": 4}
 """SWC sample type of each standard region; any other type n is region "custom_<n>"."""
 
+SECTION_LISTS = {"somatic": "soma", "axonal": "axon", "basal": "dend", "apical": "apic"}
+"""NEURON's section lists (import3d, BluePyOpt) and the region each names."""
+
 L5PC_SYNTHETIC_SWC = "configs/morphologies/l5pc_synthetic.swc"
 """Where the shipped synthetic layer-5 pyramidal cell lives, relative to the repository root."""
 
@@ -301,6 +304,87 @@ def _perpendicular(rng, v):
 def _rotate(v, axis, angle):
     """``v`` rotated by ``angle`` about the unit ``axis`` perpendicular to it (Rodrigues)."""
     return v * math.cos(angle) + np.cross(axis, v) * math.sin(angle)
+
+
+# ---------------------------------------------------------------------------------------- axon replacement
+
+AXON_STUB_LENGTH = 30.0
+"""µm, length of each of the two sections that replace a reconstructed axon (`replace_axon`)."""
+AXON_STUB_REACH = 60.0
+"""µm, path distance from the soma's middle beyond which an axon section's midpoint gives the second
+replacement section its diameter."""
+
+
+def replace_axon(morph: Morphology) -> Morphology:
+    """``morph`` with its axon replaced by an axon initial segment, as BluePyOpt's ``replace_axon`` does.
+
+    Every "axon" branch is removed; two cylinders of AXON_STUB_LENGTH µm take their place, the first on the
+    soma's distal end (soma(1)), the second on the first's. They lie where the axon began, along its first
+    branch's chord (without an axon: from the soma's last point along its chord); only compartment centres
+    depend on that. The first has the
+    diameter of the first axon branch; the second that of the first axon branch (in branch order) whose
+    midpoint lies more than AXON_STUB_REACH µm from the soma's middle along the tree, or the first's when
+    there is none (or when the axon is a single branch); both are 1 µm without an axon. A branch's diameter
+    is NEURON's ``sec.diam`` under BluePyOpt's nseg = 1 + 2·int(L / 40 µm): the length-weighted mean
+    diameter of its middle compartment. The new branches come last, after the others in their order.
+    Raises MorphologyError when the root is no soma or a branch of another region hangs from the axon.
+    """
+    branches = morph.branches
+    if branches[0].region != "soma":
+        raise MorphologyError(
+            f"replace_axon needs a soma as the root branch; branch 0 is {branches[0].region!r}", morph.source
+        )
+    axon = [i for i, b in enumerate(branches) if b.region == "axon"]
+    for i, b in enumerate(branches):
+        if b.region != "axon" and b.parent in axon:
+            raise MorphologyError(
+                f"branch {i} ({b.region!r}) hangs from axon branch {b.parent}; replacing the axon would "
+                "leave it without a parent",
+                morph.source,
+            )
+    diameters = [1.0, 1.0]
+    if axon:
+        diameters = [_nrn_section_diameter(branches[axon[0]].points)] * 2
+    if len(axon) > 1:
+        start = np.zeros(len(branches))  # path distance of each branch's start from the soma's middle
+        for i, b in enumerate(branches[1:], start=1):
+            if b.parent == 0:
+                start[i] = abs(b.parent_x - 0.5) * morph.branch_length(0)
+            else:
+                start[i] = start[b.parent] + b.parent_x * morph.branch_length(b.parent)
+        beyond = [i for i in axon if start[i] + morph.branch_length(i) / 2 > AXON_STUB_REACH]
+        if beyond:
+            diameters[1] = _nrn_section_diameter(branches[beyond[0]].points)
+    kept = [i for i, b in enumerate(branches) if b.region != "axon"]
+    index = {old: new for new, old in enumerate(kept)}
+    out = [
+        Branch(
+            branches[i].points, branches[i].region, index.get(branches[i].parent, -1), branches[i].parent_x
+        )
+        for i in kept
+    ]
+    line = branches[axon[0] if axon else 0].points[:, :3]
+    origin = line[0] if axon else line[-1]
+    chord = np.linalg.norm(line[-1] - line[0])
+    axis = (line[-1] - line[0]) / chord if chord > 0 else np.array([1.0, 0.0, 0.0])
+    for k, d in enumerate(diameters):
+        a, b = origin + k * AXON_STUB_LENGTH * axis, origin + (k + 1) * AXON_STUB_LENGTH * axis
+        out.append(Branch([[*a, d], [*b, d]], "axon", 0 if k == 0 else len(out) - 1, 1.0))
+    return Morphology(
+        tuple(out),
+        source=f"{morph.source} (axon replaced by 2 × {AXON_STUB_LENGTH:g} µm sections)",
+    )
+
+
+def _nrn_section_diameter(points: np.ndarray) -> float:
+    """NEURON's ``sec.diam`` (µm) of a branch with nseg = 1 + 2·int(L / 40 µm): the mean diameter, over
+    length, of its middle compartment (diameters vary linearly between points)."""
+    s = np.concatenate(([0.0], np.cumsum(np.linalg.norm(np.diff(points[:, :3], axis=0), axis=1))))
+    nseg = 1 + 2 * int(s[-1] / 40.0)
+    lo, hi = s[-1] * (nseg // 2) / nseg, s[-1] * (nseg // 2 + 1) / nseg
+    grid = np.unique(np.concatenate(([lo, hi], s[(s > lo) & (s < hi)])))
+    d = np.interp(grid, s, points[:, 3])
+    return float(np.sum((d[1:] + d[:-1]) / 2 * np.diff(grid)) / (hi - lo))
 
 
 # ---------------------------------------------------------------------------------------- SWC writing

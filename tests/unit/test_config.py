@@ -443,15 +443,15 @@ def test_top_level_must_be_a_mapping(tmp_path):
         pytest.param(
             {"cells.0.discretization": {"per_branch": 13, "max_length": 10}},
             "cells[0].discretization",
-            {"per_branch": 13, "max_length": 10.0},
-            ["exactly one of per_branch or max_length"],
+            {"per_branch": 13, "max_length": 10.0, "odd_per_length": None},
+            ["exactly one of per_branch, max_length or odd_per_length"],
             id="nseg-both",
         ),
         pytest.param(
             {"cells.0.discretization": {}},
             "cells[0].discretization",
-            {"per_branch": None, "max_length": None},
-            ["exactly one of per_branch or max_length"],
+            {"per_branch": None, "max_length": None, "odd_per_length": None},
+            ["exactly one of per_branch, max_length or odd_per_length"],
             id="nseg-neither",
         ),
         pytest.param(
@@ -503,7 +503,7 @@ def test_out_of_range(edits, path, value, allowed):
             {"cells.0.morphology": {"kind": "sphere"}},
             "cells[0].morphology.kind",
             "sphere",
-            ["one of ['ball_and_stick', 'binary_tree', 'cylinder', 'swc', 'synthetic_pyramidal']"],
+            ["one of ['ball_and_stick', 'binary_tree', 'cylinder', 'file', 'swc', 'synthetic_pyramidal']"],
             id="morphology-kind",
         ),
         pytest.param(
@@ -1242,7 +1242,7 @@ def test_defaults_are_filled():
         "dend_length": 1000.0,
         "dend_diameter": 2.0,
     }
-    assert cell["discretization"] == {"per_branch": 3, "max_length": None}
+    assert cell["discretization"] == {"per_branch": 3, "max_length": None, "odd_per_length": None}
     assert config["synapses"][0]["location"] == "soma(0.5)" and config["synapses"][0]["params"] == {}
     assert config["connections"][0]["rule"] == {"kind": "all_to_all", "autapses": False}
     assert config["stimuli"][0] == {

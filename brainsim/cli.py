@@ -1,5 +1,5 @@
 """The `brainsim` command: run, validate, partition, summarize, report, compare, observe, feed, fork, plan,
-calibrate, submit, sweep, collect, status, info, fit, follow."""
+calibrate, submit, sweep, collect, status, info, mechanisms, fit, follow."""
 
 import argparse
 import json
@@ -527,6 +527,14 @@ def _parser():
 
     info = sub.add_parser("info", help="versions of brainsim and its dependencies")
     info.set_defaults(func=_info)
+
+    mechanisms = sub.add_parser(
+        "mechanisms",
+        help="list the NMODL (.mod) mechanisms of a folder: kind, states, parameters, ions, or why one "
+        "cannot be translated (exit status 1 when one cannot)",
+    )
+    mechanisms.add_argument("folder", help="a folder of .mod files")
+    mechanisms.set_defaults(func=_mechanisms)
     return parser
 
 
@@ -1096,6 +1104,19 @@ def _status(args, petsc_args):
     else:
         print("\n".join(describe(args.target, args.jobs_dir)))
     return 0
+
+
+def _mechanisms(args, petsc_args):
+    try:
+        from .nmodl.listing import listing
+    except ImportError as e:
+        raise BrainsimError(
+            f"brainsim mechanisms needs the nmodl extra (pip install 'brainsim[nmodl]'): {e}"
+        ) from None
+
+    text, failed = listing(args.folder)
+    print(text, end="")
+    return EXIT_FAILED if failed else 0
 
 
 def _info(args, petsc_args):

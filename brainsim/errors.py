@@ -101,6 +101,15 @@ class MorphologyError(BrainsimError):
         super().__init__(where + message)
 
 
+class MechanismError(BrainsimError):
+    """An NMODL mechanism cannot be translated: names the .mod file, the line and the construct."""
+
+    def __init__(self, message, source=None, line=None):
+        self.source, self.line = source, line
+        where = "" if source is None else f"{source}:{line}: " if line is not None else f"{source}: "
+        super().__init__(where + message)
+
+
 class NumericalError(BrainsimError):
     """The solution blew up or the solver failed: names the cell, the compartment, the time and V there."""
 

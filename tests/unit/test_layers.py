@@ -1,6 +1,7 @@
 """Dependency direction between the package's layers (DESIGN: each imports only leftwards):
 
-kernels · errors -> files, resources -> config -> model -> parallel -> io -> engine -> api -> hpc -> cli
+kernels · errors -> nmodl -> files, resources -> config -> model -> parallel -> io -> engine -> api -> hpc
+  -> cli
 postprocess (brainsim.postprocess): errors, files and io only; cli imports it
 twin (the patient twin: observations, fit, forks): above api and hpc, may import postprocess; below cli
 """
@@ -12,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = [
-    "kernels", "errors", "files", "resources", "config", "model", "parallel", "io", "engine", "api", "hpc",
-    "postprocess", "twin", "cli",
+    "kernels", "errors", "nmodl", "files", "resources", "config", "model", "parallel", "io", "engine", "api",
+    "hpc", "postprocess", "twin", "cli",
 ]  # fmt: skip
 ALLOWED = {layer: set(ORDER[: i + 1]) for i, layer in enumerate(ORDER)}
 ALLOWED["errors"] = {"errors"}

@@ -1,0 +1,77 @@
+"""Translated modules on disk, keyed by content: <cache>/<sha256 of translator version and .mod text>.py.
+
+The folder is $BRAINSIM_CACHE/nmodl, else ~/.cache/brainsim/nmodl. A module is written once (atomically)
+and imported from its file, so numba's cache=True keeps the compiled kernels beside it; loading the
+same text again, in this process or another, translates nothing.
+"""
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import MechanismError
+from . import codegen, symbolic
+
+VERSION = "1"
+"""The translator's version: part of every cache key, raised whenever the generated code changes."""
+
+_LOADED = {}  # cached module file -> module
+
+
+def cache_dir():
+    """The folder of translated modules."""
+    root = os.environ.get("BRAINSIM_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "brainsim") / "nmodl"
+
+
+def digest(text):
+    """The cache key of a .mod file's text."""
+    return hashlib.sha256(f"brainsim.nmodl {VERSION}\n{text}".encode()).hexdigest()
+
+
+def _read(mod_path):
+    try:
+        return Path(mod_path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MechanismError(f"cannot read the .mod file: {e}", str(mod_path)) from None
+
+
+def translate(mod_path, text=None):
+    """Source text of the kernel module for the .mod file at mod_path (MechanismError where it is outside
+    the supported subset)."""
+    text = _read(mod_path) if text is None else text
+    mech = symbolic.read(str(mod_path), text)
+    return codegen.generate(mech, digest(text), VERSION)
+
+
+def cached_path(mod_path, folder=None):
+    """The cached module file of a .mod file, translated and written if absent."""
+    text = _read(mod_path)
+    key = digest(text)
+    folder = Path(folder) if folder is not None else cache_dir()
+    target = folder / f"{key}.py"
+    if not target.exists():
+        source = translate(mod_path, text)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key[:16]}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, target)
+    return target, key
+
+
+def load(mod_path, folder=None):
+    """The kernel module of a .mod file: imported from the cache (translated first where not cached)."""
+    target, key = cached_path(mod_path, folder)
+    if target in _LOADED:
+        return _LOADED[target]
+    name = f"brainsim_nmodl_{key[:32]}"
+    spec = importlib.util.spec_from_file_location(name, target)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _LOADED[target] = module
+    return module

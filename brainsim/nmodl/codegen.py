@@ -1,0 +1,292 @@
+"""Python source of a kernel module (the interface of kernels/mechanisms) from a symbolic Mechanism.
+
+The numba kernels loop over instances with one scalar expression per output, common subexpressions
+shared (sympy.cse); exp and log use kernels.mathfn's vectorisable vexp and vlog, as the hand-written
+modules do, and x/(exp(x) − 1) forms kernels.mathfn.exprelr. The NumPy twins evaluate the same
+expressions on whole arrays (np.exp, np.log, exprelr_np, IF as np.where).
+"""
+
+import keyword
+import re
+
+import sympy as sp
+
+from ..errors import MechanismError
+from .symbolic import Exprelr
+
+RESERVED = {
+    "vi", "node", "p", "s", "ion", "celsius", "xinf", "tau", "i_acc", "g_acc", "dids", "j", "k", "n", "vm",
+    "np", "njit", "JIT", "ICA", "CAI", "vexp", "vlog", "exprelr", "exprelr_np", "abs", "min", "max",
+    "rates", "current", "rates_np", "current_np", "_rows",
+}  # fmt: skip
+"""Names the generated functions use; a .mod name among them gets a trailing underscore."""
+
+ATOM, POW, UNARY, MUL, ADD, REL, NOT, AND, OR, COND = 100, 60, 50, 40, 30, 20, 15, 10, 5, 1
+FUNCS = {
+    sp.sin: "sin", sp.cos: "cos", sp.tan: "tan", sp.tanh: "tanh", sp.sinh: "sinh", sp.cosh: "cosh",
+    sp.atan: "arctan", sp.asin: "arcsin", sp.acos: "arccos", sp.floor: "floor", sp.ceiling: "ceil",
+}  # fmt: skip
+RELATIONS = {sp.Eq: "==", sp.Ne: "!=", sp.Lt: "<", sp.Le: "<=", sp.Gt: ">", sp.Ge: ">="}
+
+
+def ident(name):
+    """A Python identifier for a .mod name that clashes with none of the generated ones."""
+    clash = name in RESERVED or keyword.iskeyword(name) or re.fullmatch(r"w\d+", name)
+    return name + "_" if clash else name
+
+
+class Printer:
+    """sympy expression -> Python text, for a numba loop body ('jit') or whole arrays ('np')."""
+
+    def __init__(self, names, mode):
+        self.names, self.mode = names, mode
+
+    def __call__(self, e):
+        return self.p(e)[0]
+
+    def wrap(self, e, above):
+        text, prec = self.p(e)
+        return text if prec > above else f"({text})"
+
+    def fn(self, jit, np_name, *args):
+        inner = ", ".join(self(a) for a in args)
+        return f"{jit if self.mode == 'jit' else np_name}({inner})", ATOM
+
+    def p(self, e):
+        if e in self.names:
+            return self.names[e], ATOM
+        if e is sp.true or e is sp.false:
+            return str(bool(e)), ATOM
+        if e.is_number and not isinstance(e, sp.logic.boolalg.Boolean):
+            z = complex(sp.N(e, 30))
+            if z.imag != 0:
+                raise MechanismError(f"the expression {e} is not real")
+            return (repr(z.real), ATOM) if z.real >= 0 else (repr(z.real), UNARY)
+        if e.is_Add:
+            terms = e.as_ordered_terms()
+            out = self.wrap(terms[0], ADD - 1)
+            for t in terms[1:]:
+                if t.could_extract_minus_sign():
+                    out += " - " + self.wrap(-t, ADD)
+                else:
+                    out += " + " + self.wrap(t, ADD)
+            return out, ADD
+        if e.is_Mul:
+            c, _ = e.as_coeff_Mul()
+            if c.is_number and c < 0:
+                return "-" + self.wrap(-e, UNARY), UNARY
+            num, den, coeff = [], [], sp.Integer(1)
+            for f in sp.Mul.make_args(e):
+                if f.is_number:
+                    coeff *= f
+                elif f.is_Pow and f.exp.is_number and f.exp < 0:
+                    den.append(sp.Pow(f.base, -f.exp))
+                else:
+                    num.append(f)
+            num = ([coeff] if coeff != 1 or not num else []) + num
+            text = "*".join(self.wrap(f, MUL - 1) for f in num) if num else "1.0"
+            if den:
+                text += " / " + (self.wrap(den[0], MUL) if len(den) == 1 else "(" + "*".join(
+                    self.wrap(f, MUL - 1) for f in den) + ")")  # fmt: skip
+            return text, MUL
+        if e.is_Pow:
+            return self.power(e.base, e.exp)
+        if isinstance(e, sp.exp):
+            return self.fn("vexp", "np.exp", e.args[0])
+        if isinstance(e, sp.log):
+            return self.fn("vlog", "np.log", e.args[0])
+        if isinstance(e, Exprelr):
+            return self.fn("exprelr", "exprelr_np", e.args[0])
+        if isinstance(e, sp.Abs):
+            return self.fn("abs", "np.abs", e.args[0])
+        if isinstance(e, (sp.Min, sp.Max)):
+            first, *rest = e.args
+            out = first if not rest else type(e)(*rest)
+            jit, np_name = ("min", "np.minimum") if isinstance(e, sp.Min) else ("max", "np.maximum")
+            return self.fn(jit, np_name, first, out) if rest else self.p(first)
+        if type(e) in FUNCS:
+            return self.fn(f"np.{FUNCS[type(e)]}", f"np.{FUNCS[type(e)]}", *e.args)
+        if isinstance(e, sp.Piecewise):
+            return self.piecewise(e.args)
+        if isinstance(e, sp.ITE):  # a condition on a value that an IF chose
+            return self.piecewise([(e.args[1], e.args[0]), (e.args[2], sp.true)])
+        if type(e) in RELATIONS:
+            sym = RELATIONS[type(e)]
+            return f"{self.wrap(e.lhs, REL)} {sym} {self.wrap(e.rhs, REL)}", REL
+        if isinstance(e, (sp.And, sp.Or)):
+            if self.mode == "jit":
+                word, prec = ("and", AND) if isinstance(e, sp.And) else ("or", OR)
+                return f" {word} ".join(self.wrap(a, prec) for a in e.args), prec
+            sym = " & " if isinstance(e, sp.And) else " | "
+            return sym.join(self.wrap(a, ATOM - 1) for a in e.args), REL - 1
+        if isinstance(e, sp.Not):
+            if self.mode == "jit":
+                return "not " + self.wrap(e.args[0], NOT), NOT
+            return "~" + self.wrap(e.args[0], ATOM - 1), UNARY
+        raise MechanismError(f"no code for the expression {e} ({type(e).__name__})")
+
+    def power(self, base, exp):
+        if exp.is_Integer:
+            n = int(exp)
+            if n == -1:
+                return "1.0 / " + self.wrap(base, MUL), MUL
+            if n < 0:
+                return "1.0 / " + self.wrap(sp.Pow(base, -n, evaluate=False), MUL), MUL
+            if n <= 4:
+                return "*".join([self.wrap(base, MUL)] * n), MUL
+            return f"{self.wrap(base, POW)}**{n}", POW
+        if exp == sp.Rational(1, 2):
+            return self.fn("np.sqrt", "np.sqrt", base)
+        if self.mode == "np":
+            return f"{self.wrap(base, POW)}**{self.wrap(exp, POW)}", POW
+        if base.is_number:  # c^x = exp(x·ln c)
+            return self.fn("vexp", "np.exp", sp.log(base) * exp)
+        if base.is_Pow and base.exp == -1:  # (1/b)^x = exp(−x·ln b)
+            exp, base = -exp, base.base
+        return f"vexp({self.wrap(exp, MUL - 1)}*vlog({self(base)}))", ATOM
+
+    def piecewise(self, pieces):
+        (value, cond), rest = pieces[0], pieces[1:]
+        if cond is sp.true:
+            return self.p(value)
+        other = self.piecewise(rest)[0] if rest else "np.nan"
+        if self.mode == "jit":
+            return f"{self.wrap(value, COND)} if {self.wrap(cond, COND)} else {other}", COND
+        return f"np.where({self(cond)}, {self(value)}, {other})", ATOM
+
+
+def _body(outputs, names, mode, indent):
+    """Lines computing the common subexpressions, and the printed outputs."""
+    taken = set(names.values())
+    cse_names = (sp.Symbol(f"w{i}") for i in range(10**6) if f"w{i}" not in taken)
+    pairs, reduced = sp.cse(outputs, symbols=cse_names, optimizations=None)
+    printer = Printer({**names, **{s: str(s) for s, _ in pairs}}, mode)
+    lines = [f"{indent}{s} = {printer(value)}" for s, value in pairs]
+    return lines, [printer(r) for r in reduced]
+
+
+def _loads(symbols, used, loads, indent):
+    return [f"{indent}{ident(name)} = {loads(name)}" for name, sym in symbols if sym in used]
+
+
+def generate(mech, digest, version):
+    """The module text of mech (see the module docstring)."""
+    sym = mech.symbols
+    params = [(p, sym[p]) for p, _, _ in mech.params]
+    ions = [(r, sym[r]) for r in mech.ion_reads]
+    states = [(s, sym[s]) for s, _ in mech.states]
+    names = {sym[n]: ident(n) for n, _ in params + ions + states}
+    names[sym["v"]], names[sym["celsius"]] = "vm", "celsius"
+    row = {"ica": "ICA", "cai": "CAI"}
+    pindex = {p: k for k, (p, _) in enumerate(params)}
+    sindex = {s: k for k, (s, _) in enumerate(states)}
+
+    rate_out = list(mech.xinf) + list(mech.tau)
+    rate_used = set().union(*(e.free_symbols for e in rate_out)) if rate_out else set()
+    v = sym["v"]
+    cur = [mech.current, sp.diff(mech.current, v)] + [sp.diff(mech.current, x) for _, x in states]
+    cur += [mech.ica] if mech.ica is not None else []
+    cur_used = set().union(*(e.free_symbols for e in cur))
+    ns = len(states)
+
+    lines = [
+        f'"""{mech.name}: translated from NMODL by brainsim.nmodl {version} (source sha256 {digest}).',
+        "",
+        "Generated code: edit the .mod file, not this module. "
+        + f"{mech.exprelr_rewrites} x/(exp(x) - 1) form(s) evaluated by exprelr"
+        + (
+            f"; singularity guards at V = {', '.join(str(float(g)) for g in mech.guards_dropped)} mV "
+            "replaced by the continuous extension"
+            if mech.guards_dropped
+            else ""
+        )  # fmt: skip
+        + ".",
+        '"""',
+        "",
+        "import numpy as np",
+        "from numba import njit",
+        "",
+        "from brainsim.kernels import JIT",
+        "from brainsim.kernels.ions import CAI, ICA",
+        "from brainsim.kernels.mathfn import exprelr, exprelr_np, vexp, vlog",
+        "",
+        f"NAME = {mech.name!r}",
+        f"KIND = {mech.kind!r}",
+        f"STATES = {tuple(s for s, _ in states)!r}",
+        f"STATE_UNITS = {tuple(u for _, u in mech.states)!r}",
+        f"PARAMS = {tuple((p, float(d), u) for p, d, u in mech.params)!r}",
+        f"ION_WRITES = {tuple(mech.ion_writes)!r}",
+        f"ION_READS = {tuple(mech.ion_reads)!r}",
+        "",
+        "",
+        "def _rows(values, n):",
+        '    """(len(values), n) float64 array of values broadcast to n instances."""',
+        "    rows = [np.broadcast_to(np.asarray(x, dtype=float), (n,)) for x in values]",
+        "    return np.array(rows).reshape(-1, n)",
+        "",
+        "",
+        "@njit(**JIT)",
+        "def rates(vi, node, p, ion, celsius, xinf, tau):",
+        "    for j in range(node.size):",
+    ]
+    i8 = " " * 8
+    if v in rate_used:
+        lines.append(f"{i8}vm = vi[j]")
+    lines += _loads(params, rate_used, lambda n: f"p[{pindex[n]}, j]", i8)
+    lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node[j]]", i8)
+    body, out = _body(rate_out, names, "jit", i8)
+    lines += body
+    lines += [f"{i8}xinf[{k}, j] = {out[k]}" for k in range(ns)]
+    lines += [f"{i8}tau[{k}, j] = {out[ns + k]}" for k in range(ns)]
+    if not ns:
+        lines.append(f"{i8}pass")
+    lines += ["", "", "def rates_np(vi, node, p, ion, celsius):"]
+    i4 = " " * 4
+    if v in rate_used:
+        lines.append(f"{i4}vm = vi")
+    lines += _loads(params, rate_used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node]", i4)
+    body, out = _body(rate_out, names, "np", i4)
+    where = any("np.where" in t for t in body + out)
+    if where:  # both branches of np.where are evaluated; the loop kernel evaluates only the one taken
+        lines.append(f"{i4}with np.errstate(divide='ignore', invalid='ignore', over='ignore'):")
+        body, out = [i4 + t for t in body], out
+    lines += body
+    lines.append(
+        f"{i4 * (2 if where else 1)}return _rows([{', '.join(out[:ns])}], node.size), "
+        f"_rows([{', '.join(out[ns:])}], node.size)"
+    )
+
+    lines += ["", "", "@njit(**JIT)", "def current(v, node, p, s, ion, i_acc, g_acc, dids):",
+              "    for j in range(node.size):", f"{i8}k = node[j]"]  # fmt: skip
+    if v in cur_used:
+        lines.append(f"{i8}vm = v[k]")
+    lines += _loads(params, cur_used, lambda n: f"p[{pindex[n]}, j]", i8)
+    lines += _loads(ions, cur_used, lambda n: f"ion[{row[n]}, k]", i8)
+    lines += _loads(states, cur_used, lambda n: f"s[{sindex[n]}, j]", i8)
+    body, out = _body(cur, names, "jit", i8)
+    lines += body
+    if cur[0] != 0:
+        lines.append(f"{i8}i_acc[k] += {out[0]}")
+    if cur[1] != 0:
+        lines.append(f"{i8}g_acc[k] += {out[1]}")
+    if mech.ica is not None:
+        lines.append(f"{i8}ion[ICA, k] += {out[-1]}")
+    if mech.cai_state is not None:
+        lines.append(f"{i8}ion[CAI, k] = s[{mech.cai_state}, j]")
+    lines += [f"{i8}dids[{k}, j] = {out[2 + k]}" for k in range(ns)]
+    lines += ["", "", "def current_np(v, node, p, s, ion):"]
+    also = "; i is also ica" if mech.ica is not None else ""
+    lines.append(f'{i4}"""(i, g = ∂i/∂V, ∂i/∂state); the ion array is not written{also}."""')
+    if v in cur_used:
+        lines.append(f"{i4}vm = v[node]")
+    lines += _loads(params, cur_used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += _loads(ions, cur_used, lambda n: f"ion[{row[n]}, node]", i4)
+    lines += _loads(states, cur_used, lambda n: f"s[{sindex[n]}]", i4)
+    body, out = _body(cur[: 2 + ns], names, "np", i4)
+    lines += body
+    lines.append(
+        f"{i4}return _rows([{out[0]}], node.size)[0], _rows([{out[1]}], node.size)[0], "
+        f"_rows([{', '.join(out[2:])}], node.size)"
+    )
+    return "\n".join(lines) + "\n"

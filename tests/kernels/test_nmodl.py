@@ -1,0 +1,280 @@
+"""NMODL translation (brainsim.nmodl): generated kernels vs the hand-written ones, errors, the cache."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
+pytest.importorskip("sympy", reason="the nmodl extra (NMODL, sympy) is not installed")
+
+from brainsim.errors import MechanismError  # noqa: E402
+from brainsim.kernels.mechanisms import CATALOGUE  # noqa: E402
+from brainsim.nmodl import cache, describe, load, translate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+L5PC = Path(os.environ.get("BRAINSIM_L5PC", ROOT.parent / "shared" / "reference" / "l5pc"))
+MODS = L5PC / "mechanisms"
+need_l5pc = pytest.mark.skipif(not MODS.is_dir(), reason=f"the L5PC reference model is absent ({L5PC})")
+COUNTERPART = {
+    "NaTa_t": "nata", "NaTs2_t": "nats", "Nap_Et2": "nap", "SKv3_1": "kv31", "K_Pst": "kp", "K_Tst": "kt",
+    "Im": "im", "Ih": "ih", "Ca_HVA": "cahva", "Ca_LVAst": "calva", "SK_E2": "sk", "CaDynamics_E2": "cadyn",
+}  # fmt: skip
+RTOL = 1e-12
+SINGULAR = [-38.0, -66.0, -32.0, -60.0, -27.0, -154.9, -17.0, -64.4, -50.0]
+"""V (mV) where a rate of the L5PC mechanisms is 0/0 or piecewise."""
+
+HH = """
+TITLE a Hodgkin-Huxley channel set written for this test
+NEURON {
+    SUFFIX hhx
+    USEION na READ ena WRITE ina
+    USEION k READ ek WRITE ik
+    NONSPECIFIC_CURRENT il
+    RANGE gnabar, gkbar, gl, el
+}
+PARAMETER {
+    gnabar = 0.12 (S/cm2)
+    gkbar = 0.036 (S/cm2)
+    gl = 0.0003 (S/cm2)
+    el = -54.3 (mV)
+}
+STATE { m h n }
+ASSIGNED { v (mV) celsius (degC) ena (mV) ek (mV) ina (mA/cm2) ik (mA/cm2) il (mA/cm2)
+           minf hinf ninf mtau (ms) htau (ms) ntau (ms) }
+BREAKPOINT {
+    SOLVE states METHOD cnexp
+    ina = gnabar*m*m*m*h*(v - ena)
+    ik = gkbar*n^4*(v - ek)
+    il = gl*(v - el)
+}
+DERIVATIVE states {
+    rates(v)
+    m' = (minf - m)/mtau
+    h' = (hinf - h)/htau
+    n' = (ninf - n)/ntau
+}
+PROCEDURE rates(v (mV)) { LOCAL alpha, beta, sum, q10
+    TABLE minf, mtau FROM -100 TO 100 WITH 200
+    q10 = 3^((celsius - 6.3)/10)
+    alpha = .1 * vtrap(-(v + 40), 10)
+    beta = 4 * exp(-(v + 65)/18)
+    sum = alpha + beta
+    mtau = 1/(q10*sum)
+    minf = alpha/sum
+    alpha = .07 * exp(-(v + 65)/20)
+    beta = 1 / (exp(-(v + 35)/10) + 1)
+    sum = alpha + beta
+    htau = 1/(q10*sum)
+    hinf = alpha/sum
+    alpha = .01*vtrap(-(v + 55), 10)
+    beta = .125*exp(-(v + 65)/80)
+    sum = alpha + beta
+    ntau = 1/(q10*sum)
+    ninf = alpha/sum
+}
+FUNCTION vtrap(x, y) {
+    if (fabs(x/y) < 1e-6) {
+        vtrap = y*(1 - x/y/2)
+    } else {
+        vtrap = x/(exp(x/y) - 1)
+    }
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINSIM_CACHE", str(tmp_path / "cache"))
+
+
+def voltages():
+    return np.concatenate([np.linspace(-100.0, 60.0, 321), SINGULAR])
+
+
+def case(mod, rng, n):
+    """V per node, node index, states and ion rows for n instances (cai also below sk's 1e-7 mM floor)."""
+    v = voltages()[rng.permutation(n) % voltages().size]
+    node = np.arange(n, dtype=np.int32)
+    s = rng.uniform(0.0, 1.0, (len(mod.STATES), n))
+    if "cai" in mod.STATES:
+        s[:] = 10.0 ** rng.uniform(-5.0, -2.0, (1, n))
+    ion = np.array([rng.uniform(-1e-2, 0.0, n), 10.0 ** rng.uniform(-8.5, -2.0, n)])
+    return v, node, s, ion
+
+
+def mapped(hand, gen, rng, n):
+    """Parameter columns for the hand-written module (defaults scaled at random) and the same values in
+    the generated module's order (gbar is the .mod file's g<name>bar, other names match ignoring case)."""
+    p_hand = np.array([d * rng.uniform(0.5, 2.0, n) for _, d, _ in hand.PARAMS])
+    p_gen = np.array([d for _, d, _ in gen.PARAMS], dtype=float)[:, None].repeat(n, axis=1)
+    gen_names = [name for name, _, _ in gen.PARAMS]
+    for k, (name, _, _) in enumerate(hand.PARAMS):
+        if name == "gbar":
+            (target,) = [g for g in gen_names if g.startswith("g") and g.endswith("bar")]
+        else:
+            (target,) = [g for g in gen_names if g.lower() == name.lower()]
+        p_gen[gen_names.index(target)] = p_hand[k]
+    return p_hand, p_gen
+
+
+def run(mod, v, node, p, s, ion, celsius=34.0):
+    xinf, tau = np.full((2, len(mod.STATES), node.size), np.nan)
+    mod.rates(v[node], node, p, ion, celsius, xinf, tau)
+    i_acc, g_acc, dids, ion = np.zeros(v.size), np.zeros(v.size), np.full_like(s, np.nan), ion.copy()
+    mod.current(v, node, p, s, ion, i_acc, g_acc, dids)
+    return {"xinf": xinf, "tau": tau, "i": i_acc, "g": g_acc, "dids": dids, "ion": ion}
+
+
+def run_np(mod, v, node, p, s, ion, celsius=34.0):
+    xinf, tau = mod.rates_np(v[node], node, p, ion, celsius)
+    i, g, dids = mod.current_np(v, node, p, s, ion)
+    return {"xinf": xinf, "tau": tau, "i": i, "g": g, "dids": dids}
+
+
+def assert_same(got, want, what):
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=RTOL, atol=0, err_msg=f"{what}: {key}")
+
+
+@need_l5pc
+def test_all_l5pc_mechanisms_translate():
+    listed = describe(MODS)
+    assert len(listed) == 12
+    bad = {p.name: m for p, m in listed if isinstance(m, Exception)}
+    assert not bad
+    assert {m.name for _, m in listed} == set(COUNTERPART)
+
+
+@need_l5pc
+@pytest.mark.parametrize("name", sorted(COUNTERPART))
+def test_generated_equals_hand_written(name):
+    gen, hand = load(MODS / f"{name}.mod"), CATALOGUE[COUNTERPART[name]]
+    assert (gen.KIND, gen.STATES, gen.ION_READS, gen.ION_WRITES) == (
+        hand.KIND, hand.STATES, hand.ION_READS, hand.ION_WRITES)  # fmt: skip
+    rng = np.random.default_rng(3)
+    n = 2 * voltages().size
+    v, node, s, ion = case(hand, rng, n)
+    p_hand, p_gen = mapped(hand, gen, rng, n)
+    want = run(hand, v, node, p_hand, s, ion)
+    got = run(gen, v, node, p_gen, s, ion)
+    assert_same(got, want, f"{name} numba")
+    assert np.isfinite(got["xinf"]).all() and np.isfinite(got["tau"]).all()
+    want_np = run_np(hand, v, node, p_hand, s, ion)
+    assert_same(run_np(gen, v, node, p_gen, s, ion), want_np, f"{name} NumPy")
+    got.pop("ion")
+    assert_same(got, run_np(gen, v, node, p_gen, s, ion), f"{name} numba vs NumPy")
+
+
+@need_l5pc
+def test_singularity_guards_become_exprelr():
+    text = translate(MODS / "NaTa_t.mod")
+    assert "exprelr(" in text and "-38.0, -66.0" in text
+    assert "if" not in text.split("def rates(")[1].split("def rates_np")[0].replace("range", "")
+
+
+def hh_rates(v, celsius):
+    """The Hodgkin-Huxley rates, written out (V away from the 0/0 points −40 and −55 mV)."""
+    q10 = 3.0 ** ((celsius - 6.3) / 10.0)
+    am, bm = 0.1 * (v + 40) / (1 - np.exp(-(v + 40) / 10)), 4 * np.exp(-(v + 65) / 18)
+    ah, bh = 0.07 * np.exp(-(v + 65) / 20), 1 / (np.exp(-(v + 35) / 10) + 1)
+    an, bn = 0.01 * (v + 55) / (1 - np.exp(-(v + 55) / 10)), 0.125 * np.exp(-(v + 65) / 80)
+    a, b = np.array([am, ah, an]), np.array([bm, bh, bn])
+    return a / (a + b), 1 / (q10 * (a + b))
+
+
+def test_hh_like_mod_against_the_formula_and_hh(tmp_path):
+    path = tmp_path / "hhx.mod"
+    path.write_text(HH)
+    gen = load(path)
+    assert gen.KIND == "density" and gen.STATES == ("m", "h", "n")
+    assert [p for p, _, _ in gen.PARAMS] == ["gnabar", "gkbar", "gl", "el", "ena", "ek"]
+    assert dict((p, d) for p, d, _ in gen.PARAMS)["ek"] == -77.0  # NEURON's default
+    rng = np.random.default_rng(5)
+    v = np.concatenate([np.linspace(-99.75, 59.75, 320), [-40.0, -55.0]])
+    n = v.size
+    node = np.arange(n, dtype=np.int32)
+    p = np.array([d for _, d, _ in gen.PARAMS])[:, None] * rng.uniform(0.5, 2.0, (6, n))
+    s = rng.uniform(0.0, 1.0, (3, n))
+    ion = np.zeros((2, n))
+    got = run(gen, v, node, p, s, ion, celsius=6.3 + 10.0)
+    xinf, tau = hh_rates(v[:-2], 16.3)
+    np.testing.assert_allclose(got["xinf"][:, :-2], xinf, rtol=1e-12)
+    np.testing.assert_allclose(got["tau"][:, :-2], tau, rtol=1e-12)
+    assert np.isfinite(got["xinf"]).all()
+    gnabar, gkbar, gl, el, ena, ek = p
+    m, h, nn = s
+    i = gnabar * m**3 * h * (v - ena) + gkbar * nn**4 * (v - ek) + gl * (v - el)
+    np.testing.assert_allclose(got["i"], i, rtol=1e-12)
+    np.testing.assert_allclose(got["g"], gnabar * m**3 * h + gkbar * nn**4 + gl, rtol=1e-12)
+    dids = [3 * gnabar * m**2 * h * (v - ena), gnabar * m**3 * (v - ena), 4 * gkbar * nn**3 * (v - ek)]
+    np.testing.assert_allclose(got["dids"], dids, rtol=1e-12)
+    assert_same(run(CATALOGUE["hh"], v, node, p, s, ion, celsius=16.3), got, "hhx vs hh")
+    got.pop("ion")
+    assert_same(run_np(gen, v, node, p, s, ion, celsius=16.3), got, "hhx numba vs NumPy")
+
+
+def bad_mod(tmp_path, body, name="bad"):
+    path = tmp_path / f"{name}.mod"
+    path.write_text(
+        "NEURON {\n    SUFFIX bad\n    RANGE g\n}\nPARAMETER { g = 1 (S/cm2) }\nSTATE { x }\n"
+        "ASSIGNED { v (mV) }\n" + body
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "body,line,construct",
+    [
+        ("BREAKPOINT { SOLVE s METHOD cnexp }\nDERIVATIVE s { x' = -x }\nVERBATIM\n return 0;\nENDVERBATIM\n",
+         10, "VERBATIM"),
+        ("NEURON { POINTER q }\nBREAKPOINT { SOLVE s METHOD cnexp }\nDERIVATIVE s { x' = -x }\n",
+         8, "POINTER"),
+        ("BREAKPOINT { SOLVE s METHOD cnexp }\nDERIVATIVE s {\n    x' = -x*x/g\n}\n", 10, "nonlinear in x"),
+        ("BREAKPOINT { SOLVE s METHOD runge }\nDERIVATIVE s { x' = -x }\n", 8, "METHOD runge"),
+        ("BREAKPOINT { SOLVE s METHOD sparse }\nKINETIC s { ~ x <-> y (1, 1) }\n", 9, "KINETIC"),
+    ],
+)  # fmt: skip
+def test_errors_name_file_line_and_construct(tmp_path, body, line, construct):
+    path = bad_mod(tmp_path, body)
+    with pytest.raises(MechanismError) as e:
+        translate(path)
+    assert str(e.value).startswith(f"{path}:{line}: ") and construct in str(e.value)
+    assert not (tmp_path / "cache").exists()
+    (listed,) = describe(tmp_path)
+    assert isinstance(listed[1], MechanismError)
+
+
+def test_cache_writes_once_and_imports_from_disk(tmp_path):
+    path = tmp_path / "hhx.mod"
+    path.write_text(HH)
+    target, key = cache.cached_path(path)
+    assert target.parent == tmp_path / "cache" / "nmodl" and target.name == f"{key}.py"
+    assert target.read_text() == translate(path)
+    target.write_text(target.read_text() + "\nFROM_CACHE = True\n")
+    assert load(path).FROM_CACHE  # imported from the file, not translated again
+    code = (
+        "import sys; from brainsim.nmodl import load; "
+        f"m = load({str(path)!r}); print(getattr(m, 'FROM_CACHE', False))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    path.write_text(HH.replace("el = -54.3", "el = -60"))
+    other, other_key = cache.cached_path(path)
+    assert other_key != key and "-60.0" in other.read_text()
+
+
+def test_mechanisms_command_lists_a_folder(tmp_path, capsys):
+    from brainsim.cli import main
+
+    (tmp_path / "hhx.mod").write_text(HH)
+    bad_mod(tmp_path, "BREAKPOINT { SOLVE s METHOD cnexp }\nDERIVATIVE s { x' = -x^2 }\n")
+    assert main(["mechanisms", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "hhx.mod: hhx (density)" in out and "gnabar = 0.12 S/cm2" in out and "ek = -77 mV" in out
+    assert "na: READ ena WRITE ina" in out and "currents: ina, ik, il" in out
+    assert f"bad.mod: error: {tmp_path / 'bad.mod'}:9: x' is nonlinear" in out

@@ -14,7 +14,9 @@ each follow's wall time and real-time factor.
                      [--workers 2] [-o out/bench_early_warning]
 
 A drift patient's recording stops a second after T_MAX (the latest T of seeds 1-5: what comes after T
-is not scored), a control's at --control-tstop; both are written once into -o and reused.
+is not scored), a control's at --control-tstop; both are written once into -o and reused, and so is a
+follow: an interrupted one continues from its last window, a complete one is read again (a follow of
+other inputs there is refused: remove the patient's twin.zarr to run it afresh).
 """
 
 import argparse
@@ -43,13 +45,13 @@ def make(folder, seed, control, tstop):
 
 
 def follow(folder, window, horizon, members, scheduler, workers, params=DRIFT / "follow.yaml"):
-    """`brainsim follow` of the patient in `folder` into folder/twin.zarr; returns the wall time (s)."""
+    """`brainsim follow` of the patient in `folder` into folder/twin.zarr (resumed where one is there);
+    returns the wall time (s) of this call."""
     cmd = [sys.executable, "-m", "brainsim.cli", "follow", str(DRIFT / "brain.yaml"),
            "--patient", str(DRIFT / "patient.yaml"), "--observations", str(folder / "patient_obs.zarr"),
            "--parameters", str(params), "--window", str(window), "--horizon", str(horizon),
            "--members", str(members), "--alerts", str(DRIFT / "watch.yaml"), "--scheduler", scheduler,
-           *(["--workers", str(workers)] if workers else []), "-o", str(folder / "twin.zarr"),
-           "--overwrite"]  # fmt: skip
+           *(["--workers", str(workers)] if workers else []), "-o", str(folder / "twin.zarr")]  # fmt: skip
     begun = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:

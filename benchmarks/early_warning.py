@@ -3,8 +3,10 @@ seeds 1..K: one region's excitability ramps up until the seizure-like synchrony 
 and K controls (the same patients without the drift), each followed by `brainsim follow` with the
 shipped configs/twin/drift/follow.yaml and watch.yaml, fed the truth's observations and never its
 parameters. Prints per patient T, the first warning of the rule (issue time, lead T - issue time, its
-probability, whether it came >= --lead ms ahead), the false alarms (any warning of a control; a drift
-patient's warnings issued more than the horizon before T), the false-alarm rate per hour of brain time,
+probability, whether it came >= --lead ms ahead), the false alarms (a warning naming a region falsely:
+any region of a control; before T, another region than the drifting one, or the drifting one more than
+the horizon before T), the false-alarm rate per hour of the brain time scored (a control's recording, a
+drift patient's up to T),
 the tracking error of the excitability (|ensemble mean - truth factor| of the drifting region per
 window, against truth.json's factor_at at the window's middle; of the other regions against 1), and
 each follow's wall time and real-time factor.
@@ -61,10 +63,12 @@ def follow(folder, window, horizon, members, scheduler, workers, params=DRIFT / 
 
 def assess(twin_path, truth, lead=2000.0):
     """What the follow in TWIN.zarr `twin_path` warned and how it tracked, against truth.json's content:
-    {T, first (the first warning of the truth's rule in its region: issued ms, lead ms, probability,
-    ahead), false_alarms (warnings: any rule of a control, or issued more than the horizon before T),
-    brain_s (the brain time followed), alarm_s (of it, where a warning is a false alarm), error_drift
-    and error_other (per window), rtf}."""
+    {T, first (the first warning of the truth's rule naming its region, issued in [T - horizon, T]:
+    issued ms, lead ms, probability, ahead), false_alarms (warnings naming a region falsely: any region
+    of a control; of a drift patient, before T, another region or the drifting one more than the horizon
+    before T; each with those regions under "false"), brain_s (the brain time followed), alarm_s (of it,
+    the time scored for false alarms: a control's all, a drift patient's up to T), error_drift and
+    error_other (per window: |mean of the members that ran - truth|), rtf}."""
 
     from brainsim.twin.follow import open_twin
 
@@ -76,31 +80,34 @@ def assess(twin_path, truth, lead=2000.0):
     first, false_alarms = None, []
     for k, t in enumerate(ends):
         for i, rule in enumerate(rules):
-            if not bool(ds["warning"].values[k, i]):
+            if not bool(ds["warning"].values[k, i]) or (T is not None and t > T):
                 continue
             regions = json.loads(str(ds["warning_regions"].values[k, i]))
             p = float(ds["warning_probability"].values[k, i])
             row = {"issued": float(t), "rule": rule, "regions": regions, "probability": p}
-            if T is None or t < T - horizon - 1e-9:
-                false_alarms.append(row)
-            elif first is None and rule == truth["rule"] and truth["region"] in regions and t <= T:
+            timely = T is not None and t >= T - horizon - 1e-9
+            right = timely and rule == truth["rule"]
+            wrong = [r for r in regions if not (right and r == truth["region"])]
+            if wrong:
+                false_alarms.append({**row, "false": wrong})
+            if first is None and right and truth["region"] in regions:
                 first = {**row, "lead": T - float(t), "ahead": T - float(t) >= lead - 1e-9}
     names = [str(n) for n in ds["parameter"].values]
-    mean = ds["theta"].values.mean(axis=1)  # (window, parameter), the failed members' too: none failed here
+    ran = ~ds["failed"].values[:, :, None]  # (window, member, 1): members whose run blew up are left out
+    mean = np.nansum(np.where(ran, ds["theta"].values, 0.0), axis=1) / ran.sum(axis=1)
     times, factors = np.array(truth["factor_at"]).T
     middle = ds["window_start"].values + (ends - ds["window_start"].values) / 2
     drifting = [i for i, n in enumerate(names) if n.endswith(f"[{truth['region']}]")]
     others = [i for i in range(len(names)) if i not in drifting]
     error_drift = np.abs(mean[:, drifting[0]] - np.interp(middle, times, factors))
     error_other = np.abs(mean[:, others] - 1.0).mean(axis=1)
+    followed = float(ends[-1]) if ends.size else 0.0
     return {
         "T": T,
         "first": first,
         "false_alarms": false_alarms,
-        "brain_s": float(ends[-1]) / 1000.0 if ends.size else 0.0,
-        "alarm_s": (float(ends[-1]) if T is None else max(min(T - horizon, float(ends[-1])), 0.0)) / 1000.0
-        if ends.size
-        else 0.0,
+        "brain_s": followed / 1000.0,
+        "alarm_s": (followed if T is None else min(T, followed)) / 1000.0,
         "error_drift": error_drift,
         "error_other": error_other,
         "rtf": ds.attrs.get("real_time_factor"),
@@ -181,6 +188,9 @@ def main(argv=None):
     for r in rows:
         print(f"early_warning: {r['name']} tracking error per window (drifting region): "
               + " ".join(f"{x:.2f}" for x in r["error_drift"]))  # fmt: skip
+        for w in r["false_alarms"]:
+            print(f"early_warning: {r['name']} false alarm at {w['issued'] / 1000:g} s: {w['rule']} in "
+                  f"{', '.join(w['false'])} (p {w['probability']:.2f})")  # fmt: skip
     return 0
 
 

@@ -14,6 +14,67 @@ REFERENCE = ROOT / "tests" / "data" / "reference"
 CHROMIUM_TIMEOUT_S = 30
 
 
+HH_MOD = """
+TITLE a Hodgkin-Huxley channel set written for the tests
+NEURON {
+    SUFFIX hhx
+    USEION na READ ena WRITE ina
+    USEION k READ ek WRITE ik
+    NONSPECIFIC_CURRENT il
+    RANGE gnabar, gkbar, gl, el
+}
+PARAMETER {
+    gnabar = 0.12 (S/cm2)
+    gkbar = 0.036 (S/cm2)
+    gl = 0.0003 (S/cm2)
+    el = -54.3 (mV)
+}
+STATE { m h n }
+ASSIGNED { v (mV) celsius (degC) ena (mV) ek (mV) ina (mA/cm2) ik (mA/cm2) il (mA/cm2)
+           minf hinf ninf mtau (ms) htau (ms) ntau (ms) }
+BREAKPOINT {
+    SOLVE states METHOD cnexp
+    ina = gnabar*m*m*m*h*(v - ena)
+    ik = gkbar*n^4*(v - ek)
+    il = gl*(v - el)
+}
+DERIVATIVE states {
+    rates(v)
+    m' = (minf - m)/mtau
+    h' = (hinf - h)/htau
+    n' = (ninf - n)/ntau
+}
+PROCEDURE rates(v (mV)) { LOCAL alpha, beta, sum, q10
+    TABLE minf, mtau FROM -100 TO 100 WITH 200
+    q10 = 3^((celsius - 6.3)/10)
+    alpha = .1 * vtrap(-(v + 40), 10)
+    beta = 4 * exp(-(v + 65)/18)
+    sum = alpha + beta
+    mtau = 1/(q10*sum)
+    minf = alpha/sum
+    alpha = .07 * exp(-(v + 65)/20)
+    beta = 1 / (exp(-(v + 35)/10) + 1)
+    sum = alpha + beta
+    htau = 1/(q10*sum)
+    hinf = alpha/sum
+    alpha = .01*vtrap(-(v + 55), 10)
+    beta = .125*exp(-(v + 65)/80)
+    sum = alpha + beta
+    ntau = 1/(q10*sum)
+    ninf = alpha/sum
+}
+FUNCTION vtrap(x, y) {
+    if (fabs(x/y) < 1e-6) {
+        vtrap = y*(1 - x/y/2)
+    } else {
+        vtrap = x/(exp(x/y) - 1)
+    }
+}
+"""
+"""A Hodgkin-Huxley channel set as a .mod file (NEURON's hh.mod rewritten for the tests: the built-in
+`hh`'s equations and parameter names), SUFFIX hhx."""
+
+
 def simulate(config, overrides=(), output=None, patient=None, interventions=()):
     """Run a config file (path relative to the repository) in this process, with optional patient and
     intervention overlay files; returns (the store opened for reading, its path)."""

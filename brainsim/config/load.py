@@ -12,12 +12,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 
 from ..errors import ConfigError
-from .schema import CONFIG
+from . import mechanisms
+from .schema import CONFIG, MECHANISMS, using
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,12 @@ class RunConfig:
     def __getitem__(self, key):
         return self.data[key]
 
+    @cached_property
+    def mechanisms(self):
+        """The Mechanisms its names refer to: the built-ins and the modules of mechanisms.paths (loaded
+        by every process that asks, from the translated-module cache)."""
+        return mechanisms.from_section(self.data.get("mechanisms"), _folder(self.source))
+
     def resolve_path(self, name):
         """A file named in the config: relative to the config file's folder when it exists there."""
         p = Path(name)
@@ -43,7 +51,8 @@ class RunConfig:
     def hash(self):
         """Short stable hash of what determines the simulated dynamics: the resolved config without its
         name, description, progress interval, tstop (a run may be continued past it) and output settings
-        (for provenance and checkpoints). The full hash: interventions included, whenever they act."""
+        (for provenance and checkpoints), its NMODL mechanisms by name and content (not by path). The full
+        hash: interventions included, whenever they act."""
         return _digest(self._model())
 
     def state_hash(self, until):
@@ -57,6 +66,9 @@ class RunConfig:
 
     def _model(self):
         model = {k: v for k, v in self.data.items() if k not in ("name", "description", "output")}
+        model.pop("mechanisms", None)
+        if self.mechanisms.loaded:
+            model["mechanisms"] = [list(item) for item in self.mechanisms.loaded]
         model["simulation"] = {
             k: v for k, v in model["simulation"].items() if k not in ("progress_interval", "tstop")
         }
@@ -65,6 +77,11 @@ class RunConfig:
 
 START_KEYS = {"drug": "onset", "lesion": "at", "stimulation": "start"}
 """The key of each intervention kind that says when it starts acting (ms)."""
+
+
+def _folder(source):
+    """The folder relative file names of a config are taken from (its file's, else the working one)."""
+    return Path(source).parent if source is not None else Path()
 
 
 def intervention_start(item):
@@ -316,7 +333,9 @@ def resolve_config(raw, overrides=(), source=None):
     raw = copy.deepcopy(raw) if raw is not None else {}
     for item in overrides:
         apply_override(raw, item)
-    data = CONFIG.resolve(raw, "")
+    section = MECHANISMS.resolve(raw.get("mechanisms") if isinstance(raw, dict) else None, "mechanisms")
+    with using(mechanisms.from_section(section, _folder(source))):
+        data = CONFIG.resolve(raw, "")
     for probe in data["probes"]:
         if probe["name"] is None:
             probe["name"] = probe["variable"]

@@ -1,16 +1,20 @@
 """The run config, declared once: every key with its default, unit, doc and check.
 
-Top-level sections: simulation, cells, synapses, connections, stimuli, probes, output.
+Top-level sections: mechanisms, simulation, cells, synapses, connections, stimuli, probes, output. Mechanism
+names and parameters are checked against the mechanisms of the config being resolved (`using`): the
+built-in catalogue and the NMODL modules of its `mechanisms.paths` (config.mechanisms).
 Units: ms, mV, µm, nA, µS, Hz, Ω·cm, µF/cm², S/cm², °C.
 """
 
 import math
 import re
-from dataclasses import replace
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
-from ..kernels.mechanisms import CATALOGUE
 from . import expressions
+from .mechanisms import BUILT_IN
 from .options import (
     REQUIRED,
     Bool,
@@ -31,9 +35,23 @@ LOCATION_RE = re.compile(
 `branch[7](0.5)` (branch 7 of the whole morphology); a section list name stands for its region
 (`apical[3](0.5)` is `apic[3](0.5)`)."""
 
-MECHANISMS_BY_KIND = {
-    kind: sorted(n for n, m in CATALOGUE.items() if m.KIND == kind) for kind in ("density", "point")
-}
+_IN_USE = ContextVar("mechanisms", default=BUILT_IN)
+
+
+def mechanisms_in_use():
+    """The Mechanisms names are checked against: those of the config being resolved, else the built-ins."""
+    return _IN_USE.get()
+
+
+@contextmanager
+def using(mechanisms):
+    """Check mechanism names and parameters against `mechanisms` (a config.mechanisms.Mechanisms) while
+    the block runs."""
+    token = _IN_USE.set(mechanisms)
+    try:
+        yield mechanisms
+    finally:
+        _IN_USE.reset(token)
 
 
 class Location:
@@ -98,7 +116,8 @@ class MechanismParams:
         self.kind, self.default, self.doc = kind, default, doc
 
     def allowed(self):
-        return f"a mapping of {self.kind} mechanisms ({MECHANISMS_BY_KIND[self.kind]}) to their parameters"
+        names = mechanisms_in_use().of_kind(self.kind)
+        return f"a mapping of {self.kind} mechanisms ({names}) to their parameters"
 
     def resolve(self, value, path):
         mechs = MapOf(MapOf(LocationValue(), keys="parameters"), keys="mechanisms").resolve(value, path)
@@ -108,13 +127,43 @@ class MechanismParams:
         return mechs
 
 
+@dataclass(frozen=True)
+class MechanismName:
+    """The name of a density or point mechanism (built-in or loaded from mechanisms.paths); events: a point
+    mechanism that receives events (a synapse's)."""
+
+    kind: str
+    default: object = REQUIRED
+    doc: str = ""
+    events: bool = False
+
+    def allowed(self):
+        return f"one of {mechanisms_in_use().of_kind(self.kind, self.events)}"
+
+    def resolve(self, value, path):
+        mechanisms = mechanisms_in_use()
+        if not isinstance(value, str) or value not in mechanisms.of_kind(self.kind, self.events):
+            raise ConfigError(path, value, self.allowed(), detail=_loaded_detail(mechanisms))
+        return value
+
+
+def _loaded_detail(mechanisms):
+    """What a config loaded from mechanisms.paths (None when nothing)."""
+    if not mechanisms.loaded:
+        return None
+    return f"loaded from mechanisms.paths: {[name for name, _ in mechanisms.loaded]}"
+
+
 def check_mechanism(name, kind, path):
-    if name not in CATALOGUE or CATALOGUE[name].KIND != kind:
-        raise ConfigError(path, name, f"a {kind} mechanism: {MECHANISMS_BY_KIND[kind]}")
+    mechanisms = mechanisms_in_use()
+    if name not in mechanisms.of_kind(kind):
+        raise ConfigError(
+            path, name, f"a {kind} mechanism: {mechanisms.of_kind(kind)}", detail=_loaded_detail(mechanisms)
+        )
 
 
 def check_params(name, params, path):
-    known = [p[0] for p in CATALOGUE[name].PARAMS]
+    known = mechanisms_in_use().param_names(name)
     for key in params:
         if key not in known:
             raise ConfigError(f"{path}.{key}", params[key], f"parameters of '{name}': {known}")
@@ -299,7 +348,7 @@ CELL = Section(
 
 SYNAPSE_SITE = Section(
     {
-        "mechanism": Str(REQUIRED, "point mechanism", choices=tuple(MECHANISMS_BY_KIND["point"])),
+        "mechanism": MechanismName("point", REQUIRED, "point mechanism that receives events", events=True),
         "location": Location("soma(0.5)"),
         "params": MapOf(Num(), {}, keys="parameters"),
     },
@@ -516,9 +565,7 @@ INTERVENTION = Tagged(
     {
         "drug": Section(
             {
-                "mechanism": Str(
-                    REQUIRED, "density mechanism, e.g. nata", choices=tuple(MECHANISMS_BY_KIND["density"])
-                ),
+                "mechanism": MechanismName("density", REQUIRED, "density mechanism, e.g. nata"),
                 "parameter": Str("gbar", "parameter of the mechanism"),
                 "factor": Num(
                     REQUIRED, "", "the parameter is multiplied by this once the drug has acted", ge=0
@@ -561,7 +608,7 @@ SYNAPSE = Section(
     {
         "name": Str(REQUIRED, "synapse name, used by connections and stimuli"),
         "cell": Str(REQUIRED, "population whose cells carry it"),
-        "mechanism": Str(REQUIRED, "point mechanism", choices=tuple(MECHANISMS_BY_KIND["point"])),
+        "mechanism": MechanismName("point", REQUIRED, "point mechanism that receives events", events=True),
         "location": Location("soma(0.5)"),
         "params": MapOf(Num(), {}, keys="parameters"),
     },
@@ -738,10 +785,24 @@ SUMMARY = Section(
     "twin summary (`brainsim summarize`) settings and alert rules",
 )
 
+MECHANISMS = Section(
+    {
+        "paths": ListOf(
+            Str(),
+            [],
+            "folders (every .mod file in them) and .mod files, relative to the config file's folder; each "
+            "mechanism is named by its SUFFIX or POINT_PROCESS and takes its PARAMETER names",
+        )
+    },
+    {},
+    "NMODL mechanisms (the nmodl extra) used beside the built-in ones, e.g. {paths: [mods/]}",
+)
+
 CONFIG = Section(
     {
         "name": Str("run", "run name"),
         "description": Str("-", "free text"),
+        "mechanisms": MECHANISMS,
         "simulation": SIMULATION,
         "cells": ListOf(CELL, [], "populations of cells (besides those a brain generates)"),
         "brain": BRAIN,

@@ -2,7 +2,8 @@
 
 The unknowns of all local cells form one vector u = [V of every node | every mechanism state]. Nodes
 of a cell are contiguous and parent-before-child; the states of one mechanism form a block of
-n_states rows × n_instances, in catalogue order.
+n_states rows × n_instances, blocks in the order of the config's mechanisms (config.mechanisms: the
+catalogue's, with loaded NMODL modules placed so that writers of an ion row run before its readers).
 """
 
 from dataclasses import dataclass, field
@@ -13,7 +14,6 @@ import numpy as np
 from ..kernels import stimuli
 from ..kernels.cable import axial_sum, solver_order
 from ..kernels.ions import CAI, CAI_REST, ION_FIELDS
-from ..kernels.mechanisms import CATALOGUE
 
 
 @dataclass
@@ -82,7 +82,7 @@ class CellGroup:
         axial_sum(self.gax, self.parent, self.dax)
         self.n_compartments = int(np.count_nonzero(~self.is_junction))
 
-        self.blocks = self._blocks(types)
+        self.blocks = self._blocks(types, recipe.config.mechanisms)
         self.n_states = sum(b.size for b in self.blocks)
         self.size = n + self.n_states
         # Two sets of x∞/τ: [0] at the state's V, [1] at a second V (the Jacobian's difference quotient).
@@ -127,7 +127,7 @@ class CellGroup:
 
     # -- construction -------------------------------------------------------------------------
 
-    def _blocks(self, types):
+    def _blocks(self, types, catalogue):
         parts = {}  # mechanism -> [(group nodes, params, synapse keys or None)]
         for t, start, gid in zip(types, self.cell_start, self.gids):
             for p in t.mechanisms:
@@ -138,7 +138,7 @@ class CellGroup:
                 parts.setdefault(site.mechanism, []).append((node, site.params[:, None], (int(gid), name)))
         blocks, offset = [], self.n_nodes
         self.synapse_slot = {}  # (gid, synapse name) -> (mechanism, instance index)
-        for name in (m for m in CATALOGUE if m in parts):
+        for name in (m for m in catalogue if m in parts):
             node = np.concatenate([n for n, _, _ in parts[name]])
             order = np.argsort(node, kind="stable")  # instances in node order: monotone memory access
             rank = np.empty_like(order)
@@ -150,7 +150,7 @@ class CellGroup:
                 first += n.size
             params = np.concatenate([p for _, p, _ in parts[name]], axis=1)[:, order]
             block = Block(
-                name, CATALOGUE[name], node[order].astype(np.int32), np.ascontiguousarray(params), offset
+                name, catalogue[name], node[order].astype(np.int32), np.ascontiguousarray(params), offset
             )
             blocks.append(block)
             offset += block.size
@@ -231,7 +231,7 @@ class CellGroup:
             b = self.block(mech)
             return b.offset + b.module.STATES.index(state) * b.n + j
         if head == "cai" and not state:
-            head, state = "cadyn", "cai"
+            head, state = cell_type.cai_mechanism, "cai"
         b = self.block(head)
         j = int(np.nonzero(b.node == node)[0][0])
         return b.offset + b.module.STATES.index(state) * b.n + j
@@ -240,7 +240,7 @@ class CellGroup:
     def cell_unknowns(self):
         """Per local cell, the indices in u of its unknowns in an order that does not depend on which other
         cells share the group: V of its nodes in the cell's own order, then, mechanism by mechanism
-        (catalogue order), state row by state row, its instances by node in the cell's own order."""
+        (block order), state row by state row, its instances by node in the cell's own order."""
         n_cells = self.gids.size
         parts = [[self.position[self.cell_start[c] : self.cell_start[c + 1]]] for c in range(n_cells)]
         for b in self.blocks:

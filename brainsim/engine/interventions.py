@@ -11,7 +11,6 @@
 
 import numpy as np
 
-from ..kernels.mechanisms import CATALOGUE
 from ..model.brain import tract_scales
 
 
@@ -37,7 +36,7 @@ class Interventions:
                         continue
                     instances = np.nonzero(targeted[cell_of_node[block.node]])[0] if targeted.size else []
                     if len(instances):
-                        row = [p[0] for p in CATALOGUE[block.name].PARAMS].index(item["parameter"])
+                        row = [p[0] for p in block.module.PARAMS].index(item["parameter"])
                         base = block.params[row, instances].copy()
                         self.drugs.append([item, block, row, instances, base, 1.0])
             elif item["kind"] == "lesion":

@@ -9,7 +9,6 @@ from ..config import expressions
 from ..config.options import Num
 from ..config.schema import LOCATION_RE, NSEG_RULES
 from ..errors import ConfigError
-from ..kernels.mechanisms import CATALOGUE
 from . import morphology as morph
 from .discretize import compartment_count, discretize
 from .morphio_reader import FORMATS, read_morphology
@@ -51,11 +50,18 @@ class CellType:
     detector_node: int
     threshold: float
     v_init: float
+    catalogue: object  # config.mechanisms.Mechanisms: name -> kernel module
 
     @cached_property
     def n_states(self):
-        per_mech = sum(len(CATALOGUE[p.mechanism].STATES) * p.node.size for p in self.mechanisms)
-        return per_mech + sum(len(CATALOGUE[s.mechanism].STATES) for s in self.synapses.values())
+        cat = self.catalogue
+        per_mech = sum(len(cat[p.mechanism].STATES) * p.node.size for p in self.mechanisms)
+        return per_mech + sum(len(cat[s.mechanism].STATES) for s in self.synapses.values())
+
+    @property
+    def cai_mechanism(self):
+        """The placed mechanism whose state a probe of `cai` records (see Mechanisms.cai_writer)."""
+        return self.catalogue.cai_writer({p.mechanism for p in self.mechanisms})
 
     @property
     def n_equations(self):
@@ -200,16 +206,19 @@ def build_cell_type(cell, config, path, synapses=None):
         cm={r: region_value(r, "cm", DEFAULT_CM) for r in regions},
         nseg=nseg,
     )
-    placements = _place_mechanisms(geometry, location_variables(morphology, geometry), spec, path)
+    catalogue = config.mechanisms
+    placements = _place_mechanisms(geometry, location_variables(morphology, geometry), spec, path, catalogue)
     cell_type = CellType(
-        cell["name"], geometry, placements, {}, 0, cell["spike_detector"]["threshold"], cell["v_init"]
-    )
+        cell["name"], geometry, placements, {}, 0, cell["spike_detector"]["threshold"], cell["v_init"],
+        catalogue,
+    )  # fmt: skip
     detector = cell_type.locate(cell["spike_detector"]["location"], f"{path}.spike_detector.location")
     sites = {}
     for name, s, site_path in synapses:
         node = cell_type.locate(s["location"], f"{site_path}.location")
-        sites[name] = SynapseSite(name, s["mechanism"], node, _params(s["mechanism"], s["params"]))
-    return CellType(cell["name"], geometry, placements, sites, detector, cell_type.threshold, cell["v_init"])
+        params = _params(catalogue[s["mechanism"]], s["params"])
+        sites[name] = SynapseSite(name, s["mechanism"], node, params)
+    return replace(cell_type, synapses=sites, detector_node=detector)
 
 
 def scale_parameters(cell_type, factors, name, path):
@@ -224,16 +233,15 @@ def scale_parameters(cell_type, factors, name, path):
     scaled = []
     for p in cell_type.mechanisms:
         params = p.params.copy()
-        for i, (param, _default, _unit) in enumerate(CATALOGUE[p.mechanism].PARAMS):
+        for i, (param, _default, _unit) in enumerate(cell_type.catalogue[p.mechanism].PARAMS):
             params[i] *= factors.get(f"{p.mechanism}.{param}", 1.0)
         scaled.append(Placement(p.mechanism, p.node, params))
     return replace(cell_type, name=name, mechanisms=tuple(scaled))
 
 
-def _params(mechanism, given):
-    return np.array(
-        [given.get(name, default) for name, default, _unit in CATALOGUE[mechanism].PARAMS], dtype=float
-    )
+def _params(module, given):
+    """A point mechanism's parameter values in its column order: those given, else its defaults."""
+    return np.array([given.get(name, default) for name, default, _unit in module.PARAMS], dtype=float)
 
 
 def location_variables(morphology, geometry):
@@ -253,7 +261,7 @@ def location_variables(morphology, geometry):
     return {"distance": distance, "diameter": geometry.diameter, "x": x, "order": order[b]}
 
 
-def _place_mechanisms(geometry, variables, spec, path):
+def _place_mechanisms(geometry, variables, spec, path, catalogue):
     """Per density mechanism, its nodes and their parameters: per parameter the region's own value, else
     'all''s, else the mechanism's default; an expression is evaluated on each of the region's nodes."""
     every = spec.get("all", {}).get("mechanisms", {})
@@ -266,7 +274,7 @@ def _place_mechanisms(geometry, variables, spec, path):
         at = {key: values[nodes] for key, values in variables.items()}
         for name in sorted(set(every) | set(own)):
             given, rows = {**every.get(name, {}), **own.get(name, {})}, []
-            for param, default, _unit in CATALOGUE[name].PARAMS:
+            for param, default, _unit in catalogue[name].PARAMS:
                 source = region if param in own.get(name, {}) else "all"
                 where = f"{path}.regions.{source}.mechanisms.{name}.{param}"
                 rows.append(_values(given.get(param, default), at, geometry, nodes, where))

@@ -10,7 +10,6 @@ once and allocates nothing per cell.
 import numpy as np
 
 from ..errors import ConfigError, warn
-from ..kernels.mechanisms import CATALOGUE
 from .brain import tract_scales
 from .recipe import lowest_delay
 
@@ -36,7 +35,7 @@ def _check_references(data):
         raise ConfigError("cells", [], "at least one population, or a 'brain' section that makes them")
     dt = data["simulation"]["dt"]
     if data["brain"] is not None:
-        _check_brain(data["brain"], dt)
+        _check_brain(data["brain"], dt, data.mechanisms)
     _check_overlays(data)
     cells = {c["name"]: c for c in data["cells"]}
     _unique([c["name"] for c in data["cells"]], "cells", "population")
@@ -143,7 +142,7 @@ def _check_rate(rate, dt, path):
         )
 
 
-def _check_brain(brain, dt):
+def _check_brain(brain, dt, mechanisms):
     """The brain section's cell types, synapses and factors refer to things that exist."""
     types = brain["cell_types"]
     allowed = f"one of the cell types {sorted(types)}"
@@ -205,7 +204,7 @@ def _check_brain(brain, dt):
     for label, override in brain["region_overrides"].items():
         for name in override["cells_per_region"]:
             check_type(name, f"brain.region_overrides.{label}.cells_per_region.{name}")
-        _check_factors(override["factors"], types, f"brain.region_overrides.{label}.factors")
+        _check_factors(override["factors"], types, f"brain.region_overrides.{label}.factors", mechanisms)
         for name, drive in override["background"].items():
             if drive["rate"] is not None:
                 _check_rate(drive["rate"], dt, f"brain.region_overrides.{label}.background.{name}.rate")
@@ -217,8 +216,9 @@ def _check_brain(brain, dt):
                 )
 
 
-def _check_factors(factors, types, path):
-    """'<mechanism>.<parameter>' factors per cell type name (or 'all') name real mechanisms and parameters."""
+def _check_factors(factors, types, path, mechanisms):
+    """'<mechanism>.<parameter>' factors per cell type name (or 'all') name real mechanisms and parameters
+    (of `mechanisms`, the config's built-in and loaded ones)."""
     for type_name, per_param in factors.items():
         if type_name != "all" and type_name not in types:
             raise ConfigError(
@@ -226,11 +226,11 @@ def _check_factors(factors, types, path):
             )
         for key in per_param:
             mechanism, _, parameter = key.partition(".")
-            if mechanism not in CATALOGUE or parameter not in [p[0] for p in CATALOGUE[mechanism].PARAMS]:
+            if mechanism not in mechanisms or parameter not in mechanisms.param_names(mechanism):
                 known = (
-                    sorted(CATALOGUE)
-                    if mechanism not in CATALOGUE
-                    else [f"{mechanism}.{p[0]}" for p in CATALOGUE[mechanism].PARAMS]
+                    sorted(mechanisms)
+                    if mechanism not in mechanisms
+                    else [f"{mechanism}.{p}" for p in mechanisms.param_names(mechanism)]
                 )
                 raise ConfigError(
                     f"{path}.{type_name}.{key}", key, f"'<mechanism>.<parameter>', e.g. {known}"
@@ -251,7 +251,7 @@ def _check_overlays(data):
     types = brain["cell_types"]
     if data["patient"] is not None:
         for label, factors in data["patient"]["factors"].items():
-            _check_factors(factors, types, f"patient.factors.{label}")
+            _check_factors(factors, types, f"patient.factors.{label}", data.mechanisms)
         for label, per_type in data["patient"]["background"].items():
             for name in per_type:
                 if name not in brain["background"]:
@@ -270,7 +270,7 @@ def _check_overlays(data):
                     f"{path}.cell_types", name, f"'all' or cell types of the brain: {sorted(types)}"
                 )
         if item["kind"] == "drug":
-            params = [p[0] for p in CATALOGUE[item["mechanism"]].PARAMS]
+            params = data.mechanisms.param_names(item["mechanism"])
             if item["parameter"] not in params:
                 raise ConfigError(
                     f"{path}.parameter", item["parameter"], f"a parameter of '{item['mechanism']}': {params}"
@@ -421,27 +421,28 @@ def _check_probe_variable(cell_type, variable, nodes, path):
     if variable == "v":
         return
     head, _, state = variable.partition(".")
+    catalogue = cell_type.catalogue
     if head in cell_type.synapses:
-        states = CATALOGUE[cell_type.synapses[head].mechanism].STATES
+        states = catalogue[cell_type.synapses[head].mechanism].STATES
         if state not in states:
             raise ConfigError(
                 path, variable, f"a state of synapse '{head}': {[f'{head}.{s}' for s in states]}"
             )
         return
     if head == "cai" and not state:
-        head, state = "cadyn", "cai"
+        head, state = cell_type.cai_mechanism, "cai"
     placed = {p.mechanism: p for p in cell_type.mechanisms}
     allowed = (
         ["v"]
-        + [f"{m}.{s}" for m in placed for s in CATALOGUE[m].STATES]
-        + [f"{n}.{s}" for n, syn in cell_type.synapses.items() for s in CATALOGUE[syn.mechanism].STATES]
+        + [f"{m}.{s}" for m in placed for s in catalogue[m].STATES]
+        + [f"{n}.{s}" for n, syn in cell_type.synapses.items() for s in catalogue[syn.mechanism].STATES]
     )
-    if head not in placed or state not in CATALOGUE[head].STATES:
+    if head not in placed or state not in catalogue[head].STATES:
         raise ConfigError(path, variable, f"one of {allowed}")
     missing = np.setdiff1d(nodes, placed[head].node)
     if missing.size:
         here = ["v"] + [
-            f"{m}.{s}" for m, p in placed.items() if np.isin(nodes, p.node).all() for s in CATALOGUE[m].STATES
+            f"{m}.{s}" for m, p in placed.items() if np.isin(nodes, p.node).all() for s in catalogue[m].STATES
         ]
         raise ConfigError(
             path,

@@ -12,7 +12,6 @@ from functools import cached_property
 
 import numpy as np
 
-from ..kernels.mechanisms import CATALOGUE
 from .brain import Brain
 from .cells import build_cell_type, scale_parameters
 
@@ -161,7 +160,7 @@ class Recipe:
             if target not in self._pop_by_name:
                 continue
             site = self.cell_type(target).synapses[synapse]
-            names = [name for name, _, _ in CATALOGUE[site.mechanism].PARAMS]
+            names = self.config.mechanisms.param_names(site.mechanism)
             if "e" in names:
                 reversals.append(site.params[names.index("e")])
         if not reversals:

@@ -84,7 +84,6 @@ from zarr.errors import ZarrUserWarning
 from brainsim import __version__
 from brainsim.api import load_config
 from brainsim.config.load import read_yaml, without_nulls
-from brainsim.config.schema import MECHANISMS_BY_KIND
 from brainsim.errors import BrainsimError, ConfigError, StoreError
 from brainsim.model.brain import Brain
 from brainsim.postprocess.alerts import check_regions
@@ -457,7 +456,7 @@ class _Follow:
             if not p.trend > 0 or not np.isfinite(rate[i]) or rate[i] == 0:
                 continue
             u = float(p.to_u(theta[i]))
-            if p.path[0] == "factors" and _density(p.path[3]) and theta[i] > 0:
+            if p.path[0] == "factors" and _density(p.path[3], self.config.mechanisms) and theta[i] > 0:
                 mechanism, parameter = p.path[3].split(".", 1)
                 end = float(p.to_theta(u + rate[i] * horizon / 1000.0))
                 drugs.append({
@@ -854,10 +853,11 @@ def _pin(obs, features, file):
     return out
 
 
-def _density(name):
-    """Whether a patient factor's '<mechanism>.<parameter>' is one a drug intervention can ramp."""
+def _density(name, mechanisms):
+    """Whether a patient factor's '<mechanism>.<parameter>' is one a drug intervention can ramp (a density
+    mechanism of `mechanisms`, the config's)."""
     mechanism, _, parameter = name.partition(".")
-    return mechanism in MECHANISMS_BY_KIND["density"] and bool(parameter)
+    return mechanism in mechanisms.of_kind("density") and bool(parameter)
 
 
 def _targets(label):

@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
 pytest.importorskip("sympy", reason="the nmodl extra (NMODL, sympy) is not installed")
 
+from support import HH_MOD  # noqa: E402
+
 from brainsim.errors import MechanismError  # noqa: E402
 from brainsim.kernels.mechanisms import CATALOGUE  # noqa: E402
 from brainsim.nmodl import cache, describe, load, translate  # noqa: E402
@@ -27,63 +29,7 @@ RTOL = 1e-12
 SINGULAR = [-38.0, -66.0, -32.0, -60.0, -27.0, -154.9, -17.0, -64.4, -50.0]
 """V (mV) where a rate of the L5PC mechanisms is 0/0 or piecewise."""
 
-HH = """
-TITLE a Hodgkin-Huxley channel set written for this test
-NEURON {
-    SUFFIX hhx
-    USEION na READ ena WRITE ina
-    USEION k READ ek WRITE ik
-    NONSPECIFIC_CURRENT il
-    RANGE gnabar, gkbar, gl, el
-}
-PARAMETER {
-    gnabar = 0.12 (S/cm2)
-    gkbar = 0.036 (S/cm2)
-    gl = 0.0003 (S/cm2)
-    el = -54.3 (mV)
-}
-STATE { m h n }
-ASSIGNED { v (mV) celsius (degC) ena (mV) ek (mV) ina (mA/cm2) ik (mA/cm2) il (mA/cm2)
-           minf hinf ninf mtau (ms) htau (ms) ntau (ms) }
-BREAKPOINT {
-    SOLVE states METHOD cnexp
-    ina = gnabar*m*m*m*h*(v - ena)
-    ik = gkbar*n^4*(v - ek)
-    il = gl*(v - el)
-}
-DERIVATIVE states {
-    rates(v)
-    m' = (minf - m)/mtau
-    h' = (hinf - h)/htau
-    n' = (ninf - n)/ntau
-}
-PROCEDURE rates(v (mV)) { LOCAL alpha, beta, sum, q10
-    TABLE minf, mtau FROM -100 TO 100 WITH 200
-    q10 = 3^((celsius - 6.3)/10)
-    alpha = .1 * vtrap(-(v + 40), 10)
-    beta = 4 * exp(-(v + 65)/18)
-    sum = alpha + beta
-    mtau = 1/(q10*sum)
-    minf = alpha/sum
-    alpha = .07 * exp(-(v + 65)/20)
-    beta = 1 / (exp(-(v + 35)/10) + 1)
-    sum = alpha + beta
-    htau = 1/(q10*sum)
-    hinf = alpha/sum
-    alpha = .01*vtrap(-(v + 55), 10)
-    beta = .125*exp(-(v + 65)/80)
-    sum = alpha + beta
-    ntau = 1/(q10*sum)
-    ninf = alpha/sum
-}
-FUNCTION vtrap(x, y) {
-    if (fabs(x/y) < 1e-6) {
-        vtrap = y*(1 - x/y/2)
-    } else {
-        vtrap = x/(exp(x/y) - 1)
-    }
-}
-"""
+HH = HH_MOD
 
 
 @pytest.fixture(autouse=True)

@@ -125,7 +125,7 @@ def _interrupt(tmp_path, sig):
             break
         time.sleep(0.2)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=600)
     return proc.returncode, err, out
 
 

@@ -16,15 +16,15 @@ def test_sigterm_writes_a_checkpoint_and_the_resumed_run_is_exact(tmp_path):
     proc = mpipopen(
         2, "run", NET, "-o", str(store), *LONG, "--set", "output.flush_interval=0.2", cwd=tmp_path
     )
-    deadline = time.time() + 300
-    while time.time() < deadline:
+    while proc.poll() is None:  # however long a loaded machine takes to get there
         if (store / "zarr.json").exists() and dict(zarr.open_group(store, mode="r").attrs).get(
             "t_reached", 0
         ) > 50:
             break
         time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be stopped"
     os.killpg(proc.pid, signal.SIGTERM)  # what SLURM does: every process of the job gets it
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=600)
     assert proc.returncode != 0
     attrs = dict(zarr.open_group(store, mode="r").attrs)
     assert attrs["status"] == "interrupted" and "SIGTERM" in attrs["error"], err
@@ -42,7 +42,6 @@ def test_sigterm_writes_a_checkpoint_and_the_resumed_run_is_exact(tmp_path):
 def test_a_blow_up_on_one_rank_stops_every_rank(tmp_path):
     store = tmp_path / "run.zarr"
     blow = "stimuli=[{kind: iclamp, cell: net, cells: [63], delay: 20, duration: 5, amplitude: 1.0e7}]"
-    started = time.time()
     res = mpirun(
         3,
         "run",
@@ -55,9 +54,8 @@ def test_a_blow_up_on_one_rank_stops_every_rank(tmp_path):
         blow,
         "-q",
         cwd=tmp_path,
-        timeout=120,
     )
-    assert res.returncode != 0 and time.time() - started < 60
+    assert res.returncode != 0  # and no rank went on: t_reached below, every rank's spikes before 20.025
     assert "rank 2 failed" in res.stderr and "gid=63" in res.stderr and "t=20.025 ms" in res.stderr
     attrs = dict(zarr.open_group(store, mode="r").attrs)
     assert attrs["status"] == "failed" and "gid=63" in attrs["error"] and attrs["t_reached"] == 20.0

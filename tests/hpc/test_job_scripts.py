@@ -138,7 +138,7 @@ def test_stop_signal_while_starting_up_still_checkpoints(tmp_path):
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)
     process.send_signal(signal.SIGUSR1)
-    _, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=600)
     assert process.returncode == 75, err
     attrs = zarr.open_group(store, mode="r").attrs
     assert attrs["status"] == "interrupted" and "SIGUSR1" in attrs["error"]

@@ -36,8 +36,8 @@ def attrs(store):
 
 def test_submit_runs_on_two_ranks_and_chains_the_summary(slurm, tmp_path, capsys):
     record = submit(tmp_path, "--set", "simulation.tstop=100", "--time", "00:05:00")
-    run = slurm.wait(record["jobs"]["run"], timeout=120)
-    summary = slurm.wait(record["jobs"]["summarize"], timeout=120)
+    run = slurm.wait(record["jobs"]["run"], timeout=600)
+    summary = slurm.wait(record["jobs"]["summarize"], timeout=600)
     assert run.ok and summary.ok, (run, summary, (tmp_path / "run").glob("slurm-*.out"))
     assert attrs(record["store"])["status"] == "complete"
     assert attrs(record["store"])["timing"]["ranks"] == 2
@@ -120,7 +120,7 @@ def test_scancel_leaves_the_store_interrupted(slurm, tmp_path, capsys):
     assert "RUNNING" in out and "store" in out and ": running, " in out, out
     assert "simulated ms per second" in out and "ETA" in out, out
     slurm.run("scancel", record["jobs"]["run"])
-    result = slurm.wait(record["jobs"]["run"], timeout=120)
+    result = slurm.wait(record["jobs"]["run"], timeout=600)
     assert result.state == "CANCELLED"
     final = attrs(store)
     assert final["status"] == "interrupted" and "SIGTERM" in final["error"], final.get("error")

@@ -274,7 +274,7 @@ def test_watch_rewrites_the_page_until_the_follow_is_complete(twin, tmp_path):
         assert 'http-equiv="refresh" content="1"' in page.read_text()  # 0.2 s, at least 1
         _replace(store, twin["store"])
         assert "2 window(s), complete" in _wait_for_page(process, page)
-        out, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=600)
     finally:
         process.kill()
     assert process.returncode == 0, err
@@ -290,7 +290,7 @@ def test_watch_stops_on_ctrl_c(twin, tmp_path):
     try:
         _wait_for_page(process, page)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=600)
     finally:
         process.kill()
     assert process.returncode == EXIT_INTERRUPTED

@@ -45,7 +45,7 @@ def test_committed_page_is_up_to_date():
 
 def test_module_main_prints_the_page():
     out = subprocess.run(
-        [sys.executable, "-m", "brainsim.config.doc"], capture_output=True, cwd=ROOT, timeout=60, check=True
+        [sys.executable, "-m", "brainsim.config.doc"], capture_output=True, cwd=ROOT, timeout=600, check=True
     )
     assert out.stdout.decode("utf-8") == reference_markdown()
     assert out.stderr == b""

@@ -1,0 +1,75 @@
+"""Blue Brain's L5PC (BluePyOpt's examples/l5pc, read from the reference folder) in brainsim against the same
+cell in NEURON (benchmarks/l5pc_reference.py builds both), staggered scheme and NEURON's fixed step at
+dt = 0.025 ms, a short protocol: the holding current of Step1 (−0.126 nA) from 0 ms and Step3's
+0.95 nA step from 100 ms, 250 ms in all.
+
+The peers themselves agree only to a tolerance on this cell (BluePyOpt's l5pc_validate_neuron_arbor_pm.py);
+eca is a fixed parameter in brainsim's NMODL mechanisms, where NEURON computes it from cai by Nernst
+(CaDynamics_E2 writes cai): NEURON runs here with eca fixed at brainsim's value, so that the two solve the
+same equations. Every brainsim state starts at its steady state (cai too, which NEURON starts at 5e-5 mM)."""
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER = Path(os.environ.get("BRAINSIM_L5PC") or ROOT.parent / "shared" / "reference" / "l5pc")
+STIMULI = [(0.0, 250.0, -0.126), (100.0, 150.0, 0.95)]
+TSTOP = 250.0
+ECA = 132.4579  # mV, brainsim's eca (NEURON's default); NEURON runs with it fixed too
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (FOLDER / "config" / "parameters.json").is_file(),
+        reason=f"the reference L5PC is absent ({FOLDER}); set BRAINSIM_L5PC to its folder",
+    ),
+    pytest.mark.skipif(importlib.util.find_spec("neuron") is None, reason="NEURON is not installed"),
+    pytest.mark.skipif(
+        shutil.which("nrnivmodl", path=str(Path(sys.executable).parent)) is None
+        and shutil.which("nrnivmodl") is None,
+        reason="NEURON's nrnivmodl is not found",
+    ),
+    pytest.mark.skipif(importlib.util.find_spec("nmodl") is None, reason="the nmodl extra is not installed"),
+]
+
+
+def reference_module():
+    spec = importlib.util.spec_from_file_location("l5pc_reference", ROOT / "benchmarks" / "l5pc_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory):
+    ref = reference_module()
+    out = tmp_path_factory.mktemp("l5pc")
+    runs, nseg = ref.run_neuron(FOLDER, STIMULI, TSTOP, 0.025, build=out / "neuron", fixed_eca=ECA)
+    tn, vn, _ = runs["NEURON fixed step"]
+    cfg = ref.brainsim_config(FOLDER, STIMULI, TSTOP, 0.025)
+    tb, vb, _, ncomp = ref.run_brainsim(cfg, out)
+    return ref, (tn, vn, nseg), (tb, vb, ncomp)
+
+
+def test_l5pc_compartments_are_neurons_segments(traces):
+    _, (_, _, nseg), (_, _, ncomp) = traces
+    assert ncomp == nseg == 699
+
+
+def test_l5pc_soma_v_and_spikes_match_neuron(traces):
+    ref, (tn, vn, _), (tb, vb, _) = traces
+    c = ref.compare((tb, vb), (tn, vn), step_start=100.0)
+    brainsim_spikes, neuron_spikes = c["spike_times"]
+    assert len(neuron_spikes) >= 3  # the step makes the cell fire
+    assert len(brainsim_spikes) == len(neuron_spikes)
+    assert brainsim_spikes[0] == pytest.approx(neuron_spikes[0], abs=0.2)  # ms
+    # later spikes follow the Ca / SK adaptation, which starts unlike (cai at steady state in brainsim, at
+    # 5e-5 mM in NEURON, relaxing over ~200 ms): each interval within 30 % (measured: 15-25 % longer)
+    np.testing.assert_allclose(np.diff(brainsim_spikes), np.diff(neuron_spikes), rtol=0.3)
+    assert c["rest"][0] == pytest.approx(c["rest"][1], abs=0.1)  # mV before the step (measured 0.06)
+    assert c["max_dv_before_first_spike"] < 0.5  # mV, soma V from 0 ms to 1 ms before the first spike

@@ -300,14 +300,14 @@ def _dataset(view, counts, stats, raster, bin_ms, window_ms, tr):
     drive = da.nan_to_num(rate / BOLD_RATE_SCALE).rechunk((n_bins, region_chunk))
     bold = _per_column(drive, lambda u: balloon(u, bin_ms * 1e-3, every), n_bins // every + 1)
     data["bold"] = (("bold_time", "region"), bold, "%", "BOLD signal change (Balloon-Windkessel)")
-    data["fc_bold"] = (("region", "region2"), _correlation(bold), "1", "correlation of BOLD")
+    data["fc_bold"] = (("region", "region2"), correlation(bold), "1", "correlation of BOLD")
     per_fc = max(1, int(round(FC_RATE_BIN / bin_ms)))
     n_fc = n_bins // per_fc
     coarse = total[: n_fc * per_fc].rechunk((max(1, time_chunk // per_fc) * per_fc, n_regions))
     coarse = coarse.reshape(n_fc, per_fc, n_regions, merge_chunks=False).sum(axis=1)
     data["fc_rate"] = (
         ("region", "region2"),
-        _correlation(coarse),
+        correlation(coarse),
         "1",
         f"correlation of {FC_RATE_BIN:g} ms rates",
     )
@@ -480,7 +480,7 @@ def _chance_corrected(chi2, n_cells):
     return (chi2 - 1.0 / n) / (1.0 - 1.0 / n)
 
 
-def _correlation(x):
+def correlation(x):
     """Pearson correlation (n, n) of the columns of the dask array x (time, n); NaN where undefined or
     with fewer than FC_MIN_SAMPLES samples."""
     if x.shape[0] < FC_MIN_SAMPLES:

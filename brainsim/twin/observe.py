@@ -74,7 +74,7 @@ from brainsim.postprocess.signals import (
     spectral_peaks,
     spectrum,
 )
-from brainsim.postprocess.summarize import FC_MIN_SAMPLES, FC_RATE_BIN, _correlation
+from brainsim.postprocess.summarize import FC_MIN_SAMPLES, FC_RATE_BIN, correlation
 
 from . import eeg_reader, region_reader
 
@@ -420,7 +420,7 @@ def _fc(x):
     column is constant or with fewer than FC_MIN_SAMPLES samples."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-        return _correlation(da.from_array(x)).compute(scheduler="sync")
+        return correlation(da.from_array(x)).compute(scheduler="sync")
 
 
 def _common_time(eeg, rate, bin_ms, notes):

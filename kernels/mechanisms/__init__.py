@@ -10,8 +10,9 @@ loop kernels with NumPy twins:
 `vi` is V per instance (vi[j] = v[node[j]], gathered by the caller so the rate loop vectorises), `v`
 is V per node, p is (n_params, n), s/xinf/tau/dids are (n_states, n).
 
-Point mechanisms that receive events also define event_scale(p). Adding a mechanism is one module
-here and one entry in CATALOGUE.
+Point mechanisms that receive events also define event_scale(p). Adding a built-in mechanism is one
+module here and one entry in CATALOGUE; a config can also load .mod files (its mechanisms.paths), which
+brainsim/nmodl translates into modules of this interface (brainsim/config/mechanisms.py).
 """
 
 from . import cadyn, cahva, calva, exp2syn, expsyn, hh, ih, im, kp, kt, kv31, nap, nata, nats, pas, sk

@@ -1,6 +1,7 @@
 """Test helpers: run a config in this process and read its output back; open HTML reports in Chromium."""
 
 import copy
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +13,13 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "reference"
 CHROMIUM_TIMEOUT_S = 30
+L5PC = Path(os.environ.get("BRAINSIM_L5PC") or ROOT.parent / "shared" / "reference" / "l5pc")
+"""Blue Brain's L5PC reference folder (read there, never copied; $BRAINSIM_L5PC elsewhere)."""
+L5PC_BUILT_IN = {
+    "NaTa_t": "nata", "NaTs2_t": "nats", "Nap_Et2": "nap", "SKv3_1": "kv31", "K_Pst": "kp", "K_Tst": "kt",
+    "Im": "im", "Ih": "ih", "Ca_HVA": "cahva", "Ca_LVAst": "calva", "SK_E2": "sk", "CaDynamics_E2": "cadyn",
+}  # fmt: skip
+"""Each L5PC .mod file's mechanism -> the built-in mechanism written from it."""
 
 
 HH_MOD = """

@@ -11,20 +11,16 @@ import pytest
 pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
 pytest.importorskip("sympy", reason="the nmodl extra (NMODL, sympy) is not installed")
 
-from support import HH_MOD  # noqa: E402
+from support import HH_MOD, L5PC, L5PC_BUILT_IN  # noqa: E402
 
 from brainsim.errors import MechanismError  # noqa: E402
 from brainsim.kernels.mechanisms import CATALOGUE  # noqa: E402
 from brainsim.nmodl import cache, describe, load, translate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-L5PC = Path(os.environ.get("BRAINSIM_L5PC", ROOT.parent / "shared" / "reference" / "l5pc"))
 MODS = L5PC / "mechanisms"
 need_l5pc = pytest.mark.skipif(not MODS.is_dir(), reason=f"the L5PC reference model is absent ({L5PC})")
-COUNTERPART = {
-    "NaTa_t": "nata", "NaTs2_t": "nats", "Nap_Et2": "nap", "SKv3_1": "kv31", "K_Pst": "kp", "K_Tst": "kt",
-    "Im": "im", "Ih": "ih", "Ca_HVA": "cahva", "Ca_LVAst": "calva", "SK_E2": "sk", "CaDynamics_E2": "cadyn",
-}  # fmt: skip
+COUNTERPART = L5PC_BUILT_IN
 RTOL = 1e-12
 SINGULAR = [-38.0, -66.0, -32.0, -60.0, -27.0, -154.9, -17.0, -64.4, -50.0]
 """V (mV) where a rate of the L5PC mechanisms is 0/0 or piecewise."""

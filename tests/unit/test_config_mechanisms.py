@@ -8,12 +8,11 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from support import HH_MOD, ROOT
+from support import HH_MOD, L5PC, L5PC_BUILT_IN, ROOT
 
 pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
 pytest.importorskip("sympy", reason="the nmodl extra (NMODL, sympy) is not installed")
@@ -25,13 +24,9 @@ from brainsim.config.mechanisms import BUILT_IN, from_section  # noqa: E402
 from brainsim.errors import ConfigError  # noqa: E402
 from brainsim.kernels.mechanisms import CATALOGUE  # noqa: E402
 
-L5PC = Path(os.environ.get("BRAINSIM_L5PC", ROOT.parent / "shared" / "reference" / "l5pc"))
 MODS = L5PC / "mechanisms"
 need_l5pc = pytest.mark.skipif(not MODS.is_dir(), reason=f"the L5PC reference model is absent ({L5PC})")
-COUNTERPART = {
-    "nata": "NaTa_t", "nats": "NaTs2_t", "nap": "Nap_Et2", "kv31": "SKv3_1", "kp": "K_Pst", "kt": "K_Tst",
-    "im": "Im", "ih": "Ih", "cahva": "Ca_HVA", "calva": "Ca_LVAst", "sk": "SK_E2", "cadyn": "CaDynamics_E2",
-}  # fmt: skip
+COUNTERPART = {built_in: mod for mod, built_in in L5PC_BUILT_IN.items()}
 """Built-in L5PC mechanism -> the .mod file's mechanism it was written from."""
 HH = {"gnabar": 0.1, "gkbar": 0.03, "gl": 0.0003, "el": -60.0, "ena": 52.0, "ek": -75.0}
 SMALL_BRAIN = ROOT / "tests/data/small_brain.yaml"

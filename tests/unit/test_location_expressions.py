@@ -3,13 +3,12 @@ it gives every compartment, the errors that name the key path and the compartmen
 whose input resistance follows a g_pas gradient."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from support import trace
+from support import L5PC, trace
 
 import brainsim
 from brainsim.config import resolve_config
@@ -20,7 +19,6 @@ from brainsim.model.morphology import binary_tree, synthetic_pyramidal
 from brainsim.model.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[2]
-L5PC = Path(os.environ.get("BRAINSIM_L5PC", ROOT.parent / "shared" / "reference" / "l5pc"))
 HAY_IH = "(-0.8696 + 2.087*exp(0.0031*distance)) * 8e-5"
 
 

@@ -3,7 +3,6 @@ axon replacement and nseg rule."""
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from support import L5PC
 
 import brainsim
 from brainsim.errors import ConfigError, MorphologyError
@@ -22,11 +22,7 @@ from brainsim.model.morphology import ball_and_stick, replace_axon
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def l5pc_folder():
-    return Path(os.environ.get("BRAINSIM_L5PC") or ROOT.parent / "shared" / "reference" / "l5pc")
-
-
-L5PC_ASC = l5pc_folder() / "morphology" / "C060114A7.asc"
+L5PC_ASC = L5PC / "morphology" / "C060114A7.asc"
 needs_l5pc = pytest.mark.skipif(
     not L5PC_ASC.is_file(),
     reason=f"the reference L5PC is absent ({L5PC_ASC}); set BRAINSIM_L5PC to its folder",

@@ -9,24 +9,23 @@ eca is a fixed parameter in brainsim's NMODL mechanisms, where NEURON computes i
 same equations. Every brainsim state starts at its steady state (cai too, which NEURON starts at 5e-5 mM)."""
 
 import importlib.util
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import L5PC
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDER = Path(os.environ.get("BRAINSIM_L5PC") or ROOT.parent / "shared" / "reference" / "l5pc")
 STIMULI = [(0.0, 250.0, -0.126), (100.0, 150.0, 0.95)]
 TSTOP = 250.0
 ECA = 132.4579  # mV, brainsim's eca (NEURON's default); NEURON runs with it fixed too
 
 pytestmark = [
     pytest.mark.skipif(
-        not (FOLDER / "config" / "parameters.json").is_file(),
-        reason=f"the reference L5PC is absent ({FOLDER}); set BRAINSIM_L5PC to its folder",
+        not (L5PC / "config" / "parameters.json").is_file(),
+        reason=f"the reference L5PC is absent ({L5PC}); set BRAINSIM_L5PC to its folder",
     ),
     pytest.mark.skipif(importlib.util.find_spec("neuron") is None, reason="NEURON is not installed"),
     pytest.mark.skipif(
@@ -49,9 +48,9 @@ def reference_module():
 def traces(tmp_path_factory):
     ref = reference_module()
     out = tmp_path_factory.mktemp("l5pc")
-    runs, nseg = ref.run_neuron(FOLDER, STIMULI, TSTOP, 0.025, build=out / "neuron", fixed_eca=ECA)
+    runs, nseg = ref.run_neuron(L5PC, STIMULI, TSTOP, 0.025, build=out / "neuron", fixed_eca=ECA)
     tn, vn, _ = runs["NEURON fixed step"]
-    cfg = ref.brainsim_config(FOLDER, STIMULI, TSTOP, 0.025)
+    cfg = ref.brainsim_config(L5PC, STIMULI, TSTOP, 0.025)
     tb, vb, _, ncomp = ref.run_brainsim(cfg, out)
     return ref, (tn, vn, nseg), (tb, vb, ncomp)
 

@@ -47,7 +47,7 @@ def main(argv=None):
     except NumericalError as e:
         return _report(e, EXIT_NUMERICAL)
     except Interrupted as e:
-        code = EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED
+        code = _stop_code(e.signal_name)
         written = "a checkpoint was written" if e.checkpoint else "no checkpoint was written: run it again"
         return _report(f"{e}; the store is marked interrupted, {written}", code)
     except BrainsimError as e:
@@ -858,12 +858,17 @@ def _fit(args, petsc_args):
             log=_progress,
         )
     except FitStopped as e:
-        return _report(e, EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED)
+        return _report(e, _stop_code(e.signal_name))
     if record is not None:
         for name, p in record["posterior"].items():
             print(f"{name}: {p['mean']:.4g} ± {p['sd']:.2g} (95%: {p['q2.5']:.4g} to {p['q97.5']:.4g})")
         print(f"fit: {args.output}")
     return 0
+
+
+def _stop_code(signal_name):
+    """The exit status of work stopped by a signal: interrupted by Ctrl-C, else stopped for a requeue."""
+    return EXIT_INTERRUPTED if signal_name == "SIGINT" else EXIT_CHECKPOINTED
 
 
 def _follow(args, petsc_args):
@@ -893,7 +898,7 @@ def _follow(args, petsc_args):
             say=lambda line: print(line, flush=True),
         )
     except FollowStopped as e:
-        return _report(e, EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED)
+        return _report(e, _stop_code(e.signal_name))
     if record is None:
         return 0
     print(f"follow: {args.output}: {record['windows_done']} window(s), {len(record['warnings'])} warning(s)")
@@ -939,7 +944,7 @@ def _feed(args, petsc_args):
             log=_progress,
         )
     except FeedStopped as e:
-        return _report(e, EXIT_INTERRUPTED if e.signal_name == "SIGINT" else EXIT_CHECKPOINTED)
+        return _report(e, _stop_code(e.signal_name))
     print(f"live: {result['path']} ({result['t_start']:g} to {result['t_available']:g} ms, complete)")
     return 0
 

@@ -83,6 +83,14 @@ FUNCTION vtrap(x, y) {
 `hh`'s equations and parameter names), SUFFIX hhx."""
 
 
+def assert_one_error_line(captured, message):
+    """A command's output (pytest's capsys.readouterr()) is one `brainsim: ` line on stderr naming
+    message, with no traceback and nothing on stdout."""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("brainsim: ") and message in lines[0], captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
 def simulate(config, overrides=(), output=None, patient=None, interventions=()):
     """Run a config file (path relative to the repository) in this process, with optional patient and
     intervention overlay files; returns (the store opened for reading, its path)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import assert_one_error_line
 
 import brainsim
 from brainsim.cli import _parser, main
@@ -178,7 +179,4 @@ def test_the_cli_prints_the_plan(capsys):
 )
 def test_bad_arguments_are_one_line(extra, message, capsys):
     assert main(["plan", str(CONFIG), *extra]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("brainsim: ") and message in lines[0], captured.err
-    assert "Traceback" not in captured.err and captured.out == ""
+    assert_one_error_line(capsys.readouterr(), message)

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from support import assert_one_error_line
 
 import brainsim
 from brainsim.cli import _parser, main
@@ -206,7 +207,4 @@ FOLLOW = ["--follow", "--window", "1000", "--horizon", "2000", "--members", "8",
 )
 def test_bad_arguments_are_one_line(extra, message, capsys):
     assert main(["plan", str(CONFIG), *extra]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("brainsim: ") and message in lines[0], captured.err
-    assert "Traceback" not in captured.err and captured.out == ""
+    assert_one_error_line(capsys.readouterr(), message)

@@ -571,6 +571,7 @@ def _run(args, petsc_args):
     for number in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(number, lambda signum, frame: early.append(signal.Signals(signum).name))
     from .api import run
+    from .io.sonata import report_path
     from .parallel.context import Context
 
     context = Context.world()
@@ -591,6 +592,8 @@ def _run(args, petsc_args):
         counts, timing = store.counts, store.timing
         ranks = f" on {context.size} ranks" if context.size > 1 else ""
         print(f"output: {store.path}")
+        if store.config["output"].get("sonata"):
+            print(f"spike report: {report_path(store.path)}")
         print(
             f"cells {counts['cells']}  compartments {counts['compartments']}  "
             f"equations {counts['equations']}  spikes {store.spikes.sizes['spike']}"

@@ -722,6 +722,12 @@ OUTPUT = Section(
             gt=0,
         ),
         "checkpoint": Str(None, "checkpoint folder (default: beside the store, <name>.checkpoint)"),
+        "sonata": Bool(
+            False,
+            "also write the spikes as a SONATA spike report beside the store (<name>.spikes.h5: HDF5, one "
+            "population per cell population, node ids 0-based within it, sorted by time), when the run "
+            "completes",
+        ),
         "stop_grace": Num(
             30.0,
             "s",

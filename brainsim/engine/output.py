@@ -5,23 +5,38 @@ and writes the attributes. Every rank writes the trace columns of its own probes
 gid, ranks own contiguous blocks of gids, so a rank's columns are one contiguous block, and the probe
 chunks are chosen so that no chunk straddles two ranks. The store therefore reads the same whatever the
 number of ranks. Writes are buffered in memory and flushed collectively; at each flush the completed rows
-of the region summaries are summed over the ranks and rank 0 writes them.
+of the region summaries are summed over the ranks and rank 0 writes them. A run with a SONATA spike report
+has rank 0 write it from the store's spikes once the store is complete.
 """
 
 from ..files import writing
+from ..io.run_store import RunStore
+from ..io.sonata import check_report, discard_report, report_path, write_spike_report
 from ..io.zarr_store import RunWriter, probe_chunk_for
 from ..parallel.context import agree
 
 
 class Output:
     def __init__(
-        self, context, path, spec, *, overwrite=False, resume_from=None, regions=None, heartbeat=None
+        self,
+        context,
+        path,
+        spec,
+        *,
+        overwrite=False,
+        resume_from=None,
+        regions=None,
+        heartbeat=None,
+        sonata=False,
     ):
         """spec: the simulation's StoreSpec; resume_from: the time (ms) a resumed run continues from (the
         store at path is reopened), or None for a new store; regions: the run's RegionRecorder (runs with
         a brain), whose completed rows are written at every flush; heartbeat: s between the store's
-        heartbeats while it runs (None: only at each flush)."""
+        heartbeats while it runs (None: only at each flush); sonata: write the SONATA spike report beside
+        the store (report_path) when the run completes. A replaced or resumed store discards a report
+        there (it would be stale) either way."""
         self.context, self.regions, self.heartbeat, self.path = context, regions, heartbeat, path
+        self.sonata, self.report = sonata, report_path(path)
         self.first_probe = {t.name: int(t.offsets[context.rank]) for t in spec.trace_sets}
         # A fork's store starts at its fork time: rows of the run's grids (from t = 0) are moved by these.
         self.first_row = {t.name: t.first_row for t in spec.trace_sets}
@@ -46,7 +61,17 @@ class Output:
         self._held = []  # (name, row, values, first probe) of gathered trace sets, until the next flush
 
     def _open(self, path, spec, overwrite, resume_from):
-        """Rank 0: the store, created from the spec or reopened to continue at resume_from."""
+        """Rank 0: the store, created from the spec or reopened to continue at resume_from; the report
+        beside a store replaced or continued is discarded (a new one is written at the end)."""
+        replacing = overwrite or resume_from is not None
+        if self.sonata:
+            check_report(self.report, replacing)
+        store = self._open_store(path, spec, overwrite, resume_from)
+        if replacing:
+            discard_report(self.report)
+        return store
+
+    def _open_store(self, path, spec, overwrite, resume_from):
         if resume_from is not None:
             store = RunWriter.resume(
                 path,
@@ -133,7 +158,8 @@ class Output:
         self._collective(lambda: self.store.publish(t_reached) if self.context.is_root else None)
 
     def finish(self, status, *, error=None, timing=None, t_reached=None):
-        """Collective: flush everywhere, then rank 0 records the outcome."""
+        """Collective: flush everywhere, then rank 0 records the outcome; then a complete run's SONATA spike
+        report is written (a failure to write it leaves the store complete)."""
         self._collective(self._write)
         self._collective(
             lambda: (
@@ -142,6 +168,14 @@ class Output:
                 else None
             )
         )
+        if self.sonata and status == "complete":
+            self._collective(
+                lambda: (
+                    write_spike_report(self.report, RunStore.open(self.path))
+                    if self.context.is_root
+                    else None
+                )
+            )
 
     def mark(self, status, error):
         """Rank 0 records the outcome without writing outputs (after writing them failed); not collective,

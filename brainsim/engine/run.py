@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import BrainsimError, Interrupted, StopTimeout, StoreError
 from ..files import check_writable
 from ..io.checkpoint import open_checkpoint
+from ..io.sonata import check_report, report_path
 from ..io.zarr_store import NOTHING_TO_RESUME, check_replaceable
 from ..parallel.context import agree
 from ..parallel.exchange import exchange_spikes
@@ -19,10 +20,12 @@ from .output import Output
 from .simulation import Simulation, default_progress_stream
 
 
-def check_output(path, overwrite):
+def check_output(path, overwrite, sonata=False):
     """Fail before any work if the output exists and may not be replaced (not allowed, or not a run
-    store that is safe to delete)."""
+    store that is safe to delete), or, with `sonata`, if its SONATA spike report's path is taken so."""
     path = Path(path)
+    if sonata:
+        check_report(report_path(path), overwrite)
     if path.exists() and not overwrite:
         raise BrainsimError(
             f"output {path} already exists: pass --overwrite (or output.overwrite: true) to "
@@ -121,7 +124,7 @@ def run_simulation(
                 if context.is_root and not (path / "zarr.json").is_file():
                     raise StoreError(path, NOTHING_TO_RESUME)
             elif context.is_root:
-                check_output(path, overwrite)
+                check_output(path, overwrite, recipe.config["output"]["sonata"])
         except BrainsimError as e:
             error = e
         agree(context, error)
@@ -145,6 +148,7 @@ def run_simulation(
                 resume_from=resume_from,
                 regions=sim.regions,
                 heartbeat=min(max(settings.flush_interval, HEARTBEAT[0]), HEARTBEAT[1]),
+                sonata=recipe.config["output"]["sonata"],
             )
             try:
                 if manifest is None and fork is None and settings.warmup > 0:

@@ -39,6 +39,15 @@ def _check_references(data):
     _check_overlays(data)
     cells = {c["name"]: c for c in data["cells"]}
     _unique([c["name"] for c in data["cells"]], "cells", "population")
+    if data["output"]["sonata"]:
+        for i, c in enumerate(data["cells"]):
+            if "/" in c["name"] or c["name"] in ("", ".", ".."):
+                raise ConfigError(
+                    f"cells[{i}].name",
+                    c["name"],
+                    "a name without '/', not '.' or '..'",
+                    detail="output.sonata writes each population as an HDF5 group of that name",
+                )
     synapses = {}
     for i, s in enumerate(data["synapses"]):
         _check_population(cells, s["cell"], f"synapses[{i}].cell")

@@ -1269,6 +1269,7 @@ def test_defaults_are_filled():
         "region_bin": 1.0,
         "checkpoint_every": None,
         "checkpoint": None,
+        "sonata": False,
         "stop_grace": 30.0,
     }
     assert config.source is None
@@ -1303,6 +1304,7 @@ def test_output_section_may_be_left_out():
         "region_bin": 1.0,
         "checkpoint_every": None,
         "checkpoint": None,
+        "sonata": False,
         "stop_grace": 30.0,
     }
 

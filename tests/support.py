@@ -46,6 +46,12 @@ BREAKPOINT {
     ik = gkbar*n^4*(v - ek)
     il = gl*(v - el)
 }
+INITIAL {
+    rates(v)
+    m = minf
+    h = hinf
+    n = ninf
+}
 DERIVATIVE states {
     rates(v)
     m' = (minf - m)/mtau

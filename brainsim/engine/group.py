@@ -13,7 +13,7 @@ import numpy as np
 
 from ..kernels import stimuli
 from ..kernels.cable import axial_sum, solver_order
-from ..kernels.ions import CAI, CAI_REST, ION_FIELDS
+from ..kernels.ions import CAI, CAI_REST, ECA, ECA_DEFAULT, ION_FIELDS, nernst_eca
 
 
 @dataclass
@@ -110,6 +110,7 @@ class CellGroup:
         self.ion = self._work[4:]
         self.ion[CAI] = CAI_REST
         self._reset = self._work[: 4 + CAI].reshape(-1)
+        self._calcium_reversal()
         self.inst_node = np.concatenate([b.node for b in self.blocks] or [np.zeros(0)]).astype(np.intp)
         """Node of every mechanism instance, block after block: V is gathered for all rate kernels at once."""
         self.vi = np.zeros(self.inst_node.size)
@@ -155,6 +156,22 @@ class CellGroup:
             blocks.append(block)
             offset += block.size
         return blocks
+
+    def _calcium_reversal(self):
+        """The eca row: NEURON's rule. Where a mechanism writes cai, the Nernst potential of that cai
+        (nernst_node, nernst_index: the nodes and the indices in u of their cai states), recomputed at every
+        evaluation; elsewhere the `eca` parameter of the mechanisms that read the row, or ECA_DEFAULT."""
+        self.ion[ECA] = ECA_DEFAULT
+        node, index = [], []
+        for b in self.blocks:
+            if "eca" in b.module.ION_READS:
+                names = [name for name, _, _ in b.module.PARAMS]
+                self.ion[ECA, b.node] = b.params[names.index("eca")]
+            if "cai" in b.module.ION_WRITES:
+                node.append(b.node)
+                index.append(b.offset + b.module.STATES.index("cai") * b.n + np.arange(b.n))
+        self.nernst_node = _concat(node, np.int32).astype(np.int32)
+        self.nernst_index = _concat(index, np.int64).astype(np.int64)
 
     def _stimuli(self, recipe, types):
         def columns(rows, width):
@@ -277,6 +294,8 @@ class CellGroup:
         """Membrane currents at V and states of u, stimuli at time t: fills i/g accumulators and dids."""
         v, states = self.views(u)
         self._reset.fill(0.0)
+        if self.nernst_node.size:
+            nernst_eca(u, self.nernst_index, self.nernst_node, self.celsius, self.ion)
         for b, s in zip(self.blocks, states):
             if b.module.KIND == "density":
                 b.module.current(v, b.node, b.params, s, self.ion, self.i_dens, self.g_dens, b.dids)
@@ -296,13 +315,19 @@ class CellGroup:
             b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf[which], b.tau[which])
 
     def initial_state(self):
-        """u at t = 0: V = v_init, every state at its steady state for that V (ions included)."""
+        """u at t = 0: V = v_init; the states of a translated mechanism as its INITIAL block sets them
+        (its initial_np), every other state at its steady state for that V (ions included)."""
         u = np.zeros(self.size)
         u[: self.n_nodes] = self.v_init
+        u[self.nernst_index] = CAI_REST
         for _ in range(3):  # gates, then [Ca]i from their current, then Ca-dependent gates
             self.currents(u, 0.0)
             self.rates(u[: self.n_nodes])
             u[self.n_nodes :] = self.xinf
+            for b in self.blocks:
+                if hasattr(b.module, "initial_np") and b.size:
+                    start = b.module.initial_np(u[: self.n_nodes], b.node, b.params, self.ion, self.celsius)
+                    u[b.offset : b.offset + b.size] = start.ravel()
         return u
 
 

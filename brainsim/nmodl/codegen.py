@@ -174,10 +174,11 @@ def generate(mech, digest, version):
     sym = mech.symbols
     params = [(p, sym[p]) for p, _, _ in mech.params]
     ions = [(r, sym[r]) for r in mech.ion_reads]
+    loaded = [(p, x) for p, x in params if p not in mech.ion_reads]  # eca: the row, not its parameter
     states = [(s, sym[s]) for s, _ in mech.states]
     names = {sym[n]: ident(n) for n, _ in params + ions + states}
     names[sym["v"]], names[sym["celsius"]] = "vm", "celsius"
-    row = {"ica": "ICA", "cai": "CAI"}
+    row = {"ica": "ICA", "cai": "CAI", "eca": "ECA"}
     pindex = {p: k for k, (p, _) in enumerate(params)}
     sindex = {s: k for k, (s, _) in enumerate(states)}
 
@@ -207,7 +208,7 @@ def generate(mech, digest, version):
         "from numba import njit",
         "",
         "from brainsim.kernels import JIT",
-        "from brainsim.kernels.ions import CAI, ICA",
+        "from brainsim.kernels.ions import CAI, ECA, ICA",
         "from brainsim.kernels.mathfn import exprelr, exprelr_np, vexp, vlog",
         "",
         f"NAME = {mech.name!r}",
@@ -232,7 +233,7 @@ def generate(mech, digest, version):
     i8 = " " * 8
     if v in rate_used:
         lines.append(f"{i8}vm = vi[j]")
-    lines += _loads(params, rate_used, lambda n: f"p[{pindex[n]}, j]", i8)
+    lines += _loads(loaded, rate_used, lambda n: f"p[{pindex[n]}, j]", i8)
     lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node[j]]", i8)
     body, out = _body(rate_out, names, "jit", i8)
     lines += body
@@ -244,7 +245,7 @@ def generate(mech, digest, version):
     i4 = " " * 4
     if v in rate_used:
         lines.append(f"{i4}vm = vi")
-    lines += _loads(params, rate_used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += _loads(loaded, rate_used, lambda n: f"p[{pindex[n]}]", i4)
     lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node]", i4)
     body, out = _body(rate_out, names, "np", i4)
     where = any("np.where" in t for t in body + out)
@@ -261,7 +262,7 @@ def generate(mech, digest, version):
               "    for j in range(node.size):", f"{i8}k = node[j]"]  # fmt: skip
     if v in cur_used:
         lines.append(f"{i8}vm = v[k]")
-    lines += _loads(params, cur_used, lambda n: f"p[{pindex[n]}, j]", i8)
+    lines += _loads(loaded, cur_used, lambda n: f"p[{pindex[n]}, j]", i8)
     lines += _loads(ions, cur_used, lambda n: f"ion[{row[n]}, k]", i8)
     lines += _loads(states, cur_used, lambda n: f"s[{sindex[n]}, j]", i8)
     body, out = _body(cur, names, "jit", i8)
@@ -280,7 +281,7 @@ def generate(mech, digest, version):
     lines.append(f'{i4}"""(i, g = ∂i/∂V, ∂i/∂state); the ion array is not written{also}."""')
     if v in cur_used:
         lines.append(f"{i4}vm = v[node]")
-    lines += _loads(params, cur_used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += _loads(loaded, cur_used, lambda n: f"p[{pindex[n]}]", i4)
     lines += _loads(ions, cur_used, lambda n: f"ion[{row[n]}, node]", i4)
     lines += _loads(states, cur_used, lambda n: f"s[{sindex[n]}]", i4)
     body, out = _body(cur[: 2 + ns], names, "np", i4)
@@ -289,4 +290,24 @@ def generate(mech, digest, version):
         f"{i4}return _rows([{out[0]}], node.size)[0], _rows([{out[1]}], node.size)[0], "
         f"_rows([{', '.join(out[2:])}], node.size)"
     )
+    lines += _initial(mech, names, loaded, ions, pindex, row)
     return "\n".join(lines) + "\n"
+
+
+def _initial(mech, names, loaded, ions, pindex, row):
+    """Lines of initial_np(v, node, p, ion, celsius): every state's value at t = 0, (n_states, n)."""
+    i4 = " " * 4
+    used = set().union(*(e.free_symbols for e in mech.initial)) if mech.initial else set()
+    lines = ["", "", "def initial_np(v, node, p, ion, celsius):",
+             f'{i4}"""Every state at t = 0 (the INITIAL block), (n_states, n)."""']  # fmt: skip
+    if mech.symbols["v"] in used:
+        lines.append(f"{i4}vm = v[node]")
+    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node]", i4)
+    body, out = _body(list(mech.initial), names, "np", i4)
+    if any("np.where" in t for t in body + out):  # both branches are evaluated
+        lines.append(f"{i4}with np.errstate(divide='ignore', invalid='ignore', over='ignore'):")
+        body, i4 = [i4 + t for t in body], i4 * 2
+    lines += body
+    lines.append(f"{i4}return _rows([{', '.join(out)}], node.size)")
+    return lines

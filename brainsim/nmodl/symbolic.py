@@ -6,6 +6,12 @@ in NEURON, where a mechanism works on its own copy of the node's V), and IF/ELSE
 assigned into Piecewise expressions. Numbers are kept exact (Rationals from their decimal text) until
 they are printed. Each state's derivative must be linear in that state, x' = a + b·x, which gives
 x∞ = −a/b and τ = −1/b (METHOD cnexp, and derivimplicit, which for a linear equation is the same).
+
+Ions follow NEURON's rules: `eca` is read from the ion array's eca row, which follows the Nernst
+potential of cai where a mechanism at the node writes cai (brainsim.engine.group) and holds the `eca`
+parameter elsewhere; other reversal potentials (ena, ek, ...) are parameters. A state starts at the value
+INITIAL gives it; one INITIAL leaves alone starts at 0, as NEURON's, except cai, which starts at the ion's
+initial concentration (CAI_REST, NEURON's cai0_ca_ion).
 """
 
 import re
@@ -14,10 +20,10 @@ from dataclasses import dataclass, field
 import nmodl.dsl
 import sympy as sp
 
-from ..kernels.ions import CAI_REST, ION_FIELDS
+from ..kernels.ions import CAI_REST, ECA_DEFAULT, ION_FIELDS
 from .source import Source
 
-REVERSAL_DEFAULTS = {"ena": 50.0, "ek": -77.0, "eca": 132.4579}
+REVERSAL_DEFAULTS = {"ena": 50.0, "ek": -77.0, "eca": ECA_DEFAULT}
 """NEURON's default reversal potentials (mV), used when the .mod file gives none; other ions' default to 0."""
 METHODS = ("cnexp", "derivimplicit")
 CONSTANTS = {
@@ -92,6 +98,7 @@ class Mechanism:
     current: object = sp.Integer(0)  # total membrane current (mA/cm² or nA)
     ica: object = None  # the part of it written to the ion array's ica row
     cai_state: int = None  # the state written to the cai row
+    initial: list = field(default_factory=list)  # every state's value at t = 0 (sympy, in v and the rest)
     exprelr_rewrites: int = 0
     guards_dropped: list = field(default_factory=list)  # V (mV) of the singularity guards replaced by limits
     symbols: dict = field(default_factory=dict)  # name -> Symbol
@@ -100,11 +107,11 @@ class Mechanism:
 class _Frame:
     """Names visible to a block: the mechanism's globals and the block's locals (arguments, LOCALs)."""
 
-    def __init__(self, globals_, locals_):
-        self.globals, self.locals = globals_, locals_
+    def __init__(self, globals_, locals_, initial=False):
+        self.globals, self.locals, self.initial = globals_, locals_, initial  # initial: STATEs may be set
 
     def copy(self):
-        return _Frame(dict(self.globals), dict(self.locals))
+        return _Frame(dict(self.globals), dict(self.locals), self.initial)
 
 
 def _text(node):
@@ -178,7 +185,7 @@ class Reader:
         block = self.blocks.get("ParamBlock")
         for s in block.statements if block else ():
             pname = s.get_node_name()
-            if pname in ("v", "celsius") or pname in self.ion_reads:
+            if pname in ("v", "celsius") or (pname in self.ion_reads and pname not in self.reversals):
                 continue
             default = float(s.value.value) if s.value is not None else REVERSAL_DEFAULTS.get(pname, 0.0)
             self.params.append((pname, default, _unit(s.unit)))
@@ -215,12 +222,12 @@ class Reader:
     def _ion_read(self, ion, var):
         if var == f"e{ion}":
             self.reversals.append(var)
-        elif var in ION_FIELDS:
+        if var in ION_FIELDS:
             self.ion_reads.append(var)
-        else:
+        elif var != f"e{ion}":
             raise self.src.error(
                 f"USEION {ion} READ {var}: brainsim's ion array has {', '.join(ION_FIELDS)} only "
-                f"(reversal potentials e<ion> become parameters)",
+                f"(other reversal potentials e<ion> become parameters)",
                 rf"\bREAD\b[^}}\n]*\b{var}\b",
             )
 
@@ -284,7 +291,7 @@ class Reader:
     def _write(self, name, value, frame, where):
         if name in frame.locals:
             frame.locals[name] = value
-        elif self.kinds.get(name) in ("assigned", "v"):
+        elif self.kinds.get(name) in ("assigned", "v") or (self.kinds.get(name) == "state" and frame.initial):
             frame.globals[name] = value
         else:
             what = {
@@ -495,6 +502,7 @@ class Reader:
         )  # fmt: skip
         self._rates(mech, derivative)
         self._current(mech, body)
+        self._initial(mech)
         return mech
 
     def _rates(self, mech, derivative):
@@ -545,7 +553,7 @@ class Reader:
         values = {self.symbols[p]: sp.Float(d) for p, d, _ in self.params}
         values[self.symbols["celsius"]] = sp.Float(6.3)
         for r in self.ion_reads:
-            values[self.symbols[r]] = sp.Float(CAI_REST if r == "cai" else 0.0)
+            values[self.symbols[r]] = sp.Float(CAI_REST if r == "cai" else REVERSAL_DEFAULTS.get(r, 0.0))
         return values
 
     def _regularize(self, expr, mech, defaults):
@@ -590,6 +598,28 @@ class Reader:
         mech.current = total
         if "cai" in self.ion_writes:
             mech.cai_state = [s for s, _ in self.states].index("cai")
+
+    def _initial(self, mech):
+        """mech.initial: each state after the INITIAL block, from its start value (see the module doc)."""
+        start = {self.symbols[s]: sp.Float(CAI_REST) if s == "cai" else sp.Integer(0) for s, _ in self.states}
+        frame = self._frame()
+        frame.initial = True
+        block = self.blocks.get("InitialBlock")
+        if block is not None:
+            where = self.src.block_start("INITIAL")
+            self._exec(block.statement_block.statements, frame, where)
+        allowed = {self.symbols[n] for n in ("v", "celsius", *self.ion_reads)}
+        allowed |= {self.symbols[p] for p, _, _ in self.params}
+        defaults = self._defaults()
+        for sname, _ in self.states:
+            value = frame.globals[sname]
+            if value is MAYBE:
+                raise self.src.error(f"INITIAL sets {sname} on some IF branches only", r"\bINITIAL\b")
+            value = sp.sympify(value).xreplace(start)
+            extra = value.free_symbols - allowed
+            if extra:
+                raise self.src.error(f"INITIAL: {sname} depends on {sorted(map(str, extra))}", r"\bINITIAL\b")
+            mech.initial.append(self._regularize(value, mech, defaults))
 
 
 def _atomize(expr, x, atoms):

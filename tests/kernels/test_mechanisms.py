@@ -25,7 +25,8 @@ def defaults(mod, n):
 def random_case(mod, rng, node):
     v = rng.uniform(-100.0, 60.0, N_NODES)
     s = rng.uniform(0.0, 1.0, (len(mod.STATES), node.size))
-    ion = np.array([rng.uniform(-1e-2, 1e-2, N_NODES), 10.0 ** rng.uniform(-8.0, -2.0, N_NODES)])
+    ion = np.array([rng.uniform(-1e-2, 1e-2, N_NODES), 10.0 ** rng.uniform(-8.0, -2.0, N_NODES),
+                    rng.uniform(100.0, 160.0, N_NODES)])  # fmt: skip
     return v, defaults(mod, node.size), s, ion
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("sympy", reason="the nmodl extra (NMODL, sympy) is not insta
 from support import HH_MOD, L5PC, L5PC_BUILT_IN  # noqa: E402
 
 from brainsim.errors import MechanismError  # noqa: E402
+from brainsim.kernels.ions import ECA, ION_FIELDS  # noqa: E402
 from brainsim.kernels.mechanisms import CATALOGUE  # noqa: E402
 from brainsim.nmodl import cache, describe, load, translate  # noqa: E402
 
@@ -44,7 +45,7 @@ def case(mod, rng, n):
     s = rng.uniform(0.0, 1.0, (len(mod.STATES), n))
     if "cai" in mod.STATES:
         s[:] = 10.0 ** rng.uniform(-5.0, -2.0, (1, n))
-    ion = np.array([rng.uniform(-1e-2, 0.0, n), 10.0 ** rng.uniform(-8.5, -2.0, n)])
+    ion = np.array([rng.uniform(-1e-2, 0.0, n), 10.0 ** rng.uniform(-8.5, -2.0, n), np.zeros(n)])
     return v, node, s, ion
 
 
@@ -95,12 +96,15 @@ def test_all_l5pc_mechanisms_translate():
 @pytest.mark.parametrize("name", sorted(COUNTERPART))
 def test_generated_equals_hand_written(name):
     gen, hand = load(MODS / f"{name}.mod"), CATALOGUE[COUNTERPART[name]]
-    assert (gen.KIND, gen.STATES, gen.ION_READS, gen.ION_WRITES) == (
+    reads = tuple(r for r in gen.ION_READS if r != "eca")  # the hand-written ones keep eca a parameter
+    assert (gen.KIND, gen.STATES, reads, gen.ION_WRITES) == (
         hand.KIND, hand.STATES, hand.ION_READS, hand.ION_WRITES)  # fmt: skip
     rng = np.random.default_rng(3)
     n = 2 * voltages().size
     v, node, s, ion = case(hand, rng, n)
     p_hand, p_gen = mapped(hand, gen, rng, n)
+    if "eca" in gen.ION_READS:
+        ion[ECA, node] = p_hand[[name for name, _, _ in hand.PARAMS].index("eca")]
     want = run(hand, v, node, p_hand, s, ion)
     got = run(gen, v, node, p_gen, s, ion)
     assert_same(got, want, f"{name} numba")
@@ -141,7 +145,7 @@ def test_hh_like_mod_against_the_formula_and_hh(tmp_path):
     node = np.arange(n, dtype=np.int32)
     p = np.array([d for _, d, _ in gen.PARAMS])[:, None] * rng.uniform(0.5, 2.0, (6, n))
     s = rng.uniform(0.0, 1.0, (3, n))
-    ion = np.zeros((2, n))
+    ion = np.zeros((len(ION_FIELDS), n))
     got = run(gen, v, node, p, s, ion, celsius=6.3 + 10.0)
     xinf, tau = hh_rates(v[:-2], 16.3)
     np.testing.assert_allclose(got["xinf"][:, :-2], xinf, rtol=1e-12)
@@ -220,3 +224,37 @@ def test_mechanisms_command_lists_a_folder(tmp_path, capsys):
     assert "hhx.mod: hhx (density)" in out and "gnabar = 0.12 S/cm2" in out and "ek = -77 mV" in out
     assert "na: READ ena WRITE ina" in out and "currents: ina, ik, il" in out
     assert f"bad.mod: error: {tmp_path / 'bad.mod'}:9: x' is nonlinear" in out
+
+
+@pytest.mark.parametrize(
+    "initial, expected",
+    [
+        ("INITIAL {\n    rates(v)\n    m = minf\n    h = hinf\n    n = ninf\n}\n", "steady"),
+        ("", "zero"),  # NEURON: a state that INITIAL leaves alone starts at 0
+        ("INITIAL {\n    m = 0.25\n    h = 1 - m\n}\n", "set"),
+    ],
+)
+def test_states_start_where_initial_puts_them(tmp_path, initial, expected):
+    text = HH.replace(HH[HH.index("INITIAL {") : HH.index("DERIVATIVE states")], initial)
+    path = tmp_path / "hhx.mod"
+    path.write_text(text)
+    gen = load(path)
+    v = np.linspace(-90.0, 30.0, 7)
+    node = np.arange(v.size, dtype=np.int32)
+    p = np.array([d for _, d, _ in gen.PARAMS])[:, None].repeat(v.size, axis=1)
+    ion = np.zeros((len(ION_FIELDS), v.size))
+    start = gen.initial_np(v, node, p, ion, 6.3)
+    xinf, _ = gen.rates_np(v, node, p, ion, 6.3)
+    set_ = np.array([np.full(v.size, 0.25), np.full(v.size, 0.75), np.zeros(v.size)])
+    want = {"steady": xinf, "zero": np.zeros_like(xinf), "set": set_}[expected]
+    np.testing.assert_allclose(start, want, rtol=1e-14, atol=0)
+
+
+@need_l5pc
+def test_a_written_cai_starts_at_neurons_cai0():
+    gen = load(MODS / "CaDynamics_E2.mod")
+    n = 3
+    start = gen.initial_np(np.full(n, -65.0), np.arange(n, dtype=np.int32),
+                           np.array([d for _, d, _ in gen.PARAMS])[:, None].repeat(n, axis=1),
+                           np.zeros((len(ION_FIELDS), n)), 34.0)  # fmt: skip
+    np.testing.assert_array_equal(start, 5e-5)

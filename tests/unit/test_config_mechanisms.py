@@ -22,6 +22,7 @@ from brainsim.config import resolve_config  # noqa: E402
 from brainsim.config.load import read_yaml  # noqa: E402
 from brainsim.config.mechanisms import BUILT_IN, from_section  # noqa: E402
 from brainsim.errors import ConfigError  # noqa: E402
+from brainsim.kernels.ions import CAI_REST, CAO, ECA, FARADAY, GAS, nernst_eca_np  # noqa: E402
 from brainsim.kernels.mechanisms import CATALOGUE  # noqa: E402
 
 MODS = L5PC / "mechanisms"
@@ -269,14 +270,25 @@ def l5pc_with_mods(raw):
     return raw
 
 
-@need_l5pc
-def test_l5pc_mods_in_place_of_the_built_ins_give_the_same_cell():
+def l5pc_short(calcium=True):
+    """configs/l5pc.yaml for 50 ms, firing within them; without its calcium shell (cadyn) on request."""
     raw = read_yaml(ROOT / "configs/l5pc.yaml")
     raw["simulation"].update(tstop=50.0)
-    raw["stimuli"][0]["delay"] = 10.0  # fires within the 50 ms
+    raw["stimuli"][0]["delay"] = 10.0
+    if not calcium:
+        for region in raw["cells"][0]["regions"].values():
+            region.get("mechanisms", {}).pop("cadyn", None)
+        raw["probes"] = [p for p in raw["probes"] if "cai" not in p["variable"]]
+    return raw
+
+
+@need_l5pc
+def test_l5pc_mods_in_place_of_the_built_ins_give_the_same_cell():
+    """Without the calcium shell, where the .mod files' eca is their parameter and the built-ins' too."""
+    raw = l5pc_short(calcium=False)
     mods = l5pc_with_mods(raw)
     assert "gNaTa_tbar" in mods["cells"][0]["regions"]["soma"]["mechanisms"]["NaTa_t"]
-    names = ("soma_v", "apical_v", "soma_cai")
+    names = ("soma_v", "apical_v")
     want = traces(resolve_config(raw, source=ROOT / "configs/l5pc.yaml"), names)
     got = traces(resolve_config(mods, source=ROOT / "configs/l5pc.yaml"), names)
     for name in names:
@@ -284,3 +296,31 @@ def test_l5pc_mods_in_place_of_the_built_ins_give_the_same_cell():
         scale = np.abs(want[name]).max()
         assert np.abs(got[name] - want[name]).max() <= 1e-9 * scale, name
     assert np.count_nonzero(np.diff(np.sign(want["soma_v"][:, 0])) > 0) >= 3  # it fires
+
+
+@need_l5pc
+def test_eca_follows_cai_where_the_mods_write_it_and_cai_starts_at_neurons_cai0():
+    """NEURON's rules with CaDynamics_E2: eca is the Nernst potential of the node's cai at every
+    evaluation (cao 2 mM, the config's celsius), the Ca channels' own eca elsewhere, and cai starts at
+    cai0 = 5e-5 mM (CaDynamics_E2 has no INITIAL block)."""
+    config = resolve_config(l5pc_with_mods(l5pc_short()), source=ROOT / "configs/l5pc.yaml")
+    sim = brainsim.Simulation(brainsim.Recipe(config))
+    group = sim.group
+    u = group.initial_state()
+    shell = group.block("CaDynamics_E2")
+    cai = u[shell.offset : shell.offset + shell.size]
+    np.testing.assert_array_equal(cai, CAI_REST)
+    u[shell.offset : shell.offset + shell.size] = np.geomspace(1e-5, 1e-2, shell.n)
+    group.currents(u, 0.0)
+    celsius = config["simulation"]["celsius"]
+    nernst = 1e3 * GAS * (celsius + 273.15) / (2 * FARADAY) * np.log(CAO / u[group.nernst_index])
+    np.testing.assert_allclose(group.ion[ECA, shell.node], nernst, rtol=1e-13)
+    np.testing.assert_allclose(nernst_eca_np(u, group.nernst_index, celsius), nernst, rtol=1e-13)
+    hva = group.block("Ca_HVA")
+    elsewhere = np.setdiff1d(hva.node, shell.node)
+    eca = hva.params[[n for n, _, _ in hva.module.PARAMS].index("eca")]
+    np.testing.assert_array_equal(group.ion[ECA, elsewhere], eca[np.isin(hva.node, elsewhere)])
+    v, (m, h) = u[: group.n_nodes], u[hva.offset : hva.offset + hva.size].reshape(2, -1)
+    i_hva = hva.module.current_np(v, hva.node, hva.params, np.array([m, h]), group.ion)[0]
+    gbar = hva.params[0]
+    np.testing.assert_allclose(i_hva, gbar * m * m * h * (v[hva.node] - group.ion[ECA, hva.node]), rtol=1e-12)

@@ -10,6 +10,11 @@ of one brainsim cell type, built as BluePyOpt's `ephys` module builds it in NEUR
   `range` <mech_param> of <mech>, `dist_type: uniform` a number, `exp` (or any `dist`) an expression of
   `distance` (µm from soma(0.5), BluePyOpt's `{distance}`).
 - release parameters: {"<param_name>.<section list>": value} for the parameters without a `value`.
+
+A config names such a model in a cell entry (`cells[i]` or `brain.cell_types.<name>`) as
+`bluepyopt: {folder: ..., morphology: ...}` (schema.BLUEPYOPT); expand_models builds the entry from the
+files when the config is loaded, the entry's own keys laid over it (mappings merged key by key), the
+model's .mod files added to mechanisms.paths and its celsius used where simulation.celsius is not set.
 """
 
 import json
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .mechanisms import from_section
+from .schema import BLUEPYOPT
 
 REVERSALS = ("ena", "ek", "eca")
 SECTION_LISTS = ("all", "somatic", "axonal", "basal", "apical")
@@ -149,3 +155,63 @@ def _set_reversal(regions, placed, section_list, param, value, registry, where):
     mechs = regions.setdefault(section_list, {}).setdefault("mechanisms", {})
     for mech in users:
         mechs.setdefault(mech, {})[param] = value
+
+
+def expand_models(raw, folder):
+    """The raw config with every cell entry that names a BluePyOpt model (`bluepyopt:`) built from its
+    files (see the module's doc); folder: the config file's folder. The `bluepyopt` key stays, so that a
+    resolved config expands again to the same."""
+    if not isinstance(raw, dict):
+        return raw
+    entries = [(f"cells[{i}]", c) for i, c in enumerate(raw.get("cells") or []) if isinstance(c, dict)]
+    brain = raw.get("brain")
+    types = brain.get("cell_types") if isinstance(brain, dict) else None
+    if isinstance(types, dict):
+        entries += [(f"brain.cell_types.{k}", c) for k, c in types.items() if isinstance(c, dict)]
+    for where, entry in entries:
+        if entry.get("bluepyopt") is None:
+            continue
+        made = _model(BLUEPYOPT.resolve(entry["bluepyopt"], f"{where}.bluepyopt"), folder, where)
+        cell = made["cells"][0]
+        del cell["name"]
+        merged = _merged(cell, entry)
+        entry.clear()
+        entry.update(merged)
+        section = raw.setdefault("mechanisms", {})
+        paths = section.setdefault("paths", []) if isinstance(section, dict) else None
+        if isinstance(paths, list):
+            paths.extend(p for p in made["mechanisms"]["paths"] if p not in paths)
+        simulation = raw.setdefault("simulation", {})
+        if isinstance(simulation, dict):
+            simulation.setdefault("celsius", made["simulation"]["celsius"])
+    return raw
+
+
+def _model(spec, folder, where):
+    """cell_config of a resolved `bluepyopt` section, its files checked (errors at where.bluepyopt...)."""
+    model = Path(folder) / spec["folder"]
+    if not model.is_dir():
+        raise ConfigError(f"{where}.bluepyopt.folder", spec["folder"], "a folder", detail=f"no {model}")
+    files = {key: model / spec[key] for key in ("mechanisms", "parameters", "release", "morphology", "mods")}
+    for key, path in files.items():
+        if not path.exists():
+            raise ConfigError(f"{where}.bluepyopt.{key}", spec[key], f"a file of {model}",
+                              detail=f"{path} does not exist")  # fmt: skip
+    try:
+        return cell_config(
+            files["mechanisms"], files["parameters"], files["release"],
+            morphology=files["morphology"].resolve(), mod_paths=[files["mods"].resolve()],
+            replace_axon=spec["replace_axon"], nseg_length=spec["nseg_length"],
+        )  # fmt: skip
+    except ConfigError as e:
+        detail = f"{e.path}: {e.detail}" if e.detail else e.path
+        raise ConfigError(f"{where}.bluepyopt", e.value, e.allowed, detail=detail) from None
+
+
+def _merged(base, over):
+    """base with over laid on it: mappings merged key by key, any other value of over replacing."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
-from . import mechanisms
+from . import bluepyopt, mechanisms
 from .schema import CONFIG, MECHANISMS, using
 
 
@@ -333,6 +333,7 @@ def resolve_config(raw, overrides=(), source=None):
     raw = copy.deepcopy(raw) if raw is not None else {}
     for item in overrides:
         apply_override(raw, item)
+    raw = bluepyopt.expand_models(raw, _folder(source))
     section = MECHANISMS.resolve(raw.get("mechanisms") if isinstance(raw, dict) else None, "mechanisms")
     with using(mechanisms.from_section(section, _folder(source))):
         data = CONFIG.resolve(raw, "")

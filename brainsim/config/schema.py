@@ -318,10 +318,27 @@ REGION = Section(
     }
 )
 
+BLUEPYOPT = Section(
+    {
+        "folder": Str(REQUIRED, "the model's folder (relative to the config file's folder)"),
+        "morphology": Str(REQUIRED, "its morphology file (ASC, SWC or H5), relative to the folder"),
+        "mechanisms": Str("config/mechanisms.json", "which mechanisms sit on which section list"),
+        "parameters": Str("config/parameters.json", "every parameter, per section list"),
+        "release": Str("config/release_params.json", "the values of the free parameters"),
+        "mods": Str("mechanisms", "the folder (or .mod file) of its NMODL mechanisms"),
+        "replace_axon": Bool(True, "BluePyOpt's axon initial segment in place of the axon"),
+        "nseg_length": Num(40.0, "µm", "nseg = 1 + 2·int(L / nseg_length)", gt=0),
+    },
+    None,
+    "a cell model in BluePyOpt's JSON form, read when the config is loaded (brainsim.config.bluepyopt); "
+    "the entry's other keys are laid over it",
+)
+
 CELL = Section(
     {
         "name": Str(REQUIRED, "population name"),
         "count": Int(1, "number of cells", ge=1),
+        "bluepyopt": BLUEPYOPT,
         "morphology": MORPHOLOGY,
         "discretization": NSEG,
         "v_init": Num(-65.0, "mV", "initial membrane potential (states start at steady state)"),
@@ -653,10 +670,12 @@ CONNECTION = Section(
     ),
 )
 
+STIMULUS_NAME = Str(None, "a name to address it by (`--set stimuli.<name>.amplitude=...`)")
 STIMULUS = Tagged(
     {
         "iclamp": Section(
             {
+                "name": STIMULUS_NAME,
                 "cell": Str(REQUIRED, "population"),
                 "cells": CELLS_SELECTION,
                 "location": Location("soma(0.5)"),
@@ -667,6 +686,7 @@ STIMULUS = Tagged(
         ),
         "spikes": Section(
             {
+                "name": STIMULUS_NAME,
                 "cell": Str(REQUIRED, "population"),
                 "cells": CELLS_SELECTION,
                 "synapse": Str(REQUIRED),
@@ -676,6 +696,7 @@ STIMULUS = Tagged(
         ),
         "poisson": Section(
             {
+                "name": STIMULUS_NAME,
                 "cell": Str(REQUIRED, "population"),
                 "cells": CELLS_SELECTION,
                 "synapse": Str(REQUIRED),

@@ -1247,6 +1247,7 @@ def test_defaults_are_filled():
     assert config["connections"][0]["rule"] == {"kind": "all_to_all", "autapses": False}
     assert config["stimuli"][0] == {
         "kind": "iclamp",
+        "name": None,
         "cell": "c",
         "cells": "all",
         "location": "soma(0.5)",

@@ -89,6 +89,49 @@ FUNCTION vtrap(x, y) {
 `hh`'s equations and parameter names), SUFFIX hhx."""
 
 
+EXP2SYN_MOD = """
+TITLE a double-exponential synapse written for the tests (NEURON's Exp2Syn rewritten)
+NEURON {
+    POINT_PROCESS e2mod
+    RANGE tau1, tau2, e, i
+    NONSPECIFIC_CURRENT i
+}
+UNITS { (nA) = (nanoamp) (mV) = (millivolt) (uS) = (microsiemens) }
+PARAMETER {
+    tau1 = 0.5 (ms)
+    tau2 = 2.0 (ms)
+    e = 0 (mV)
+}
+ASSIGNED { v (mV) i (nA) g (uS) factor }
+STATE { A (uS) B (uS) }
+INITIAL { LOCAL tp
+    if (tau1/tau2 > 0.9999) {
+        tau1 = 0.9999*tau2
+    }
+    A = 0
+    B = 0
+    tp = (tau1*tau2)/(tau2 - tau1) * log(tau2/tau1)
+    factor = -exp(-tp/tau1) + exp(-tp/tau2)
+    factor = 1/factor
+}
+BREAKPOINT {
+    SOLVE state METHOD cnexp
+    g = B - A
+    i = g*(v - e)
+}
+DERIVATIVE state {
+    A' = -A/tau1
+    B' = -B/tau2
+}
+NET_RECEIVE(weight (uS)) {
+    A = A + weight*factor
+    B = B + weight*factor
+}
+"""
+"""A double-exponential conductance synapse as a .mod file (the built-in `exp2syn`'s equations and
+parameter names), POINT_PROCESS e2mod."""
+
+
 def assert_one_error_line(captured, message):
     """A command's output (pytest's capsys.readouterr()) is one `brainsim: ` line on stderr naming
     message, with no traceback and nothing on stdout."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import MechanismError
 from . import codegen, symbolic
 
-VERSION = "2"
+VERSION = "3"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
 
 _LOADED = {}  # cached module file -> module

@@ -291,7 +291,23 @@ def generate(mech, digest, version):
         f"_rows([{', '.join(out[2:])}], node.size)"
     )
     lines += _initial(mech, names, loaded, ions, pindex, row)
+    if mech.event_scale is not None:
+        lines += _event_scale(mech, names, loaded, pindex)
     return "\n".join(lines) + "\n"
+
+
+def _event_scale(mech, names, loaded, pindex):
+    """Lines of event_scale(p): per state and instance, the multiple of an event's weight NET_RECEIVE adds."""
+    i4 = " " * 4
+    used = set().union(*(e.free_symbols for e in mech.event_scale))
+    lines = ["", "", "def event_scale(p):",
+             f'{i4}"""Per state and instance, the multiple of an event\'s weight added (NET_RECEIVE)."""',
+             f"{i4}n = p.shape[1]"]  # fmt: skip
+    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
+    body, out = _body(list(mech.event_scale), names, "np", i4)
+    lines += body
+    lines.append(f"{i4}return _rows([{', '.join(out)}], n)")
+    return lines
 
 
 def _initial(mech, names, loaded, ions, pindex, row):

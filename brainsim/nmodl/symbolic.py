@@ -99,6 +99,7 @@ class Mechanism:
     ica: object = None  # the part of it written to the ion array's ica row
     cai_state: int = None  # the state written to the cai row
     initial: list = field(default_factory=list)  # every state's value at t = 0 (sympy, in v and the rest)
+    event_scale: list = None  # per state, the multiple of an event's weight NET_RECEIVE adds (in params)
     exprelr_rewrites: int = 0
     guards_dropped: list = field(default_factory=list)  # V (mV) of the singularity guards replaced by limits
     symbols: dict = field(default_factory=dict)  # name -> Symbol
@@ -107,11 +108,14 @@ class Mechanism:
 class _Frame:
     """Names visible to a block: the mechanism's globals and the block's locals (arguments, LOCALs)."""
 
-    def __init__(self, globals_, locals_, initial=False):
-        self.globals, self.locals, self.initial = globals_, locals_, initial  # initial: STATEs may be set
+    def __init__(self, globals_, locals_, writable=frozenset()):
+        self.globals, self.locals = globals_, locals_
+        self.writable = (
+            writable  # kinds of names this block may set besides ASSIGNED and v ('state', 'param')
+        )
 
     def copy(self):
-        return _Frame(dict(self.globals), dict(self.locals), self.initial)
+        return _Frame(dict(self.globals), dict(self.locals), self.writable)
 
 
 def _text(node):
@@ -291,7 +295,7 @@ class Reader:
     def _write(self, name, value, frame, where):
         if name in frame.locals:
             frame.locals[name] = value
-        elif self.kinds.get(name) in ("assigned", "v") or (self.kinds.get(name) == "state" and frame.initial):
+        elif self.kinds.get(name) in ("assigned", "v") or self.kinds.get(name) in frame.writable:
             frame.globals[name] = value
         else:
             what = {
@@ -502,7 +506,7 @@ class Reader:
         )  # fmt: skip
         self._rates(mech, derivative)
         self._current(mech, body)
-        self._initial(mech)
+        self._net_receive(mech, self._initial(mech))
         return mech
 
     def _rates(self, mech, derivative):
@@ -600,14 +604,27 @@ class Reader:
             mech.cai_state = [s for s, _ in self.states].index("cai")
 
     def _initial(self, mech):
-        """mech.initial: each state after the INITIAL block, from its start value (see the module doc)."""
+        """mech.initial: each state after the INITIAL block, from its start value (see the module doc).
+        A PARAMETER that INITIAL sets (Exp2Syn's guard of tau1 against tau2) holds that value in every
+        block, as in NEURON, where it is set once at initialisation. Returns the block's frame."""
         start = {self.symbols[s]: sp.Float(CAI_REST) if s == "cai" else sp.Integer(0) for s, _ in self.states}
         frame = self._frame()
-        frame.initial = True
+        frame.writable = frozenset(("state", "param"))
         block = self.blocks.get("InitialBlock")
         if block is not None:
-            where = self.src.block_start("INITIAL")
-            self._exec(block.statement_block.statements, frame, where)
+            self._exec(block.statement_block.statements, frame, self.src.block_start("INITIAL"))
+        set_params = {}
+        for p, _, _ in self.params:
+            value = frame.globals[p]
+            if value is MAYBE:
+                raise self.src.error(f"INITIAL sets {p} on some IF branches only", r"\bINITIAL\b")
+            if value != self.symbols[p]:
+                set_params[self.symbols[p]] = _unguard(value)
+        if set_params:
+            for out in (mech.xinf, mech.tau):
+                out[:] = [e.xreplace(set_params) for e in out]
+            mech.current = mech.current.xreplace(set_params)
+            mech.ica = mech.ica.xreplace(set_params) if mech.ica is not None else None
         allowed = {self.symbols[n] for n in ("v", "celsius", *self.ion_reads)}
         allowed |= {self.symbols[p] for p, _, _ in self.params}
         defaults = self._defaults()
@@ -620,6 +637,42 @@ class Reader:
             if extra:
                 raise self.src.error(f"INITIAL: {sname} depends on {sorted(map(str, extra))}", r"\bINITIAL\b")
             mech.initial.append(self._regularize(value, mech, defaults))
+        return frame
+
+    def _net_receive(self, mech, initial):
+        """mech.event_scale from NET_RECEIVE(weight): each state's change must be weight times an expression
+        of the parameters (and of what INITIAL assigned), as in ExpSyn and Exp2Syn."""
+        block = self.blocks.get("NetReceiveBlock")
+        if block is None:
+            return
+        where = self.src.block_start("NET_RECEIVE")
+        if mech.kind != "point":
+            raise self.src.error("NET_RECEIVE in a SUFFIX mechanism: only a POINT_PROCESS takes events",
+                                 r"\bNET_RECEIVE\b")  # fmt: skip
+        args = [a.get_node_name() for a in block.parameters]
+        if len(args) != 1:
+            raise self.src.error(f"NET_RECEIVE({', '.join(args)}): one argument, the weight, is supported",
+                                 r"\bNET_RECEIVE\b")  # fmt: skip
+        weight = sp.Symbol("weight", real=True)
+        frame = self._frame()
+        frame.writable = frozenset(("state",))
+        for name, kind in self.kinds.items():
+            if kind == "assigned" and initial.globals.get(name) not in (UNSET, MAYBE, None):
+                frame.globals[name] = initial.globals[name]
+        frame.locals[args[0]] = weight
+        self._exec(block.statement_block.statements, frame, where)
+        params = {self.symbols[p] for p, _, _ in self.params}
+        mech.event_scale = []
+        for sname, _ in self.states:
+            x = self.symbols[sname]
+            change = sp.sympify(frame.globals[sname]) - x
+            scale = sp.diff(change, weight)
+            if scale.free_symbols - params or sp.simplify(change - weight * scale) != 0:
+                raise self.src.error(
+                    f"NET_RECEIVE: {sname} must change by weight times an expression of the parameters "
+                    f"(got {change})", rf"\b{sname}\s*=", where,
+                )  # fmt: skip
+            mech.event_scale.append(_unguard(scale))
 
 
 def _atomize(expr, x, atoms):

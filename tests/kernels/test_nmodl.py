@@ -182,6 +182,8 @@ def bad_mod(tmp_path, body, name="bad"):
         ("BREAKPOINT { SOLVE s METHOD cnexp }\nDERIVATIVE s {\n    x' = -x*x/g\n}\n", 10, "nonlinear in x"),
         ("BREAKPOINT { SOLVE s METHOD runge }\nDERIVATIVE s { x' = -x }\n", 8, "METHOD runge"),
         ("BREAKPOINT { SOLVE s METHOD sparse }\nKINETIC s { ~ x <-> y (1, 1) }\n", 9, "KINETIC"),
+        ("BREAKPOINT { SOLVE s METHOD cnexp }\nDERIVATIVE s { x' = -x }\n"
+         "NET_RECEIVE(w) {\n    x = x + w\n}\n", 10, "only a POINT_PROCESS"),
     ],
 )  # fmt: skip
 def test_errors_name_file_line_and_construct(tmp_path, body, line, construct):
@@ -258,3 +260,21 @@ def test_a_written_cai_starts_at_neurons_cai0():
                            np.array([d for _, d, _ in gen.PARAMS])[:, None].repeat(n, axis=1),
                            np.zeros((len(ION_FIELDS), n)), 34.0)  # fmt: skip
     np.testing.assert_array_equal(start, 5e-5)
+
+
+@pytest.mark.parametrize(
+    "receive, line, message",
+    [
+        ("NET_RECEIVE(w) {\n    x = x*(1 + w)\n}\n", 11, "x must change by weight times"),
+        ("NET_RECEIVE(w) {\n    x = x + w*v\n}\n", 11, "x must change by weight times"),
+        ("NET_RECEIVE(w, k) {\n    x = x + w\n}\n", 10, "one argument, the weight"),
+    ],
+)
+def test_net_receive_outside_the_subset_is_an_error(tmp_path, receive, line, message):
+    path = tmp_path / "syn.mod"
+    path.write_text("NEURON {\n    POINT_PROCESS syn\n    NONSPECIFIC_CURRENT i\n}\nSTATE { x }\n"
+                    "ASSIGNED { v (mV) i (nA) }\nBREAKPOINT { SOLVE s METHOD cnexp\n i = x*v }\n"
+                    "DERIVATIVE s { x' = -x }\n" + receive)  # fmt: skip
+    with pytest.raises(MechanismError) as e:
+        translate(path)
+    assert str(e.value).startswith(f"{path}:{line}: ") and message in str(e.value), str(e.value)

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from support import HH_MOD, L5PC, L5PC_BUILT_IN, ROOT
+from support import EXP2SYN_MOD, HH_MOD, L5PC, L5PC_BUILT_IN, ROOT
 
 pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
 pytest.importorskip("sympy", reason="the nmodl extra (NMODL, sympy) is not installed")
@@ -324,3 +324,26 @@ def test_eca_follows_cai_where_the_mods_write_it_and_cai_starts_at_neurons_cai0(
     i_hva = hva.module.current_np(v, hva.node, hva.params, np.array([m, h]), group.ion)[0]
     gbar = hva.params[0]
     np.testing.assert_allclose(i_hva, gbar * m * m * h * (v[hva.node] - group.ion[ECA, hva.node]), rtol=1e-12)
+
+
+def synapse_cell(mechanism, method):
+    """An HH compartment with a synapse `mechanism` (at exp2syn's values) receiving four events."""
+    raw = one_cell("hh", method, paths=("mods",))
+    raw["stimuli"] = [{"kind": "spikes", "cell": "c", "synapse": "s", "times": [2.0, 3.0, 9.5, 14.0],
+                       "weight": 0.004}]  # fmt: skip
+    raw["synapses"] = [{"name": "s", "cell": "c", "mechanism": mechanism,
+                        "params": {"tau1": 0.4, "tau2": 3.0, "e": 0.0}}]  # fmt: skip
+    raw["probes"].append({"name": "g", "variable": "s.B", "cell": "c", "location": "soma(0.5)"})
+    return raw
+
+
+@pytest.mark.parametrize("method", ["staggered", "petsc"])
+def test_a_net_receive_synapse_runs_as_the_built_in_exp2syn(tmp_path, method):
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "e2mod.mod").write_text(EXP2SYN_MOD)
+    loaded = brainsim.load_config(write(tmp_path, synapse_cell("e2mod", method)))
+    got = traces(loaded, ("v", "g"))
+    want = traces(brainsim.load_config(write(tmp_path, synapse_cell("exp2syn", method))), ("v", "g"))
+    assert want["v"].max() > 20.0  # the events make it fire
+    for name in ("v", "g"):
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-10 * np.abs(want[name]).max())

@@ -109,10 +109,8 @@ class _Frame:
     """Names visible to a block: the mechanism's globals and the block's locals (arguments, LOCALs)."""
 
     def __init__(self, globals_, locals_, writable=frozenset()):
-        self.globals, self.locals = globals_, locals_
-        self.writable = (
-            writable  # kinds of names this block may set besides ASSIGNED and v ('state', 'param')
-        )
+        # writable: the kinds of names ('state', 'param') the block may set besides ASSIGNED ones and v
+        self.globals, self.locals, self.writable = globals_, locals_, writable
 
     def copy(self):
         return _Frame(dict(self.globals), dict(self.locals), self.writable)
@@ -656,8 +654,8 @@ class Reader:
         weight = sp.Symbol("weight", real=True)
         frame = self._frame()
         frame.writable = frozenset(("state",))
-        for name, kind in self.kinds.items():
-            if kind == "assigned" and initial.globals.get(name) not in (UNSET, MAYBE, None):
+        for name, kind in self.kinds.items():  # what INITIAL assigned, and the parameters it set
+            if kind in ("assigned", "param") and initial.globals.get(name) not in (UNSET, MAYBE, None):
                 frame.globals[name] = initial.globals[name]
         frame.locals[args[0]] = weight
         self._exec(block.statement_block.statements, frame, where)

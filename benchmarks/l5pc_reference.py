@@ -4,11 +4,14 @@ Both cells are built from the reference folder (default ../shared/reference/l5pc
 brainsim's through brainsim.config.bluepyopt (the folder's JSON files, its morphology read by MorphIO,
 its 12 .mod files translated), NEURON's as BluePyOpt's ephys module builds it (Import3d_Neurolucida3,
 nseg = 1 + 2·int(L / 40 µm), the axon replaced, the parameters per section list, Ih's exp rule). Both
-run a protocol of protocols.json (or a shortened one) at a fixed dt; the soma V traces are compared:
-spike count and times (upward crossings of −20 mV, linearly interpolated), the resting V before the
-step, max |ΔV| before the first spike. Prints the table and writes a PNG of both traces.
+run a protocol of protocols.json (or a shortened one) at a fixed dt and record V at the soma and at the
+protocol's extra recordings (bAP: `dend1`, `dend2` on the apical list at 660 and 800 µm from the soma,
+placed by BluePyOpt's NrnSomaDistanceCompLocation rule in NEURON, as `apical(distance=660)` in brainsim).
+The soma V traces are compared: spike count and times (upward crossings of −20 mV, linearly
+interpolated), the resting V before the step, max |ΔV| before the first spike, the RMS difference; at
+every site the peak V. Prints the tables and writes a PNG of all traces.
 
-    .venv/bin/python -m benchmarks.l5pc_reference --protocol Step1 --tstop 1000 --out out/l5pc_reference
+    .venv/bin/python -m benchmarks.l5pc_reference --protocol bAP --out out/l5pc_reference
 """
 
 import argparse
@@ -42,11 +45,23 @@ def protocol_stimuli(folder, name, tstop=None):
     return stimuli, total if tstop is None else min(total, tstop)
 
 
+def protocol_recordings(folder, name):
+    """[(name, section list, distance µm)] of a protocol's extra recordings (all of type somadistance)."""
+    proto = json.loads((folder / "config" / "protocols.json").read_text())[name]
+    out = []
+    for r in proto.get("extra_recordings", []):
+        if r["type"] != "somadistance" or r["var"] != "v":
+            raise ValueError(f"protocol {name}: recording {r['name']} of type {r['type']} ({r['var']})")
+        out.append((r["name"], r["seclist_name"], float(r["somadistance"])))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- brainsim
 
 
-def brainsim_config(folder, stimuli, tstop, dt=0.025, method="staggered", sampling=None):
-    """The brainsim config (dict) of the cell under `stimuli` at the soma, probing soma V."""
+def brainsim_config(folder, stimuli, tstop, dt=0.025, method="staggered", sampling=None, recordings=()):
+    """The brainsim config (dict) of the cell under `stimuli` at the soma, probing V at the soma (probe
+    `soma`) and at each of recordings [(name, section list, distance µm)] (`<list>(distance=<µm>)`)."""
     from brainsim.config.bluepyopt import cell_config
 
     cfg = cell_config(
@@ -65,20 +80,17 @@ def brainsim_config(folder, stimuli, tstop, dt=0.025, method="staggered", sampli
          "duration": float(dur), "amplitude": float(a)}
         for d, dur, a in stimuli
     ]  # fmt: skip
+    sites = [("soma", "somatic(0.5)")] + [(n, f"{seclist}(distance={d:g})") for n, seclist, d in recordings]
     cfg["probes"] = [
-        {
-            "name": "soma_v",
-            "variable": "v",
-            "cell": "l5pc",
-            "location": "somatic(0.5)",
-            "sampling": sampling or dt,
-        }
+        {"name": name, "variable": "v", "cell": "l5pc", "location": location, "sampling": sampling or dt}
+        for name, location in sites
     ]
     return cfg
 
 
 def run_brainsim(cfg, out):
-    """(t ms, soma V mV, wall s, compartments) of the config run into out/."""
+    """(t ms, {probe: V mV}, wall s, compartments, {probe: its compartment's location}) of the config run
+    into out/."""
     import yaml
 
     import brainsim
@@ -90,10 +102,11 @@ def run_brainsim(cfg, out):
     start = time.perf_counter()
     store = brainsim.run(config, out / "l5pc_brainsim.zarr", overwrite=True, progress=False)
     wall = time.perf_counter() - start
-    trace = store.traces["soma_v"]
-    v = np.asarray(trace["v"].values)[:, 0]
-    t = np.asarray(trace["time"].values)
-    return t, v, wall, store.counts["compartments"]
+    t = np.asarray(store.traces["soma"]["time"].values)
+    names = [p["name"] for p in cfg["probes"]]
+    v = {name: np.asarray(store.traces[name]["v"].values)[:, 0] for name in names}
+    where = {name: str(store.traces[name]["location"].values[0]) for name in names}
+    return t, v, wall, store.counts["compartments"], where
 
 
 # ------------------------------------------------------------------------------------------------ NEURON
@@ -113,7 +126,10 @@ def compile_mechanisms(mod_folder, build):
 
 
 def neuron_cell(folder, h):
-    """BluePyOpt's L5PC in NEURON (sections at top level): {section list: [sections]}."""
+    """BluePyOpt's L5PC in NEURON (sections at top level, those of an earlier cell deleted): {section
+    list: [sections]}."""
+    for sec in list(h.allsec()):
+        h.delete_section(sec=sec)
     h.load_file("stdrun.hoc")
     h.load_file("import3d.hoc")
     reader = h.Import3d_Neurolucida3()
@@ -175,15 +191,34 @@ def neuron_cell(folder, h):
     return sections
 
 
-def run_neuron(folder, stimuli, tstop, dt=0.025, build=None, cvode=False, fixed_eca=None):
-    """({run: (t ms, soma V mV, wall s)}, segments) of NEURON's cell at a fixed step dt and, with cvode,
-    under CVODE (atol 1e-6, t its own steps). fixed_eca (mV): eca a constant parameter instead of NEURON's
-    Nernst potential of cai (as brainsim's NMODL mechanisms have it)."""
+def soma_distance_segment(h, sections, seclist, distance):
+    """BluePyOpt's NrnSomaDistanceCompLocation: (section, x) of the last section of the list whose ends'
+    h.distance from soma(0.5) enclose distance (µm), x interpolated linearly between them."""
+    h.distance(0, 0.5, sec=sections["somatic"][0])
+    found = None
+    for sec in sections[seclist]:
+        ends = h.distance(1, 0.0, sec=sec), h.distance(1, 1.0, sec=sec)
+        lo, hi = min(ends), max(ends)
+        if lo <= distance <= hi and sec((distance - lo) / (hi - lo)).diam > 0:
+            found = sec, (distance - lo) / (hi - lo)
+    if found is None:
+        raise ValueError(f"no section of {seclist} at {distance} µm from the soma")
+    return found
+
+
+def run_neuron(folder, stimuli, tstop, dt=0.025, build=None, cvode=False, fixed_eca=None, recordings=()):
+    """({run: (t ms, {site: V mV}, wall s)}, segments, {site: where}) of NEURON's cell at a fixed step dt
+    and, with cvode, under CVODE (atol 1e-6, t its own steps); the sites are `soma` (soma(0.5)) and the
+    recordings [(name, section list, distance µm)], placed by soma_distance_segment (where: section, x,
+    nseg, h.distance of x's segment centre µm, diameter µm). fixed_eca (mV): eca a constant parameter
+    instead of NEURON's Nernst potential of cai (as brainsim's NMODL mechanisms have it)."""
     from neuron import h
 
-    with tempfile.TemporaryDirectory() as tmp:
-        library = compile_mechanisms(folder / "mechanisms", Path(build or tmp) / "nrnmech")
-        h.nrn_load_dll(str(library))
+    placed = json.loads((folder / "config" / "mechanisms.json").read_text())
+    if not all(hasattr(h, name) for names in placed.values() for name in names):  # once a process
+        with tempfile.TemporaryDirectory() as tmp:
+            library = compile_mechanisms(folder / "mechanisms", Path(build or tmp) / "nrnmech")
+            h.nrn_load_dll(str(library))
     sections = neuron_cell(folder, h)
     if fixed_eca is not None:
         for sec in sections["all"]:
@@ -191,6 +226,12 @@ def run_neuron(folder, stimuli, tstop, dt=0.025, build=None, cvode=False, fixed_
                 h.ion_style("ca_ion", 3, 1, 0, 0, 1, sec=sec)  # cai a state, eca a parameter never recomputed
                 sec.eca = fixed_eca
     soma = sections["somatic"][0]
+    segments, where = {"soma": soma(0.5)}, {}
+    for name, seclist, distance in recordings:
+        sec, x = soma_distance_segment(h, sections, seclist, distance)
+        segments[name] = sec(x)
+        where[name] = {"section": sec.name(), "x": x, "nseg": sec.nseg, "distance": h.distance(1, x, sec=sec),
+                       "diam": sec(x).diam}  # fmt: skip
     clamps = []
     for delay, duration, amplitude in stimuli:
         clamp = h.IClamp(soma(0.5))
@@ -198,23 +239,26 @@ def run_neuron(folder, stimuli, tstop, dt=0.025, build=None, cvode=False, fixed_
         clamps.append(clamp)
     runs = {}
     for label, variable in (("NEURON fixed step", False), *((("NEURON CVODE", True),) if cvode else ())):
-        t, v = h.Vector(), h.Vector()
+        t, v = h.Vector(), {name: h.Vector() for name in segments}
         h.cvode.active(1 if variable else 0)
         if variable:
             h.cvode.atol(1e-6)
             t.record(h._ref_t)
-            v.record(soma(0.5)._ref_v)
+            for name, seg in segments.items():
+                v[name].record(seg._ref_v)
         else:
             h.dt, h.steps_per_ms = dt, 1.0 / dt
             t.record(h._ref_t, dt)
-            v.record(soma(0.5)._ref_v, dt)
+            for name, seg in segments.items():
+                v[name].record(seg._ref_v, dt)
         h.tstop = tstop
         start = time.perf_counter()
         h.finitialize(h.v_init)
         h.continuerun(tstop)
-        runs[label] = (np.array(t), np.array(v), time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        runs[label] = (np.array(t), {name: np.array(vec) for name, vec in v.items()}, wall)
     h.cvode.active(0)
-    return runs, sum(sec.nseg for sec in sections["all"])
+    return runs, sum(sec.nseg for sec in sections["all"]), where
 
 
 # --------------------------------------------------------------------------------------------- comparing
@@ -237,6 +281,7 @@ def compare(a, b, step_start):
     rest = lambda t, v: float(np.interp(step_start - 0.5, t, v))  # noqa: E731
     n = min(len(sa), len(sb))
     return {
+        "rms": float(np.sqrt(np.mean((va - vb_on_a) ** 2))),
         "spikes": (len(sa), len(sb)),
         "rest": (rest(ta, va), rest(tb, vb)),
         "max_dv_before_first_spike": float(np.max(np.abs(va[before] - vb_on_a[before])))
@@ -248,26 +293,34 @@ def compare(a, b, step_start):
     }
 
 
+def peaks(t, v):
+    """{site: (peak V mV, its time ms)} of {site: V} traces on times t."""
+    return {name: (float(np.max(x)), float(t[np.argmax(x)])) for name, x in v.items()}
+
+
 def plot(traces, path, title):
+    """One panel per site of {run: (t, {site: V})}, every run's trace on each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 4))
-    for label, (t, v) in traces.items():
-        ax.plot(t, v, lw=0.7, label=label)
-    ax.set_xlabel("t (ms)")
-    ax.set_ylabel("soma V (mV)")
-    ax.set_title(title)
-    ax.legend()
+    sites = list(next(iter(traces.values()))[1])
+    fig, axes = plt.subplots(len(sites), 1, figsize=(12, 3.2 * len(sites)), sharex=True, squeeze=False)
+    for ax, site in zip(axes[:, 0], sites):
+        for label, (t, v) in traces.items():
+            ax.plot(t, v[site], lw=0.7, label=label)
+        ax.set_ylabel(f"{site} V (mV)")
+        ax.legend()
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("t (ms)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", default="Step1")
+    parser.add_argument("--protocol", default="Step1", help="a protocol of protocols.json: Step1/2/3, bAP")
     parser.add_argument("--tstop", type=float, default=None, help="cut the protocol at this time (ms)")
     parser.add_argument("--dt", type=float, default=0.025)
     parser.add_argument("--cvode", action="store_true", help="also run NEURON with CVODE")
@@ -281,39 +334,53 @@ def main(argv=None):
     args = parser.parse_args(argv)
     folder = reference_folder()
     stimuli, tstop = protocol_stimuli(folder, args.protocol, args.tstop)
+    recordings = protocol_recordings(folder, args.protocol)
     step_start = max(d for d, _, _ in stimuli)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    runs, nseg = run_neuron(folder, stimuli, tstop, args.dt, build=args.out / "neuron", cvode=args.cvode,
-                            fixed_eca=args.fixed_eca)  # fmt: skip
+    runs, nseg, where = run_neuron(folder, stimuli, tstop, args.dt, build=args.out / "neuron",
+                                   cvode=args.cvode, fixed_eca=args.fixed_eca,
+                                   recordings=recordings)  # fmt: skip
     tn, vn, _ = runs["NEURON fixed step"]
-    cfg = brainsim_config(folder, stimuli, tstop, args.dt)
-    tb, vb, wall_b, ncomp = run_brainsim(cfg, args.out)
+    cfg = brainsim_config(folder, stimuli, tstop, args.dt, recordings=recordings)
+    tb, vb, wall_b, ncomp, placed = run_brainsim(cfg, args.out)
     runs["brainsim staggered"] = (tb, vb, wall_b)
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())  # fmt: skip
     print(f"L5PC {args.protocol}, {tstop:g} ms, dt {args.dt} ms; stimuli {stimuli}; CPU {cpu}")
     print(f"NEURON segments {nseg}, brainsim compartments {ncomp}")
-    reference = (tn, vn)
+    for probe in cfg["probes"][1:]:
+        name = probe["name"]
+        w = where[name]
+        print(f"  {name}: NEURON {w['section']}({w['x']:.6g}) of {w['nseg']} segments, its segment's centre "
+              f"at {w['distance']:.6g} µm, diam {w['diam']:.6g} µm; "
+              f"brainsim {probe['location']} is compartment {placed[name]}")  # fmt: skip
+    reference = (tn, vn["soma"])
     print(f"{'run':22} {'wall s':>8} {'spikes':>6} {'rest mV':>9} {'first spike':>11} {'max|dt| ms':>10} "
-          f"{'max|dV| pre':>11}")  # fmt: skip
+          f"{'max|dV| pre':>11} {'soma RMS mV':>11}")  # fmt: skip
     results = {}
     for label, (t, v, wall) in runs.items():
-        c = compare((t, v), reference, step_start)
-        results[label] = {"wall_s": wall, **c}
+        c = compare((t, v["soma"]), reference, step_start)
+        results[label] = {"wall_s": wall, **c, "peaks": peaks(t, v)}
         first = c["first_spike"][0]
         print(
             f"{label:22} {wall:8.2f} {c['spikes'][0]:6d} {c['rest'][0]:9.4f} "
             f"{first if first is None else round(first, 4)!s:>11} {c['max_dt_common_spikes'] or 0:10.4f} "
-            f"{c['max_dv_before_first_spike']:11.5f}"
+            f"{c['max_dv_before_first_spike']:11.5f} {c['rms']:11.5f}"
         )
+    print("peak V (mV) at each site, at (ms); difference from NEURON fixed step:")
+    base = results["NEURON fixed step"]["peaks"]
+    for label, r in results.items():
+        cells = [f"{site} {peak:9.4f} at {when:8.3f} ({peak - base[site][0]:+.4f})"
+                 for site, (peak, when) in r["peaks"].items()]  # fmt: skip
+        print(f"  {label:22} " + "; ".join(cells))
     print("spike times (ms):")
     for label, r in results.items():
         print(f"  {label}: {np.round(r['spike_times'][0], 3).tolist()}")
     (args.out / "l5pc_reference.json").write_text(json.dumps(results, indent=1))
     plot({label: (t, v) for label, (t, v, _) in runs.items()}, args.out / "l5pc_reference.png",
-         f"L5PC {args.protocol} ({tstop:g} ms), soma V")  # fmt: skip
+         f"L5PC {args.protocol} ({tstop:g} ms)")  # fmt: skip
     print(f"wrote {args.out / 'l5pc_reference.png'} and {args.out / 'l5pc_reference.json'}")
     return results
 

@@ -35,6 +35,12 @@ LOCATION_RE = re.compile(
 `branch[7](0.5)` (branch 7 of the whole morphology); a section list name stands for its region
 (`apical[3](0.5)` is `apic[3](0.5)`)."""
 
+DISTANCE_RE = re.compile(
+    r"^(?P<region>[A-Za-z_][A-Za-z0-9_]*)\(\s*distance\s*=\s*(?P<distance>\d+(\.\d*)?|\.\d+)\s*\)$"
+)
+"""A point of a region (or section list) at a path distance in µm from the soma's middle:
+`apical(distance=660)` is BluePyOpt's NrnSomaDistanceCompLocation('apical', 660) (CellType.locate)."""
+
 _IN_USE = ContextVar("mechanisms", default=BUILT_IN)
 
 
@@ -64,11 +70,15 @@ class Location:
 
     def allowed(self):
         extra = ", 'all', or a region name such as 'dend'" if self.sets else ""
-        return f"a location such as 'soma(0.5)', 'dend[2](0.25)' or 'branch[7](1)'{extra}"
+        return (
+            "a location such as 'soma(0.5)', 'dend[2](0.25)', 'branch[7](1)' or 'apical(distance=660)' "
+            f"(µm from the soma's middle){extra}"
+        )
 
     def resolve(self, value, path):
         ok = isinstance(value, str) and (
             LOCATION_RE.match(value) is not None
+            or DISTANCE_RE.match(value) is not None
             or (self.sets and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value))
         )
         if ok and LOCATION_RE.match(value):
@@ -678,7 +688,7 @@ STIMULUS = Tagged(
                 "name": STIMULUS_NAME,
                 "cell": Str(REQUIRED, "population"),
                 "cells": CELLS_SELECTION,
-                "location": Location("soma(0.5)"),
+                "location": Location("soma(0.5)", "a point, as for probes[].location"),
                 "delay": Num(0.0, "ms", ge=0),
                 "duration": Num(REQUIRED, "ms", ge=0),
                 "amplitude": Num(REQUIRED, "nA"),
@@ -721,7 +731,13 @@ PROBE = Section(
             "cells of the population",
             allowed_text="'all' or a list of cell indices within the population",
         ),
-        "location": Location("soma(0.5)", sets=True),
+        "location": Location(
+            "soma(0.5)",
+            "a point: 'soma(0.5)', 'dend[2](0.25)' (the region's 3rd branch), 'branch[7](1)', or "
+            "'apical(distance=660)' (on the apical list 660 µm along the tree from the soma's middle, "
+            "BluePyOpt's rule: README, Section lists); a region name; or 'all' (every compartment)",
+            sets=True,
+        ),
         "sampling": Num(None, "ms", "sampling interval (default dt); a multiple of dt", gt=0),
     }
 )

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..config import expressions
 from ..config.options import Num
-from ..config.schema import LOCATION_RE, NSEG_RULES
+from ..config.schema import DISTANCE_RE, LOCATION_RE, NSEG_RULES
 from ..errors import ConfigError
 from . import morphology as morph
 from .discretize import compartment_count, discretize
@@ -51,6 +51,7 @@ class CellType:
     threshold: float
     v_init: float
     catalogue: object  # config.mechanisms.Mechanisms: name -> kernel module
+    spans: np.ndarray  # (n_branches, 2) µm: path distance of each branch's ends (branch_spans)
 
     @cached_property
     def n_states(self):
@@ -69,7 +70,10 @@ class CellType:
         return self.geometry.n_nodes + self.n_states
 
     def locate(self, location, path):
-        """The node at a location string such as 'soma(0.5)' or 'dend[2](0.25)'."""
+        """The node at a location string such as 'soma(0.5)', 'dend[2](0.25)' or 'apical(distance=660)'."""
+        m = DISTANCE_RE.match(location)
+        if m:
+            return self.at_distance(m.group("region"), float(m.group("distance")), path, location)
         m = LOCATION_RE.match(location)
         region, index, x = m.group("region"), m.group("index"), float(m.group("x"))
         geo = self.geometry
@@ -88,12 +92,34 @@ class CellType:
             )
         return geo.node_at(int(branches[k]), x)
 
+    def at_distance(self, region, distance, path, value):
+        """The node at `distance` µm along the tree from the soma's middle on region (or section list)
+        `region`, by BluePyOpt's NrnSomaDistanceCompLocation: of the region's branches in order, the last
+        whose ends' path distances enclose it, at x interpolated linearly between them (branch 0, the
+        root, runs from 0 µm at its middle to half its length at x = 1)."""
+        found, reach = None, []
+        for b in self.region_branches(region, path, value):
+            lo, hi = (0.0, self.spans[0, 1]) if b == 0 else self.spans[b]
+            reach.append((lo, hi))
+            if lo <= distance <= hi:
+                x = (distance - lo) / (hi - lo)
+                found = (int(b), 0.5 + x / 2 if b == 0 else x)
+        if found is None:
+            near, far = min(lo for lo, _ in reach), max(hi for _, hi in reach)
+            raise ConfigError(
+                path,
+                value,
+                f"a distance from the soma's middle that a branch of '{region}' reaches ({near:.6g} to "
+                f"{far:.6g} µm along the tree)",
+            )
+        return self.geometry.node_at(*found)
+
     def locate_set(self, location, path):
         """Nodes (compartments, not junctions) of 'all', a region name, or one location."""
         geo = self.geometry
         if location == "all":
             return np.nonzero(~geo.is_junction)[0]
-        if LOCATION_RE.match(location):
+        if LOCATION_RE.match(location) or DISTANCE_RE.match(location):
             return np.array([self.locate(location, path)])
         self.region_branches(location, path, location)
         nodes = geo.nodes_in_region(SECTION_LISTS.get(location, location))
@@ -210,7 +236,7 @@ def build_cell_type(cell, config, path, synapses=None):
     placements = _place_mechanisms(geometry, location_variables(morphology, geometry), spec, path, catalogue)
     cell_type = CellType(
         cell["name"], geometry, placements, {}, 0, cell["spike_detector"]["threshold"], cell["v_init"],
-        catalogue,
+        catalogue, branch_spans(morphology),
     )  # fmt: skip
     detector = cell_type.locate(cell["spike_detector"]["location"], f"{path}.spike_detector.location")
     sites = {}
@@ -244,20 +270,34 @@ def _params(module, given):
     return np.array([given.get(name, default) for name, default, _unit in module.PARAMS], dtype=float)
 
 
+def branch_spans(morphology):
+    """Per branch, the path distances (µm along the tree from the middle of branch 0, NEURON's h.distance
+    from soma(0.5)) of its proximal (x = 0) and distal (x = 1) ends: an (n_branches, 2) array; both ends
+    of branch 0 are half its length away."""
+    n = len(morphology.branches)
+    length = np.array([morphology.branch_length(b) for b in range(n)])
+    start = np.zeros(n)
+    for b, branch in enumerate(morphology.branches[1:], start=1):
+        p, at = branch.parent, branch.parent_x
+        start[b] = abs(at - 0.5) * length[0] if p == 0 else start[p] + at * length[p]
+    start[0] = length[0] / 2
+    spans = np.column_stack((start, start + length))
+    spans[0, 1] = start[0]
+    spans.flags.writeable = False
+    return spans
+
+
 def location_variables(morphology, geometry):
     """Per node of geometry, the variables of location expressions (config.expressions.VARIABLES):
     distance (µm along the tree from the middle of branch 0 to the node, NEURON's h.distance from
     soma(0.5)), diameter (µm), x (0-1 along its branch) and order (branches out from branch 0)."""
-    n = len(morphology.branches)
-    length = np.array([morphology.branch_length(b) for b in range(n)])
-    start = np.zeros(n)  # path distance from the middle of branch 0 to each branch's proximal end
-    order = np.zeros(n)
+    spans = branch_spans(morphology)
+    order = np.zeros(len(morphology.branches))
     for b, branch in enumerate(morphology.branches[1:], start=1):
-        p, at = branch.parent, branch.parent_x
-        start[b] = abs(at - 0.5) * length[0] if p == 0 else start[p] + at * length[p]
-        order[b] = order[p] + 1
+        order[b] = order[branch.parent] + 1
     b, x = geometry.branch, geometry.x
-    distance = np.where(b == 0, np.abs(x - 0.5) * length[0], start[b] + x * length[b])
+    root = 2 * spans[0, 0]  # branch 0's length
+    distance = np.where(b == 0, np.abs(x - 0.5) * root, spans[b, 0] + x * (spans[b, 1] - spans[b, 0]))
     return {"distance": distance, "diameter": geometry.diameter, "x": x, "order": order[b]}
 
 

@@ -76,3 +76,13 @@ def test_errors_name_the_key_path(edit, path):
     with pytest.raises(ConfigError) as e:
         resolve_config(copy.deepcopy(raw), source=CONFIG)
     assert e.value.path == path, str(e.value)
+
+
+def test_the_bap_config_records_the_apical_trunk():
+    import brainsim
+
+    config = brainsim.load_config(ROOT / "configs" / "l5pc_bbp_bap.yaml", [FOLDER])  # builds the cell type
+    probes = {p["name"]: p["location"] for p in config["probes"]}
+    apical = {"dend1": "apical(distance=660)", "dend2": "apical(distance=800)"}
+    assert probes == {"soma": "somatic(0.5)", **apical}
+    assert [(s["delay"], s["duration"], s["amplitude"]) for s in config["stimuli"]] == [(295.0, 5.0, 1.9)]

@@ -125,28 +125,29 @@ def compile_mechanisms(mod_folder, build):
     return found[0]
 
 
-def neuron_cell(folder, h):
-    """BluePyOpt's L5PC in NEURON (sections at top level, those of an earlier cell deleted): {section
-    list: [sections]}."""
-    for sec in list(h.allsec()):
-        h.delete_section(sec=sec)
+def neuron_cell(folder, h, owner=None):
+    """BluePyOpt's L5PC in NEURON: {section list: [sections]}. owner: a hoc template instance with section
+    arrays soma, dend, apic and axon that receives the sections (None: sections at top level, those of an
+    earlier cell deleted)."""
+    if owner is None:
+        for sec in list(h.allsec()):
+            h.delete_section(sec=sec)
     h.load_file("stdrun.hoc")
     h.load_file("import3d.hoc")
     reader = h.Import3d_Neurolucida3()
     reader.quiet = 1
     reader.input(str(folder / "morphology" / "C060114A7.asc"))
-    h.Import3d_GUI(reader, 0).instantiate(None)
-    soma = h.soma[0]
+    h.Import3d_GUI(reader, 0).instantiate(owner)
+    where = h if owner is None else owner
+    soma = where.soma[0]
 
     def lists():
         named = {"somatic": "soma", "axonal": "axon", "basal": "dend", "apical": "apic"}
-        out = {
-            key: [s for s in h.allsec() if s.name().startswith(prefix + "[")] for key, prefix in named.items()
-        }
-        out["all"] = list(h.allsec())
+        out = {key: list(getattr(where, name)) for key, name in named.items()}
+        out["all"] = [sec for key in named for sec in out[key]]
         return out
 
-    for sec in h.allsec():  # NrnFileMorphology.set_nseg, before the axon is replaced
+    for sec in lists()["all"]:  # NrnFileMorphology.set_nseg, before the axon is replaced
         sec.nseg = 1 + 2 * int(sec.L / 40.0)
     axon = lists()["axonal"]  # NrnFileMorphology.replace_axon
     diams = [axon[0].diam, axon[0].diam]
@@ -157,11 +158,11 @@ def neuron_cell(folder, h):
             break
     for sec in axon:
         h.delete_section(sec=sec)
-    h("create axon[2]")
-    for i, sec in enumerate(h.axon):
+    h("create axon[2]") if owner is None else h.execute("create axon[2]", owner)
+    for i, sec in enumerate(where.axon):
         sec.nseg, sec.L, sec.diam = 1, 30, diams[i]
-    h.axon[0].connect(soma(1.0), 0.0)
-    h.axon[1].connect(h.axon[0](1.0), 0.0)
+    where.axon[0].connect(soma(1.0), 0.0)
+    where.axon[1].connect(where.axon[0](1.0), 0.0)
 
     sections = lists()
     placed = json.loads((folder / "config" / "mechanisms.json").read_text())

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,25 @@ def compile_mechanisms(mod_folder, build):
     return found[0]
 
 
+def load_mechanisms(h, mod_folder, build):
+    """mod_folder's mechanisms in this NEURON process: compiled in build/ (compile_mechanisms) and loaded,
+    unless every one of them is loaded already (NEURON refuses to load a mechanism twice). Their names."""
+    names = [
+        m.group(1)
+        for path in sorted(Path(mod_folder).glob("*.mod"))
+        if (m := re.search(r"\b(?:SUFFIX|POINT_PROCESS)\s+(\w+)", path.read_text()))
+    ]
+    loaded, name = set(), h.ref("")
+    for known in (h.MechanismType(0), h.MechanismType(1)):  # density mechanisms, point processes
+        for i in range(int(known.count())):
+            known.select(i)
+            known.selected(name)
+            loaded.add(name[0])
+    if not set(names) <= loaded:
+        h.nrn_load_dll(str(compile_mechanisms(mod_folder, build)))
+    return names
+
+
 def neuron_cell(folder, h, owner=None):
     """BluePyOpt's L5PC in NEURON: {section list: [sections]}. owner: a hoc template instance with section
     arrays soma, dend, apic and axon that receives the sections (None: sections at top level, those of an
@@ -215,11 +235,8 @@ def run_neuron(folder, stimuli, tstop, dt=0.025, build=None, cvode=False, fixed_
     instead of NEURON's Nernst potential of cai (as brainsim's NMODL mechanisms have it)."""
     from neuron import h
 
-    placed = json.loads((folder / "config" / "mechanisms.json").read_text())
-    if not all(hasattr(h, name) for names in placed.values() for name in names):  # once a process
-        with tempfile.TemporaryDirectory() as tmp:
-            library = compile_mechanisms(folder / "mechanisms", Path(build or tmp) / "nrnmech")
-            h.nrn_load_dll(str(library))
+    with tempfile.TemporaryDirectory() as tmp:
+        load_mechanisms(h, folder / "mechanisms", Path(build or tmp) / "nrnmech")
     sections = neuron_cell(folder, h)
     if fixed_eca is not None:
         for sec in sections["all"]:

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..kernels import stimuli
+from ..kernels import states, stimuli
 from ..kernels.cable import axial_sum, solver_order
 from ..kernels.ions import CAI, CAI_REST, ECA, ECA_DEFAULT, ION_FIELDS, nernst_eca
 
@@ -115,6 +115,9 @@ class CellGroup:
         """Node of every mechanism instance, block after block: V is gathered for all rate kernels at once."""
         self.vi = np.zeros(self.inst_node.size)
         self.rate_blocks = [b for b in self.blocks if b.n_states]
+        writers = [b for b in self.rate_blocks if "cai" in b.module.ION_WRITES]
+        self.state_phases = [writers, [b for b in self.rate_blocks if b not in writers]] if writers else []
+        """The staggered step's state update in two phases when a mechanism writes cai (advance_states)."""
         first = 0
         for b in self.blocks:
             b.vi, first = self.vi[first : first + b.n], first + b.n
@@ -313,6 +316,25 @@ class CellGroup:
         np.take(v, self.inst_node, out=self.vi)
         for b in self.rate_blocks:
             b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf[which], b.tau[which])
+
+    def advance_states(self, u, dt):
+        """The staggered step's state update at the (new) V of u: exponential Euler for every state, in
+        NEURON's order where a mechanism writes cai: its states first and the new cai into the ion row,
+        then every other mechanism's, whose rates may read it (SK after the calcium shell)."""
+        n, v = self.n_nodes, u[: self.n_nodes]
+        if not self.state_phases:
+            self.rates(v)
+            states.exp_euler(u[n:], self.xinf, self.tau, dt)
+            return
+        np.take(v, self.inst_node, out=self.vi)
+        for phase in self.state_phases:
+            for b in phase:
+                b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf[0], b.tau[0])
+            for b in phase:
+                lo, hi = b.offset - n, b.offset - n + b.size
+                states.exp_euler(u[b.offset : b.offset + b.size], self.xinf[lo:hi], self.tau[lo:hi], dt)
+            if phase is self.state_phases[0]:
+                self.ion[CAI, self.nernst_node] = u[self.nernst_index]
 
     def initial_state(self):
         """u at t = 0: V = v_init; the states of a translated mechanism as its INITIAL block sets them

@@ -175,8 +175,7 @@ class Staggered(_Base):
         )
         if bad >= 0:
             self.observer.blow_up(bad, u, (k + 1) * dt)
-        g.rates(v)
-        states.exp_euler(u[g.n_nodes :], g.xinf, g.tau, dt)
+        g.advance_states(u, dt)
         ts.setTime((k + 1) * dt)
         self.observer.after_step(u, (k + 1) * dt)
 

@@ -76,7 +76,7 @@ if [ -n "$petsc_dir" ] && [ -d "$petsc_dir/lib/python3/dist-packages" ]; then
 fi
 log "installing brainsim and its dependencies"
 pip_log="$venv/pip-install.log"
-"$venv/bin/python" -m pip install --disable-pip-version-check -c constraints.txt -e ".[test,lint,brain,cluster,twin,nmodl]" \
+"$venv/bin/python" -m pip install --disable-pip-version-check -c constraints.txt -e ".[test,lint,brain,cluster,twin]" \
     >"$pip_log" 2>&1 || { tail -n 30 "$pip_log" >&2; log "pip install failed (full log: $pip_log)"; exit 1; }
 "$venv/bin/python" -c 'import brainsim, petsc4py, mpi4py, numba, zarr' \
     || { log "installation incomplete"; exit 1; }

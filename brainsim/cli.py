@@ -1115,12 +1115,7 @@ def _status(args, petsc_args):
 
 
 def _mechanisms(args, petsc_args):
-    try:
-        from .nmodl.listing import listing
-    except ImportError as e:
-        raise BrainsimError(
-            f"brainsim mechanisms needs the nmodl extra (pip install 'brainsim[nmodl]'): {e}"
-        ) from None
+    from .nmodl.listing import listing
 
     text, failed = listing(args.folder)
     print(text, end="")

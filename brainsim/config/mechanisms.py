@@ -1,5 +1,6 @@
-"""The mechanisms a config may use: the built-in catalogue (kernels.mechanisms.CATALOGUE) and the NMODL
-modules of its `mechanisms.paths`, keyed by their SUFFIX or POINT_PROCESS name.
+"""The mechanisms a config may use: the built-in catalogue (the .mod files of brainsim/mechanisms/,
+brainsim.nmodl.builtin.CATALOGUE) and the NMODL modules of its `mechanisms.paths`, keyed by their SUFFIX
+or POINT_PROCESS name. Both are translated by brainsim.nmodl: one way to define a mechanism.
 
 Every process that builds a model from the config (each MPI rank, each Dask worker) loads the modules
 itself, from the translated-module cache of brainsim.nmodl (written atomically, keyed by content).
@@ -22,13 +23,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import ConfigError, MechanismError
-from ..kernels.mechanisms import CATALOGUE
+from ..nmodl import cache
+from ..nmodl.builtin import CATALOGUE, FOLDER, source
+
+__all__ = ["BUILT_IN", "CATALOGUE", "Mechanisms", "from_section"]
 
 ALLOWED_PATH = "a folder of .mod files or a .mod file (relative to the config file's folder)"
 
 
 class Mechanisms(Mapping):
-    """name -> kernel module (the interface of kernels/mechanisms), iterated in block order.
+    """name -> kernel module (the interface of kernels/MECHANISMS.md), iterated in block order.
 
     files: [(.mod file, key path of the config entry that named it)]. A name given twice (a built-in's,
     or another file's) or a file the translator refuses is a ConfigError at that key path."""
@@ -36,8 +40,8 @@ class Mechanisms(Mapping):
     def __init__(self, files=()):
         self.files = tuple((str(file), path) for file, path in files)
         modules, origin, loaded = dict(CATALOGUE), {}, []
-        for name, module in CATALOGUE.items():
-            origin[name] = f"the built-in mechanism {Path(module.__file__).name}"
+        for name in CATALOGUE:
+            origin[name] = f"the built-in mechanism {source(name).relative_to(FOLDER.parents[1])}"
         for file, path in self.files:
             module, digest = _load(file, path)
             name = module.NAME
@@ -124,13 +128,6 @@ def from_section(section, folder, path="mechanisms"):
 
 def _load(file, path):
     """(module, content digest) of a .mod file; a translation error is a ConfigError at path."""
-    try:
-        from ..nmodl import cache
-    except ImportError as e:
-        raise ConfigError(
-            path, file, "NMODL mechanisms with the nmodl extra installed (pip install 'brainsim[nmodl]')",
-            detail=f"cannot import the translator: {e}",
-        ) from None  # fmt: skip
     try:
         module = cache.load(file)
         return module, cache.digest(Path(file).read_text())

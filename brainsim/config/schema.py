@@ -838,7 +838,7 @@ MECHANISMS = Section(
         )
     },
     {},
-    "NMODL mechanisms (the nmodl extra) used beside the built-in ones, e.g. {paths: [mods/]}",
+    "NMODL mechanisms used beside the built-in ones (brainsim/mechanisms/*.mod), e.g. {paths: [mods/]}",
 )
 
 CONFIG = Section(

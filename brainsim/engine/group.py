@@ -337,17 +337,15 @@ class CellGroup:
                 self.ion[CAI, self.nernst_node] = u[self.nernst_index]
 
     def initial_state(self):
-        """u at t = 0: V = v_init; the states of a translated mechanism as its INITIAL block sets them
-        (its initial_np), every other state at its steady state for that V (ions included)."""
+        """u at t = 0: V = v_init and every mechanism's states as its INITIAL block sets them (initial_np),
+        from the ion rows that the states give (cai at CAI_REST where a mechanism writes it)."""
         u = np.zeros(self.size)
         u[: self.n_nodes] = self.v_init
         u[self.nernst_index] = CAI_REST
-        for _ in range(3):  # gates, then [Ca]i from their current, then Ca-dependent gates
+        for _ in range(3):  # gates, then the ica of their currents, then what reads the ion rows
             self.currents(u, 0.0)
-            self.rates(u[: self.n_nodes])
-            u[self.n_nodes :] = self.xinf
             for b in self.blocks:
-                if hasattr(b.module, "initial_np") and b.size:
+                if b.size:
                     start = b.module.initial_np(u[: self.n_nodes], b.node, b.params, self.ion, self.celsius)
                     u[b.offset : b.offset + b.size] = start.ravel()
         return u

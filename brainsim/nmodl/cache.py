@@ -2,7 +2,9 @@
 
 The folder is $BRAINSIM_CACHE/nmodl, else ~/.cache/brainsim/nmodl. A module is written once (atomically)
 and imported from its file, so numba's cache=True keeps the compiled kernels beside it; loading the
-same text again, in this process or another, translates nothing.
+same text again, in this process or another, translates nothing (nor imports sympy). Processes that
+start together on a cold cache (MPI ranks, Dask workers) may each translate a file; each writes a
+temporary file and renames it over the target, so every reader sees a whole module.
 """
 
 import hashlib
@@ -13,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 from ..errors import MechanismError
-from . import codegen, symbolic
 
 VERSION = "3"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
@@ -42,6 +43,8 @@ def _read(mod_path):
 def translate(mod_path, text=None):
     """Source text of the kernel module for the .mod file at mod_path (MechanismError where it is outside
     the supported subset)."""
+    from . import codegen, symbolic  # sympy and NMODL load only where a text is not cached yet
+
     text = _read(mod_path) if text is None else text
     mech = symbolic.read(str(mod_path), text)
     return codegen.generate(mech, digest(text), VERSION)

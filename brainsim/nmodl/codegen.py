@@ -1,9 +1,9 @@
-"""Python source of a kernel module (the interface of kernels/mechanisms) from a symbolic Mechanism.
+"""Python source of a kernel module (the interface of kernels/MECHANISMS.md) from a symbolic Mechanism.
 
 The numba kernels loop over instances with one scalar expression per output, common subexpressions
-shared (sympy.cse); exp and log use kernels.mathfn's vectorisable vexp and vlog, as the hand-written
-modules do, and x/(exp(x) − 1) forms kernels.mathfn.exprelr. The NumPy twins evaluate the same
-expressions on whole arrays (np.exp, np.log, exprelr_np, IF as np.where).
+shared (sympy.cse); exp and log use kernels.mathfn's vectorisable vexp and vlog, and x/(exp(x) − 1)
+forms kernels.mathfn.exprelr. The NumPy twins evaluate the same expressions on whole arrays (np.exp,
+np.log, exprelr_np, IF as np.where).
 """
 
 import keyword

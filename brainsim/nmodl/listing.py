@@ -3,11 +3,12 @@
 from pathlib import Path
 
 from ..errors import BrainsimError, MechanismError
-from . import symbolic
 
 
 def describe(folder):
     """[(path, Mechanism or MechanismError)] for every *.mod file of folder, sorted by name."""
+    from . import symbolic  # sympy and NMODL load where they are used (see cache.translate)
+
     folder = Path(folder)
     if not folder.is_dir():
         raise MechanismError("not a folder of .mod files", str(folder))

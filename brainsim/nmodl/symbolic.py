@@ -32,7 +32,7 @@ CONSTANTS = {
     ("k-mole", "joule/degC"): sp.Rational("8.314462618"),
     ("k-mole", "joule/degK"): sp.Rational("8.314462618"),
 }
-"""UNITS factors: CODATA 2018 values, as NEURON 8's units and kernels/mechanisms/cadyn.py."""
+"""UNITS factors: CODATA 2018 values, as NEURON 8's units and kernels.ions."""
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "log10": lambda x: sp.log(x, 10), "sqrt": sp.sqrt, "fabs": sp.Abs,
     "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh,

@@ -4,12 +4,9 @@ from an empty translated-module cache, and 2 ranks give the store of 1 rank and 
 import os
 
 import numpy as np
-import pytest
 import yaml
 from mpi_runs import mpirun, read, same
 from support import HH_MOD, ROOT
-
-pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
 
 RING = {
     "name": "hhmod_ring",

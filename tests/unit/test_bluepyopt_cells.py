@@ -6,8 +6,6 @@ import copy
 import pytest
 from support import L5PC, ROOT
 
-pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
-
 from brainsim.config.load import load_config, read_yaml, resolve_config, without_nulls  # noqa: E402
 from brainsim.errors import ConfigError  # noqa: E402
 

@@ -111,7 +111,7 @@ def test_region_factors_scale_the_cell_type_parameters():
     base, changed = r.cell_type("lh-precentral.pyr"), r.cell_type("lh-postcentral.pyr")
 
     def param(cell_type, mechanism, name):
-        from brainsim.kernels.mechanisms import CATALOGUE
+        from brainsim.config.mechanisms import CATALOGUE
 
         placement = next(m for m in cell_type.mechanisms if m.mechanism == mechanism)
         return placement.params[[p[0] for p in CATALOGUE[mechanism].PARAMS].index(name)]

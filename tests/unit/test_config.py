@@ -15,8 +15,8 @@ from support import checked
 
 from brainsim.config import load_config, resolve_config
 from brainsim.config.load import apply_override
+from brainsim.config.mechanisms import CATALOGUE
 from brainsim.errors import ConfigError
-from brainsim.kernels.mechanisms import CATALOGUE
 from brainsim.model.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[2]

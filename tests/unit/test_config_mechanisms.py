@@ -14,16 +14,16 @@ import pytest
 import yaml
 from support import EXP2SYN_MOD, HH_MOD, L5PC, L5PC_BUILT_IN, ROOT
 
-pytest.importorskip("nmodl", reason="the nmodl extra (NMODL, sympy) is not installed")
-pytest.importorskip("sympy", reason="the nmodl extra (NMODL, sympy) is not installed")
-
 import brainsim  # noqa: E402
 from brainsim.config import resolve_config  # noqa: E402
 from brainsim.config.load import read_yaml  # noqa: E402
-from brainsim.config.mechanisms import BUILT_IN, from_section  # noqa: E402
+from brainsim.config.mechanisms import (  # noqa: E402
+    BUILT_IN,
+    CATALOGUE,  # noqa: E402
+    from_section,
+)
 from brainsim.errors import ConfigError  # noqa: E402
 from brainsim.kernels.ions import CAI_REST, CAO, ECA, FARADAY, GAS, nernst_eca_np  # noqa: E402
-from brainsim.kernels.mechanisms import CATALOGUE  # noqa: E402
 
 MODS = L5PC / "mechanisms"
 need_l5pc = pytest.mark.skipif(not MODS.is_dir(), reason=f"the L5PC reference model is absent ({L5PC})")
@@ -172,7 +172,8 @@ def test_a_name_given_twice_names_both_files(tmp_path):
     hh_folder(tmp_path / "mods", "hh")
     err = config_error(tmp_path, one_cell("hh", "staggered"))
     assert err.path == "mechanisms.paths[0]"
-    assert f"{tmp_path / 'mods' / 'hh.mod'} names its mechanism 'hh'" in str(err) and "hh.py" in str(err)
+    assert f"{tmp_path / 'mods' / 'hh.mod'} names its mechanism 'hh'" in str(err)
+    assert "as does the built-in mechanism brainsim/mechanisms/hh.mod" in str(err)
     hh_folder(tmp_path / "a", "hhmod")
     hh_folder(tmp_path / "b", "hhmod", name="other")
     err = config_error(tmp_path, one_cell("hhmod", "staggered", paths=["a", "b"]))

@@ -157,7 +157,7 @@ def cell_type(raw):
 
 def per_node(cell, mechanism, parameter):
     """{node: value} of one parameter of a placed mechanism."""
-    from brainsim.kernels.mechanisms import CATALOGUE
+    from brainsim.config.mechanisms import CATALOGUE
 
     placement = next(p for p in cell.mechanisms if p.mechanism == mechanism)
     row = [p[0] for p in CATALOGUE[mechanism].PARAMS].index(parameter)

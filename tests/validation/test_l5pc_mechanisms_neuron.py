@@ -55,7 +55,6 @@ pytestmark = [
         and shutil.which("nrnivmodl") is None,
         reason="NEURON's nrnivmodl is not found",
     ),
-    pytest.mark.skipif(importlib.util.find_spec("nmodl") is None, reason="the nmodl extra is not installed"),
 ]
 
 SECTIONS = {"CaDynamics_E2": ("Ca_HVA", "CaDynamics_E2")}

@@ -17,10 +17,10 @@ CAO = 2.0
 """[Ca]o (mM: NEURON's cao0_ca_ion)."""
 ECA_DEFAULT = 132.4579
 """eca where no mechanism writes cai and none sets it (mV: NEURON's default)."""
-GAS = 8.314462618
-"""J/(mol K) (CODATA 2018, as NEURON 9)."""
-FARADAY = 96485.33212
-"""C/mol (CODATA 2018, as NEURON 9)."""
+GAS = 8.31446261815324
+"""J/(mol K): k·N_A of CODATA 2018, to the digits NEURON 9 computes it."""
+FARADAY = 96485.33212331001
+"""C/mol: e·N_A of CODATA 2018, to the digits NEURON 9 computes it."""
 
 
 @njit(**JIT)

@@ -6,7 +6,7 @@ dcai/dt = −1e4·gamma·ica/(2·F·depth) − (cai − minCai)/decay (mM/ms; ic
 i.e. relaxation to cai∞ = minCai − decay·1e4·gamma·ica/(2·F·depth) with τ = decay. It reads the ica
 that the Ca2+ channels at the node sum into the ion array and writes its state cai into it (for sk), and
 carries no membrane current. There is no INITIAL block: cai starts at NEURON's cai0_ca_ion, 5e-5 mM.
-F is Faraday's constant, 96485.33212 C/mol (CODATA 2018, as NEURON's units).
+F is Faraday's constant, 96485.33212331 C/mol (e·N_A of CODATA 2018, as NEURON computes it).
 ENDCOMMENT
 
 NEURON {

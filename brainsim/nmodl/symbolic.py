@@ -27,12 +27,12 @@ REVERSAL_DEFAULTS = {"ena": 50.0, "ek": -77.0, "eca": ECA_DEFAULT}
 """NEURON's default reversal potentials (mV), used when the .mod file gives none; other ions' default to 0."""
 METHODS = ("cnexp", "derivimplicit")
 CONSTANTS = {
-    ("faraday", "coulombs"): sp.Rational("96485.33212"),
-    ("faraday", "kilocoulombs"): sp.Rational("96.48533212"),
-    ("k-mole", "joule/degC"): sp.Rational("8.314462618"),
-    ("k-mole", "joule/degK"): sp.Rational("8.314462618"),
+    ("faraday", "coulombs"): sp.Rational("96485.33212331001"),
+    ("faraday", "kilocoulombs"): sp.Rational("96.48533212331001"),
+    ("k-mole", "joule/degC"): sp.Rational("8.31446261815324"),
+    ("k-mole", "joule/degK"): sp.Rational("8.31446261815324"),
 }
-"""UNITS factors: CODATA 2018 values, as NEURON 8's units and kernels.ions."""
+"""UNITS factors: CODATA 2018 (Faraday e·N_A, the gas constant k·N_A, as NEURON 9 computes them)."""
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "log10": lambda x: sp.log(x, 10), "sqrt": sp.sqrt, "fabs": sp.Abs,
     "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .l5pc_reference import reference_folder, run_neuron, spike_times
+from .l5pc_reference import protocol_stimuli, reference_folder, run_neuron, spike_times
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "l5pc_bbp.yaml"
@@ -61,11 +61,6 @@ def _row(method, dt, spikes, e, order, wall):
             "last_spike": last}  # fmt: skip
 
 
-def step1(tstop):
-    """Step1's stimuli of the reference folder (the config's hold and step), cut at tstop."""
-    return [(0.0, 3000.0, -0.126), (700.0, 2000.0, 0.458)], tstop
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tstop", type=float, default=3000.0, help="ms (Step1 runs to 3000)")
@@ -92,7 +87,7 @@ def main(argv=None):
             rows.append(_row(method, dt, spikes, e, order, wall))
             previous = e
     if not args.no_neuron:
-        stimuli, tstop = step1(args.tstop)
+        stimuli, tstop = protocol_stimuli(reference_folder(), "Step1", args.tstop)
         runs, _, _ = run_neuron(reference_folder(), stimuli, tstop, 0.025, build=args.out / "neuron")
         t, v, wall = runs["NEURON fixed step"]
         spikes = spike_times(t, v["soma"])

@@ -23,7 +23,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,11 +37,10 @@ from benchmarks.l5pc_reference import (
     protocol_stimuli,
     reference_folder,
 )
-from benchmarks.run import ONE_THREAD, machine, spawn
+from benchmarks.run import ONE_THREAD, PEERS_PY, machine, med, spawn
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PEERS_PY = HERE / ".peers-venv" / "bin" / "python"
 DT = 0.025
 CONFIGS = ("brainsim staggered", "brainsim petsc", "neuron", "arbor")
 SYNAPSE = {"tau1": 0.5, "tau2": 3.0, "e": 0.0}  # ms, ms, mV: an AMPA-like exp2syn at the soma
@@ -247,10 +245,6 @@ def run_one(config, model, rep, args, table, library, pin, env):
     rec.update(json.loads(lines[-1]))
     rec["ns_per_compartment_step"] = rec["wall_s"] * 1e9 / (rec["compartments"] * rec["steps"])
     return rec
-
-
-def med(xs):
-    return statistics.median(xs) if xs else None
 
 
 def summarize(records):

@@ -314,7 +314,11 @@ class CellGroup:
     def rates(self, v, which=0):
         """x∞ and τ of every state at voltages v, into self.xinf_sets[which] and self.tau_sets[which]."""
         np.take(v, self.inst_node, out=self.vi)
-        for b in self.rate_blocks:
+        self._rates_of(self.rate_blocks, which)
+
+    def _rates_of(self, blocks, which=0):
+        """x∞ and τ of the states of `blocks` at the V gathered in self.vi."""
+        for b in blocks:
             b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf[which], b.tau[which])
 
     def advance_states(self, u, dt):
@@ -328,8 +332,7 @@ class CellGroup:
             return
         np.take(v, self.inst_node, out=self.vi)
         for phase in self.state_phases:
-            for b in phase:
-                b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf[0], b.tau[0])
+            self._rates_of(phase)
             for b in phase:
                 lo, hi = b.offset - n, b.offset - n + b.size
                 states.exp_euler(u[b.offset : b.offset + b.size], self.xinf[lo:hi], self.tau[lo:hi], dt)

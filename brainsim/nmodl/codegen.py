@@ -248,14 +248,10 @@ def generate(mech, digest, version):
     lines += _loads(loaded, rate_used, lambda n: f"p[{pindex[n]}]", i4)
     lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node]", i4)
     body, out = _body(rate_out, names, "np", i4)
-    where = any("np.where" in t for t in body + out)
-    if where:  # both branches of np.where are evaluated; the loop kernel evaluates only the one taken
-        lines.append(f"{i4}with np.errstate(divide='ignore', invalid='ignore', over='ignore'):")
-        body, out = [i4 + t for t in body], out
+    body, at = _quiet(body, out, i4)
     lines += body
     lines.append(
-        f"{i4 * (2 if where else 1)}return _rows([{', '.join(out[:ns])}], node.size), "
-        f"_rows([{', '.join(out[ns:])}], node.size)"
+        f"{at}return _rows([{', '.join(out[:ns])}], node.size), _rows([{', '.join(out[ns:])}], node.size)"
     )
 
     lines += ["", "", "@njit(**JIT)", "def current(v, node, p, s, ion, i_acc, g_acc, dids):",
@@ -321,9 +317,16 @@ def _initial(mech, names, loaded, ions, pindex, row):
     lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
     lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node]", i4)
     body, out = _body(list(mech.initial), names, "np", i4)
-    if any("np.where" in t for t in body + out):  # both branches are evaluated
-        lines.append(f"{i4}with np.errstate(divide='ignore', invalid='ignore', over='ignore'):")
-        body, i4 = [i4 + t for t in body], i4 * 2
+    body, at = _quiet(body, out, i4)
     lines += body
-    lines.append(f"{i4}return _rows([{', '.join(out)}], node.size)")
+    lines.append(f"{at}return _rows([{', '.join(out)}], node.size)")
     return lines
+
+
+def _quiet(body, out, indent):
+    """(body lines, indent of the return) of a NumPy function: inside np.errstate where it uses np.where,
+    whose branches are both evaluated (the loop kernel evaluates only the one taken)."""
+    if not any("np.where" in t for t in body + out):
+        return body, indent
+    opened = f"{indent}with np.errstate(divide='ignore', invalid='ignore', over='ignore'):"
+    return [opened] + [indent + t for t in body], indent * 2

@@ -33,22 +33,3 @@ def relax_residual(s, sdot, xinf, tau, f):
 def relax_residual_np(s, sdot, xinf, tau):
     """NumPy twin of `relax_residual`."""
     return sdot - (xinf - s) / tau
-
-
-@njit(**JIT)
-def relax_jacobian(s, xinf, tau, xinf_dv, tau_dv, dv, shift, jss, jsv):
-    """Jacobian entries of the state rows of shift·ds/dt − (x∞(V) − s)/τ(V).
-
-    jss = ∂F/∂s = shift + 1/τ; jsv = ∂F/∂V by a forward difference over dv (mV), using x∞ and τ
-    evaluated at V + dv (xinf_dv, tau_dv).
-    """
-    for k in range(s.size):
-        jss[k] = shift + 1.0 / tau[k]
-        jsv[k] = -((xinf_dv[k] - s[k]) / tau_dv[k] - (xinf[k] - s[k]) / tau[k]) / dv
-
-
-def relax_jacobian_np(s, xinf, tau, xinf_dv, tau_dv, dv, shift):
-    """NumPy twin of `relax_jacobian`: returns (jss, jsv)."""
-    jss = shift + 1.0 / tau
-    jsv = -((xinf_dv - s) / tau_dv - (xinf - s) / tau) / dv
-    return jss, jsv

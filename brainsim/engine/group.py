@@ -26,8 +26,8 @@ class Block:
     params: np.ndarray  # (n_params, n) float64
     offset: int  # index of the block's first state in u
     vi: np.ndarray = field(repr=False, default=None)  # V per instance, gathered for the rate kernel
-    xinf: tuple = field(repr=False, default=())  # (n_states, n) views into CellGroup.xinf_sets[0], [1]
-    tau: tuple = field(repr=False, default=())
+    xinf: np.ndarray = field(repr=False, default=None)  # (n_states, n) views into CellGroup.xinf, .tau
+    tau: np.ndarray = field(repr=False, default=None)
     dids: np.ndarray = field(repr=False, default=None)
 
     def __post_init__(self):
@@ -85,16 +85,13 @@ class CellGroup:
         self.blocks = self._blocks(types, recipe.config.mechanisms)
         self.n_states = sum(b.size for b in self.blocks)
         self.size = n + self.n_states
-        # Two sets of x∞/τ: [0] at the state's V, [1] at a second V (the Jacobian's difference quotient).
-        self.xinf_sets = (np.zeros(self.n_states), np.zeros(self.n_states))
-        self.tau_sets = (np.ones(self.n_states), np.ones(self.n_states))
-        self.xinf, self.tau = self.xinf_sets[0], self.tau_sets[0]
+        self.xinf, self.tau = np.zeros(self.n_states), np.ones(self.n_states)
         self.dids = np.zeros(self.n_states)
         node_of_state, scale = [], []
         for b in self.blocks:
             lo, hi = b.offset - n, b.offset - n + b.size
-            b.xinf = tuple(a[lo:hi].reshape(b.n_states, b.n) for a in self.xinf_sets)
-            b.tau = tuple(a[lo:hi].reshape(b.n_states, b.n) for a in self.tau_sets)
+            b.xinf = self.xinf[lo:hi].reshape(b.n_states, b.n)
+            b.tau = self.tau[lo:hi].reshape(b.n_states, b.n)
             b.dids = self.dids[lo:hi].reshape(b.n_states, b.n)
             node_of_state.append(np.tile(b.node, b.n_states))
             per = self.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n)
@@ -311,15 +308,15 @@ class CellGroup:
                 t, self.iclamp_node, self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude, self.i_pt
             )
 
-    def rates(self, v, which=0):
-        """x∞ and τ of every state at voltages v, into self.xinf_sets[which] and self.tau_sets[which]."""
+    def rates(self, v):
+        """x∞ and τ of every state at voltages v, into self.xinf and self.tau."""
         np.take(v, self.inst_node, out=self.vi)
-        self._rates_of(self.rate_blocks, which)
+        self._rates_of(self.rate_blocks)
 
-    def _rates_of(self, blocks, which=0):
+    def _rates_of(self, blocks):
         """x∞ and τ of the states of `blocks` at the V gathered in self.vi."""
         for b in blocks:
-            b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf[which], b.tau[which])
+            b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf, b.tau)
 
     def advance_states(self, u, dt):
         """The staggered step's state update at the (new) V of u: exponential Euler for every state, in

@@ -19,7 +19,8 @@ import re
 import numpy as np
 
 from ..errors import BrainsimError, ConfigError, NumericalError
-from ..kernels import cable, implicit, states
+from ..kernels import cable, states
+from .jacobian import Jacobian
 
 EVENT_TOL = 1e-6
 """Event times within this fraction of a step of a step boundary count as on it."""
@@ -204,11 +205,8 @@ class Implicit(_Base):
 
     def __init__(self, PETSc, group, observer, dt):
         super().__init__(PETSc, group, observer, dt)
-        g, n = group, group.n_nodes
-        self.d0, self.d = np.zeros(n), np.zeros(n)
-        self.jss, self.jsv, self.jvs = (np.zeros(g.n_states) for _ in range(3))
-        self.v_dv = np.zeros(n)
-        self.dwork, self.rwork = np.zeros(n), np.zeros(n)
+        g = group
+        self.jacobian = Jacobian(g)
         self.stim_time = 0.0  # where stimuli are evaluated: the middle of the stretch being solved
         ts = self.ts
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
@@ -254,29 +252,13 @@ class Implicit(_Base):
         self._guard(self._ijacobian, t, U, shift)
 
     def _ijacobian(self, t, U, shift):
-        g, n = self.group, self.group.n_nodes
-        u = U.getArray()
-        dv = 1e-3  # mV, for ∂(x∞, τ)/∂V by a forward difference
-        g.currents(u, self.stim_time)
-        implicit.tree_diagonal(g.cap, g.dax, g.area, g.g_dens, g.g_pt, shift, self.d0)
-        np.multiply(g.dids, g.state_scale, out=self.jvs)
-        g.rates(u[:n])
-        np.add(u[:n], dv, out=self.v_dv)
-        g.rates(self.v_dv, which=1)
-        states.relax_jacobian(
-            u[n:], g.xinf, g.tau, g.xinf_sets[1], g.tau_sets[1], dv, shift, self.jss, self.jsv
-        )
-        implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, g.state_node, self.d)
+        self.jacobian.assemble(U.getArray(), shift, self.stim_time)
 
     def solve_jacobian(self, r, x):
-        g = self.group
-        implicit.schur_solve(
-            r, self.d, g.gax, g.parent, self.jss, self.jsv, self.jvs, g.state_node, x, self.dwork, self.rwork
-        )
+        self.jacobian.solve(r, x)
 
     def mult_jacobian(self, x, y):
-        g = self.group
-        implicit.jacobian_mult(x, self.d0, g.gax, g.parent, self.jss, self.jsv, self.jvs, g.state_node, y)
+        self.jacobian.mult(x, y)
 
     def poststep(self, ts):
         self._guard(self._poststep, ts)

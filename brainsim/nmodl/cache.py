@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import MechanismError
 
-VERSION = "4"
+VERSION = "5"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
 
 _LOADED = {}  # cached module file -> module

@@ -2,8 +2,9 @@
 
 The numba kernels loop over instances with one scalar expression per output, common subexpressions
 shared (sympy.cse); exp and log use kernels.mathfn's vectorisable vexp and vlog, and x/(exp(x) − 1)
-forms kernels.mathfn.exprelr. The NumPy twins evaluate the same expressions on whole arrays (np.exp,
-np.log, exprelr_np, IF as np.where).
+forms kernels.mathfn.exprelr (its derivative dexprelr). The NumPy twins evaluate the same expressions on
+whole arrays (np.exp, np.log, exprelr_np, IF as np.where). The Jacobian kernels (rate_jacobian,
+current_jacobian) are the symbolic derivatives of the same expressions.
 """
 
 import keyword
@@ -12,12 +13,15 @@ import re
 import sympy as sp
 
 from ..errors import MechanismError
-from .symbolic import Exprelr
+from ..kernels.ions import ION_FIELDS
+from .symbolic import Exprelr, ExprelrPrime, derivative
 
 RESERVED = {
     "vi", "node", "p", "s", "ion", "celsius", "xinf", "tau", "i_acc", "g_acc", "dids", "j", "k", "n", "vm",
     "np", "njit", "JIT", "ICA", "CAI", "vexp", "vlog", "exprelr", "exprelr_np", "abs", "min", "max",
-    "rates", "current", "rates_np", "current_np", "_rows",
+    "rates", "current", "rates_np", "current_np", "_rows", "dexprelr", "dexprelr_np", "jsv", "jsi", "ECA",
+    "scale", "di_dion", "dica_dion", "dica_dv", "dica_ds", "rate_jacobian", "rate_jacobian_np",
+    "current_jacobian", "current_jacobian_np",
 }  # fmt: skip
 """Names the generated functions use; a .mod name among them gets a trailing underscore."""
 
@@ -97,6 +101,8 @@ class Printer:
             return self.fn("vlog", "np.log", e.args[0])
         if isinstance(e, Exprelr):
             return self.fn("exprelr", "exprelr_np", e.args[0])
+        if isinstance(e, ExprelrPrime):
+            return self.fn("dexprelr", "dexprelr_np", e.args[0])
         if isinstance(e, sp.Abs):
             return self.fn("abs", "np.abs", e.args[0])
         if isinstance(e, (sp.Min, sp.Max)):
@@ -173,7 +179,7 @@ def generate(mech, digest, version):
     """The module text of mech (see the module docstring)."""
     sym = mech.symbols
     params = [(p, sym[p]) for p, _, _ in mech.params]
-    ions = [(r, sym[r]) for r in mech.ion_reads]
+    ions = [(r, sym[r]) for r in sorted(mech.ion_reads, key=ION_FIELDS.index)]  # in the ion array's order
     loaded = [(p, x) for p, x in params if p not in mech.ion_reads]  # eca: the row, not its parameter
     states = [(s, sym[s]) for s, _ in mech.states]
     names = {sym[n]: ident(n) for n, _ in params + ions + states}
@@ -209,7 +215,7 @@ def generate(mech, digest, version):
         "",
         "from brainsim.kernels import JIT",
         "from brainsim.kernels.ions import CAI, ECA, ICA",
-        "from brainsim.kernels.mathfn import exprelr, exprelr_np, vexp, vlog",
+        "from brainsim.kernels.mathfn import dexprelr, dexprelr_np, exprelr, exprelr_np, vexp, vlog",
         "",
         f"NAME = {mech.name!r}",
         f"KIND = {mech.kind!r}",
@@ -218,6 +224,8 @@ def generate(mech, digest, version):
         f"PARAMS = {tuple((p, float(d), u) for p, d, u in mech.params)!r}",
         f"ION_WRITES = {tuple(mech.ion_writes)!r}",
         f"ION_READS = {tuple(mech.ion_reads)!r}",
+        f"RATE_ION_READS = {tuple(r for r, x in ions if x in rate_used)!r}",
+        f"CURRENT_ION_READS = {tuple(r for r, x in ions if x in mech.current.free_symbols)!r}",
         "",
         "",
         "def _rows(values, n):",
@@ -286,10 +294,119 @@ def generate(mech, digest, version):
         f"{i4}return _rows([{out[0]}], node.size)[0], _rows([{out[1]}], node.size)[0], "
         f"_rows([{', '.join(out[2:])}], node.size)"
     )
+    lines += _rate_jacobian(mech, names, loaded, ions, states, pindex, sindex, row)
+    lines += _current_jacobian(mech, names, loaded, ions, states, pindex, sindex, row)
     lines += _initial(mech, names, loaded, ions, pindex, row)
     if mech.event_scale is not None:
         lines += _event_scale(mech, names, loaded, pindex)
     return "\n".join(lines) + "\n"
+
+
+def _d(mech, expr, x):
+    """∂expr/∂x (symbolic.derivative), a MechanismError naming the file where it has no closed form."""
+    try:
+        return derivative(expr, x)
+    except ValueError as e:
+        raise MechanismError(str(e), mech.path) from None
+
+
+def _rate_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
+    """Lines of rate_jacobian and its NumPy twin: for each state row F = x' − (x∞ − x)/τ of the implicit
+    form, jsv = ∂F/∂V and jsi[r] = ∂F/∂(ion row r) for the rows in RATE_ION_READS, exactly."""
+    v = mech.symbols["v"]
+    reads = [(r, x) for r, x in ions if any(e.has(x) for e in (*mech.xinf, *mech.tau))]
+    out = []
+    for wrt in [v] + [x for _, x in reads]:
+        for (_, s), xinf, tau in zip(states, mech.xinf, mech.tau):
+            dtau = _d(mech, tau, wrt)
+            jac = -_d(mech, xinf, wrt) / tau
+            out.append(jac + (xinf - s) * dtau / tau**2 if dtau != 0 else jac)
+    used = set().union(*(e.free_symbols for e in out)) if out else set()
+    ns, i4, i8 = len(states), " " * 4, " " * 8
+    doc = (
+        '"""jsv[k, j] = ∂F_k/∂V (1/ms/mV); jsi[r, k, j] = ∂F_k/∂(RATE_ION_READS[r]), F = x\' − (x∞ − x)/τ."""'
+    )
+    lines = ["", "", "@njit(**JIT)", "def rate_jacobian(vi, node, p, ion, celsius, s, jsv, jsi):", i4 + doc,
+             f"{i4}for j in range(node.size):"]  # fmt: skip
+    if v in used:
+        lines.append(f"{i8}vm = vi[j]")
+    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}, j]", i8)
+    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node[j]]", i8)
+    lines += _loads(states, used, lambda n: f"s[{sindex[n]}, j]", i8)
+    body, text = _body(out, names, "jit", i8)
+    lines += body
+    lines += [f"{i8}jsv[{k}, j] = {text[k]}" for k in range(ns)]
+    lines += [
+        f"{i8}jsi[{r}, {k}, j] = {text[ns * (1 + r) + k]}" for r in range(len(reads)) for k in range(ns)
+    ]
+    if not ns:
+        lines.append(f"{i8}pass")
+    doc = '"""(jsv (n_states, n), jsi (len(RATE_ION_READS), n_states, n)), as rate_jacobian."""'
+    lines += ["", "", "def rate_jacobian_np(vi, node, p, ion, celsius, s):", i4 + doc]
+    if v in used:
+        lines.append(f"{i4}vm = vi")
+    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node]", i4)
+    lines += _loads(states, used, lambda n: f"s[{sindex[n]}]", i4)
+    body, text = _body(out, names, "np", i4)
+    body, at = _quiet(body, text, i4)
+    lines += body
+    rows = [f"_rows([{', '.join(text[ns * b : ns * (b + 1)])}], node.size)" for b in range(1 + len(reads))]
+    lines.append(
+        f"{at}return {rows[0]}, np.array([{', '.join(rows[1:])}]).reshape({len(reads)}, {ns}, node.size)"
+    )
+    return lines
+
+
+def _current_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
+    """Lines of current_jacobian and its NumPy twin: ∂i/∂(ion row) for the rows in CURRENT_ION_READS and,
+    for a writer of ica, ∂ica/∂V, ∂ica/∂state and ∂ica/∂(those rows). The kernel adds them into per-node
+    rows (i's scaled per instance, to nA) and writes ∂ica/∂state per instance."""
+    v = mech.symbols["v"]
+    reads = [(r, x) for r, x in ions if mech.current.has(x)]
+    out = [_d(mech, mech.current, x) for _, x in reads]
+    if mech.ica is not None:
+        out += [_d(mech, mech.ica, x) for x in [v] + [x for _, x in states] + [x for _, x in reads]]
+    used = set().union(*(e.free_symbols for e in out)) if out else set()
+    nr, ns, i4, i8 = len(reads), len(states), " " * 4, " " * 8
+    doc = ('"""di_dion[row, node] += scale·∂i/∂(row); for an ica writer dica_dv[node] += ∂ica/∂V, '
+           'dica_ds[k, j] = ∂ica/∂(state k), dica_dion[row, node] += ∂ica/∂(row)."""')  # fmt: skip
+    signature = "def current_jacobian(v, node, p, s, ion, scale, di_dion, dica_dion, dica_dv, dica_ds):"
+    lines = [
+        "",
+        "",
+        "@njit(**JIT)",
+        signature,
+        i4 + doc,
+        f"{i4}for j in range(node.size):",
+        f"{i8}k = node[j]",
+    ]
+    if v in used:
+        lines.append(f"{i8}vm = v[k]")
+    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}, j]", i8)
+    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, k]", i8)
+    lines += _loads(states, used, lambda n: f"s[{sindex[n]}, j]", i8)
+    body, text = _body(out, names, "jit", i8)
+    lines += body
+    lines += [f"{i8}di_dion[{row[r]}, k] += scale[j] * ({text[q]})" for q, (r, _) in enumerate(reads)]
+    if mech.ica is not None:
+        lines.append(f"{i8}dica_dv[k] += {text[nr]}")
+        lines += [f"{i8}dica_ds[{q}, j] = {text[nr + 1 + q]}" for q in range(ns)]
+        lines += [f"{i8}dica_dion[{row[r]}, k] += {text[nr + 1 + ns + q]}" for q, (r, _) in enumerate(reads)]
+    lines += ["", "", "def current_jacobian_np(v, node, p, s, ion):",
+              f'{i4}"""Per instance: (∂i/∂(CURRENT_ION_READS) (nr, n), for an ica writer ∂ica/∂(V, states, '
+              'those rows) (1 + n_states + nr, n), else (0, n))."""']  # fmt: skip
+    if v in used:
+        lines.append(f"{i4}vm = v[node]")
+    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node]", i4)
+    lines += _loads(states, used, lambda n: f"s[{sindex[n]}]", i4)
+    body, text = _body(out, names, "np", i4)
+    body, at = _quiet(body, text, i4)
+    lines += body
+    dion, dica = ", ".join(text[:nr]), ", ".join(text[nr:])
+    lines.append(f"{at}return _rows([{dion}], node.size), _rows([{dica}], node.size)")
+    return lines
 
 
 def _event_scale(mech, names, loaded, pindex):

@@ -57,8 +57,49 @@ class Exprelr(sp.Function):
         return sp.Float(1, prec) if x.is_zero else (x / (sp.exp(x) - 1)).evalf(prec)
 
     def fdiff(self, argindex=1):
+        return ExprelrPrime(self.args[0])
+
+
+class ExprelrPrime(sp.Function):
+    """The derivative of Exprelr, continued by its limit −1/2 at x = 0 (kernels.mathfn.dexprelr)."""
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sp.Rational(-1, 2)
+
+    def _eval_evalf(self, prec):
+        x = self.args[0].evalf(prec)
+        if x.is_zero:
+            return sp.Float(-0.5, prec)
+        r = x / (sp.exp(x) - 1)
+        return (r / x * (1 - r) - r).evalf(prec)
+
+    def fdiff(self, argindex=1):
         x = self.args[0]
-        return (sp.exp(x) - 1 - x * sp.exp(x)) / (sp.exp(x) - 1) ** 2
+        r = Exprelr(x)
+        return (ExprelrPrime(x) * (1 - 2 * r) - r * (1 - r) / x) / x - ExprelrPrime(x)
+
+
+def derivative(expr, x):
+    """∂expr/∂x for the Jacobian kernels: Heaviside and sign (from fmin, fmax, fabs) as Piecewise, and
+    floor and ceiling, constant between their jumps, with derivative 0."""
+    d = sp.diff(expr, x)
+    d = d.replace(
+        lambda e: isinstance(e, sp.Derivative) and isinstance(e.expr, (sp.floor, sp.ceiling)),
+        lambda e: sp.Integer(0),
+    )
+    d = d.replace(
+        lambda e: isinstance(e, sp.Heaviside),
+        lambda e: sp.Piecewise((1, e.args[0] > 0), (sp.Rational(1, 2), sp.Eq(e.args[0], 0)), (0, True)),
+    )
+    d = d.replace(
+        lambda e: isinstance(e, sp.sign),
+        lambda e: sp.Piecewise((1, e.args[0] > 0), (-1, e.args[0] < 0), (0, True)),
+    )
+    if d.has(sp.Derivative, sp.Subs, sp.DiracDelta):
+        raise ValueError(f"no closed form for the derivative of {expr} in {x}")
+    return d
 
 
 class Guard(sp.Function):

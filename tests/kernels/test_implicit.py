@@ -1,10 +1,12 @@
-"""The implicit-form Jacobian kernels vs its dense matrix: J·x, the exact inverse (Schur + Hines), d0."""
+"""The implicit-form Jacobian kernels vs its dense matrix: J·x, the exact inverse (Schur + Hines with the
+coupled nodes' dense blocks), d0."""
 
 import numpy as np
 import pytest
 
 from brainsim.kernels.cable import axial_sum
 from brainsim.kernels.implicit import (
+    coupled_factor,
     jacobian_dense_np,
     jacobian_mult,
     schur_diagonal,
@@ -57,9 +59,53 @@ def random_system(rng, n, mechanisms, shape):
     jss = SHIFT + 1.0 / rng.uniform(0.05, 100.0, m)  # shift + 1/τ
     jsv = rng.uniform(-0.1, 0.1, m)  # −∂(ds/dt)/∂V, per mV
     jvs = area[state_node] * 1e-2 * rng.uniform(-1.0, 1.0, m)  # A·∂i/∂s, nA
+    # about a third of the nodes with states have one or two hubs (the ion couplings: a dense block); the
+    # node's other states link to them at random, a hub row reading a free state, a free row reading a hub
+    nodes = np.unique(state_node)
+    hub_nodes = nodes[rng.random(nodes.size) < 0.35]
+    is_hub = np.zeros(m, bool)
+    for node in hub_nodes:
+        mine = np.nonzero(state_node == node)[0]
+        is_hub[mine[: rng.integers(1, 3)]] = True
+    cstate = np.nonzero(is_hub)[0]
+    cstate = cstate[np.argsort(state_node[cstate], kind="stable")].astype(np.int32)
+    cnode, first, size = np.unique(state_node[cstate], return_index=True, return_counts=True)
+    cstart = np.concatenate([first, [cstate.size]]).astype(np.int64)
+    mstart = np.concatenate([[0], np.cumsum(size.astype(np.int64) ** 2)]).astype(np.int64)
+    blocks = []
+    for c, k in enumerate(size):
+        block = rng.uniform(-1.0, 1.0, (k, k))
+        block[np.arange(k), np.arange(k)] = jss[cstate[cstart[c] : cstart[c + 1]]]
+        blocks.append(block.ravel())
+    mat = np.concatenate(blocks or [np.zeros(0)])
+    jcv, jvc = jsv[cstate].copy(), jvs[cstate].copy()
+    jsv[cstate] = jvs[cstate] = 0.0  # a hub's V column and row are jcv and jvc
+    nan = lambda k: np.full(k, np.nan)  # noqa: E731
+    hub = (cnode.astype(np.int32), cstart, cstate, mstart[:-1].copy(), mat, nan(mat.size),
+           np.zeros(cstate.size, np.int32), jcv, jvc, nan(cstate.size), nan(cstate.size), nan(cstate.size),
+           nan(cstate.size))  # fmt: skip
+    r_row, r_state, c_state, c_col = [], [], [], []
+    for c, node in enumerate(cnode):
+        for b in np.nonzero((state_node == node) & ~is_hub)[0]:
+            hubs = np.arange(cstart[c], cstart[c + 1])
+            if rng.random() < 0.6:
+                r_row.append(rng.choice(hubs))
+                r_state.append(b)
+            if rng.random() < 0.6:
+                c_state.append(b)
+                c_col.append(rng.choice(hubs))
+    r_row, r_state = np.array(r_row, np.int64), np.array(r_state, np.int32)
+    c_state, c_col = np.array(c_state, np.int32), np.array(c_col, np.int64)
+    rc_r, rc_c = np.nonzero(r_state[:, None] == c_state[None, :])
+    block_of = np.repeat(np.arange(cnode.size), size)
+    c_of = block_of[r_row[rc_r]]
+    rc_at = mstart[c_of] + (r_row[rc_r] - cstart[c_of]) * size[c_of] + (c_col[rc_c] - cstart[c_of])
+    links = (r_row, r_state, rng.uniform(-1.0, 1.0, r_row.size), c_state, c_col,
+             rng.uniform(-1.0, 1.0, c_state.size), rc_at.astype(np.int64), rc_r.astype(np.int64),
+             rc_c.astype(np.int64))  # fmt: skip
     return dict(
         parent=parent, gax=gax, dax=dax, area=area, cap=cap, g_dens=g_dens, g_pt=g_pt,
-        state_node=state_node, jss=jss, jsv=jsv, jvs=jvs,
+        state_node=state_node, jss=jss, jsv=jsv, jvs=jvs, free=np.nonzero(~is_hub)[0], hub=hub, links=links,
     )  # fmt: skip
 
 
@@ -70,7 +116,11 @@ def d0_of(s):
 
 
 def dense(s, d0):
-    return jacobian_dense_np(d0, s["gax"], s["parent"], s["jss"], s["jsv"], s["jvs"], s["state_node"])
+    return jacobian_dense_np(d0, *args_of(s))
+
+
+def args_of(s):
+    return s["gax"], s["parent"], s["jss"], s["jsv"], s["jvs"], s["state_node"], s["hub"], s["links"]
 
 
 @pytest.fixture(params=range(len(SYSTEMS)), ids=[f"n{n}-m{sum(a * b for a, b in m)}" for n, m, _ in SYSTEMS])
@@ -94,14 +144,21 @@ def test_jacobian_dense_np_structure(system):
     d0, n, m = d0_of(s), s["dax"].size, s["jss"].size
     a = dense(s, d0)
     assert a.shape == (n + m, n + m)
-    np.testing.assert_array_equal(np.diag(a), np.concatenate([d0, s["jss"]]))
+    np.testing.assert_array_equal(np.diag(a), np.concatenate([d0, s["jss"]]))  # the blocks' too
     v_block = a[:n, :n]
     np.testing.assert_array_equal(v_block, v_block.T)
     child = np.nonzero(s["parent"] >= 0)[0]
     np.testing.assert_array_equal(v_block[child, s["parent"][child]], -s["gax"][child])
     assert np.count_nonzero(v_block - np.diag(np.diag(v_block))) == 2 * child.size
-    # each state row: its diagonal and the V of its node only
-    assert np.count_nonzero(a[n:, :]) == 2 * m
+    # a free state row: its diagonal, the V of its node and its links; a hub's: its block and that V
+    free, links = s["free"], s["links"]
+    assert np.count_nonzero(a[n + free, :]) == 2 * free.size + links[3].size
+    assert np.count_nonzero(a[:n, n + free]) == free.size
+    sizes = np.diff(s["hub"][1])
+    assert (
+        np.count_nonzero(a[n:, :])
+        == 2 * free.size + int((sizes**2 + sizes).sum()) + links[0].size + links[3].size
+    )
     assert np.count_nonzero(a[:n, n:]) == m
 
 
@@ -113,7 +170,7 @@ def test_jacobian_mult_matches_dense(system):
     for _ in range(3):
         x = rng.uniform(-1.0, 1.0, size)
         y = np.full(size, np.nan)
-        jacobian_mult(x, d0, s["gax"], s["parent"], s["jss"], s["jsv"], s["jvs"], s["state_node"], y)
+        jacobian_mult(x, d0, *args_of(s), y)
         expect = dense(s, d0) @ x
         np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12 * np.abs(expect).max())
 
@@ -123,8 +180,9 @@ def test_schur_diagonal(system):
     d0 = d0_of(s)
     d = np.full(d0.size, np.nan)
     schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d)
-    elim = s["jvs"] * s["jsv"] / s["jss"]
-    expect = d0 - np.bincount(s["state_node"], weights=elim, minlength=d0.size)
+    free = s["free"]
+    elim = s["jvs"][free] * s["jsv"][free] / s["jss"][free]
+    expect = d0 - np.bincount(s["state_node"][free], weights=elim, minlength=d0.size)
     np.testing.assert_allclose(d, expect, rtol=1e-12, atol=1e-14 * np.abs(d0).max())
 
 
@@ -135,6 +193,7 @@ def test_schur_solve_inverts_the_jacobian(system):
     n, m = d0.size, s["jss"].size
     d = np.empty(n)
     schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d)
+    coupled_factor(s["hub"], s["links"], s["jss"], s["jsv"], s["jvs"], d)
     a = dense(s, d0)
     rng = np.random.default_rng(n + m)
     for scale_v, scale_s in ((1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (1e3, 1e-3)):
@@ -142,7 +201,7 @@ def test_schur_solve_inverts_the_jacobian(system):
         r_in = r.copy()
         x = np.full(n + m, np.nan)
         work = np.full(n, np.nan), np.full(n, np.nan)
-        args = s["gax"], s["parent"], s["jss"], s["jsv"], s["jvs"], s["state_node"]
+        args = args_of(s)
         schur_solve(r, d, *args, x, *work)
         np.testing.assert_array_equal(r, r_in)  # r is not consumed
         np.testing.assert_allclose(a @ x, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())

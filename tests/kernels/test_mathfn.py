@@ -8,7 +8,7 @@ import pytest
 from numba import njit
 
 from brainsim.kernels import JIT
-from brainsim.kernels.mathfn import exprelr, exprelr_np, vexp, vlog
+from brainsim.kernels.mathfn import dexprelr, dexprelr_np, exprelr, exprelr_np, vexp, vlog
 
 
 @njit(fastmath=True, error_model="numpy")
@@ -21,6 +21,12 @@ def vexp_loop(x, out):
 def exprelr_loop(x, out):
     for k in range(x.size):
         out[k] = exprelr(x[k])
+
+
+@njit(fastmath=True, error_model="numpy")
+def dexprelr_loop(x, out):
+    for k in range(x.size):
+        out[k] = dexprelr(x[k])
 
 
 @njit(**{k: v for k, v in JIT.items() if k != "cache"})
@@ -68,6 +74,24 @@ def test_exprelr_limit_at_zero():
     series = 1.0 - x / 2.0 + x * x / 12.0  # x/(eˣ − 1) = 1 − x/2 + x²/12 − …; cancellation costs ~eps/|x|
     np.testing.assert_allclose(apply(exprelr_loop, x), series, rtol=1e-9)
     np.testing.assert_allclose(exprelr_np(x), series, rtol=1e-9)
+
+
+def test_dexprelr_is_the_derivative():
+    """dexprelr against the exact derivative (eˣ − 1 − x·eˣ)/(eˣ − 1)² in 50-digit arithmetic, on both sides
+    of the switch to the series at |x| = 1e-2 and at 0."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    x = np.concatenate([np.geomspace(1e-12, 600.0, 4001), [0.0099999, 0.01, 0.0100001]])
+    x = np.concatenate([x, -x, [0.0]])
+    exact = np.array(
+        [
+            float((mpmath.e**t - 1 - t * mpmath.e**t) / (mpmath.e**t - 1) ** 2) if t else -0.5
+            for t in map(mpmath.mpf, x)
+        ]
+    )
+    atol = 1e-300
+    np.testing.assert_allclose(apply(dexprelr_loop, x), exact, rtol=1e-11, atol=atol)  # eps/x² at the switch
+    np.testing.assert_allclose(dexprelr_np(x), exact, rtol=1e-11, atol=atol)
 
 
 def test_vlog_matches_log():

@@ -169,6 +169,99 @@ def test_g_is_derivative_in_voltage(mod, rng):
     close(g, fd, rtol=1e-7)
 
 
+def run_rate_jacobian(mod, v, node, p, s, ion):
+    """The numba rate_jacobian: (jsv, jsi) of the state rows F = x' − (x∞ − x)/τ."""
+    jsv = np.full_like(s, np.nan)
+    jsi = np.full((len(mod.RATE_ION_READS), *s.shape), np.nan)
+    mod.rate_jacobian(v[node], node, p, ion, CELSIUS, s, jsv, jsi)
+    return jsv, jsi
+
+
+def state_rhs(mod, v, node, p, s, ion):
+    """(x∞ − x)/τ: the states' derivatives, from the rate kernel."""
+    xinf, tau = run_rates(mod, v, node, p, ion)
+    return (xinf - s) / tau
+
+
+def test_rate_jacobian_matches_twin_and_differences(mod, rng):
+    """rate_jacobian's ∂F/∂V and ∂F/∂(ion rows it reads) against its NumPy twin and central differences."""
+    node = np.arange(N_NODES)
+    v, p, s, ion = random_case(mod, rng, node)
+    jsv, jsi = run_rate_jacobian(mod, v, node, p, s, ion)
+    jsv_np, jsi_np = mod.rate_jacobian_np(v[node], node, p, ion, CELSIUS, s)
+    close(jsv, jsv_np)
+    close(jsi, jsi_np)
+    h = 1e-4
+    fd = -(state_rhs(mod, v + h, node, p, s, ion) - state_rhs(mod, v - h, node, p, s, ion)) / (2 * h)
+    close(jsv, fd, rtol=1e-6)
+    assert set(mod.RATE_ION_READS) <= set(mod.ION_READS)
+    for r, field in enumerate(mod.RATE_ION_READS):
+        row = ION_FIELDS.index(field)
+        step = 1e-6 * np.abs(ion[row]) + 1e-12
+        up, down = ion.copy(), ion.copy()
+        up[row] += step
+        down[row] -= step
+        fd = -(state_rhs(mod, v, node, p, s, up) - state_rhs(mod, v, node, p, s, down)) / (2 * step)
+        close(jsi[r], fd, rtol=1e-6)
+
+
+def test_current_jacobian_matches_twin_and_differences(mod, rng, node):
+    """current_jacobian's ∂i/∂(ion rows the current reads) and, for ica writers, ∂ica/∂(V, states, rows):
+    the kernel's per-node sums against its NumPy twin's per-instance values, and those against central
+    differences of the current."""
+    v, p, s, ion = random_case(mod, rng, node)
+    reads = mod.CURRENT_ION_READS
+    assert set(reads) <= set(mod.ION_READS)
+    rows = [ION_FIELDS.index(r) for r in reads]
+    writes = "ica" in mod.ION_WRITES
+    scale = rng.uniform(0.5, 2.0, node.size)
+    di_dion, dica_dion, dica_dv = np.zeros((3, N_NODES)), np.zeros((3, N_NODES)), np.zeros(N_NODES)
+    dica_ds = np.full_like(s, np.nan)
+    mod.current_jacobian(v, node, p, s, ion, scale, di_dion, dica_dion, dica_dv, dica_ds)
+    dion, dica = mod.current_jacobian_np(v, node, p, s, ion)
+    assert dion.shape == (len(reads), node.size)
+    assert dica.shape == ((1 + len(mod.STATES) + len(reads)) if writes else 0, node.size)
+
+    def summed(values):
+        out = np.zeros(N_NODES)
+        np.add.at(out, node, values)
+        return out
+
+    expect = np.zeros((3, N_NODES))
+    for row, d in zip(rows, dion):
+        expect[row] = summed(scale * d)
+    close(di_dion, expect)
+    if writes:
+        close(dica_dv, summed(dica[0]))
+        close(dica_ds, dica[1 : 1 + len(mod.STATES)])
+        expect = np.zeros((3, N_NODES))
+        for row, d in zip(rows, dica[1 + len(mod.STATES) :]):
+            expect[row] = summed(d)
+        close(dica_dion, expect)
+    else:
+        assert not dica_dv.any() and not dica_dion.any()
+
+    def i(v=v, s=s, ion=ion):
+        return mod.current_np(v, node, p, s, ion)[0]
+
+    def bumped(a, index, h):
+        up, down = a.copy(), a.copy()
+        up[index] += h
+        down[index] -= h
+        return up, down
+
+    for r, row in enumerate(rows):
+        h = 1e-6 * np.abs(ion[row]) + 1e-12
+        up, down = bumped(ion, row, h)
+        close(dion[r], (i(ion=up) - i(ion=down)) / (2 * h[node]), rtol=1e-6)
+    if writes:  # the whole current is Ca²⁺ current
+        close(dica[0], (i(v=v + 1e-4) - i(v=v - 1e-4)) / 2e-4, rtol=1e-6)
+        for k in range(len(mod.STATES)):
+            up, down = bumped(s, k, 1e-6)
+            close(dica[1 + k], (i(s=up) - i(s=down)) / 2e-6, rtol=1e-6)
+        close(dica[1 + len(mod.STATES) :], dion)
+
+
 def test_hh_by_hand():
     """hh.mod at V = −65 mV and 6.3 °C (q10 = 1):
     m: α = 0.1·25/(e^2.5 − 1) = 0.223564, β = 4;             m∞ = 0.0529325, τ = 0.236767 ms

@@ -6,8 +6,6 @@ import pytest
 from brainsim.kernels.states import (
     exp_euler,
     exp_euler_np,
-    relax_jacobian,
-    relax_jacobian_np,
     relax_residual,
     relax_residual_np,
 )
@@ -47,13 +45,3 @@ def test_relax_residual_matches_twin(case):
     np.testing.assert_allclose(f, relax_residual_np(s, sdot, xinf, tau), rtol=1e-13, atol=1e-15)
     relax_residual(xinf, np.zeros(N), xinf, tau, f)  # at rest on x∞
     assert np.all(f == 0.0)
-
-
-def test_relax_jacobian_matches_twin(case):
-    s, _, xinf, tau, xinf_dv, tau_dv = case
-    jss, jsv = np.empty(N), np.empty(N)
-    relax_jacobian(s, xinf, tau, xinf_dv, tau_dv, 1e-3, 20.0, jss, jsv)
-    jss_np, jsv_np = relax_jacobian_np(s, xinf, tau, xinf_dv, tau_dv, 1e-3, 20.0)
-    np.testing.assert_allclose(jss, jss_np, rtol=1e-13)
-    np.testing.assert_allclose(jsv, jsv_np, rtol=1e-10, atol=1e-10 * np.abs(jsv_np).max())
-    np.testing.assert_allclose(jss, 20.0 + 1.0 / tau, rtol=1e-13)

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..kernels import states, stimuli
+from ..kernels import stimuli
 from ..kernels.cable import axial_sum, solver_order
 from ..kernels.ions import CAI, CAI_REST, ECA, ECA_DEFAULT, ION_FIELDS, nernst_eca
 
@@ -26,8 +26,6 @@ class Block:
     params: np.ndarray  # (n_params, n) float64
     offset: int  # index of the block's first state in u
     vi: np.ndarray = field(repr=False, default=None)  # V per instance, gathered for the rate kernel
-    xinf: np.ndarray = field(repr=False, default=None)  # (n_states, n) views into CellGroup.xinf, .tau
-    tau: np.ndarray = field(repr=False, default=None)
     dids: np.ndarray = field(repr=False, default=None)
 
     def __post_init__(self):
@@ -85,20 +83,9 @@ class CellGroup:
         self.blocks = self._blocks(types, recipe.config.mechanisms)
         self.n_states = sum(b.size for b in self.blocks)
         self.size = n + self.n_states
-        self.xinf, self.tau = np.zeros(self.n_states), np.ones(self.n_states)
         self.dids = np.zeros(self.n_states)
-        node_of_state, scale = [], []
         for b in self.blocks:
-            lo, hi = b.offset - n, b.offset - n + b.size
-            b.xinf = self.xinf[lo:hi].reshape(b.n_states, b.n)
-            b.tau = self.tau[lo:hi].reshape(b.n_states, b.n)
-            b.dids = self.dids[lo:hi].reshape(b.n_states, b.n)
-            node_of_state.append(np.tile(b.node, b.n_states))
-            per = self.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n)
-            scale.append(np.tile(per, b.n_states))
-        self.state_node = np.concatenate(node_of_state or [np.zeros(0)]).astype(np.int32)
-        self.state_scale = np.concatenate(scale or [np.zeros(0)])
-        """Factor from a state's ∂i/∂state (per instance) to nA at its node: A·1e-2 or 1."""
+            b.dids = self.dids[b.offset - n : b.offset - n + b.size].reshape(b.n_states, b.n)
 
         # One array holds the four current accumulators and the ion rows, so that everything reset at
         # each evaluation (the accumulators and the summed ion currents, rows 0..4) is one contiguous fill.
@@ -113,8 +100,9 @@ class CellGroup:
         self.vi = np.zeros(self.inst_node.size)
         self.rate_blocks = [b for b in self.blocks if b.n_states]
         writers = [b for b in self.rate_blocks if "cai" in b.module.ION_WRITES]
-        self.state_phases = [writers, [b for b in self.rate_blocks if b not in writers]] if writers else []
-        """The staggered step's state update in two phases when a mechanism writes cai (advance_states)."""
+        others = [b for b in self.rate_blocks if b not in writers]
+        self.state_phases = [writers, others] if writers else [others]
+        """The staggered step's state update, in two phases when a mechanism writes cai (advance_states)."""
         first = 0
         for b in self.blocks:
             b.vi, first = self.vi[first : first + b.n], first + b.n
@@ -308,32 +296,44 @@ class CellGroup:
                 t, self.iclamp_node, self.iclamp_delay, self.iclamp_duration, self.iclamp_amplitude, self.i_pt
             )
 
+    @cached_property
+    def _rate_arrays(self):
+        """(x∞, τ) of every state, flat, and per rate block their (n_states, n) views: allocated on first use
+        (the implicit form's; the staggered step updates the states without them)."""
+        xinf, tau = np.zeros(self.n_states), np.ones(self.n_states)
+        views = []
+        for b in self.rate_blocks:
+            lo, hi = b.offset - self.n_nodes, b.offset - self.n_nodes + b.size
+            views.append((b, xinf[lo:hi].reshape(b.n_states, b.n), tau[lo:hi].reshape(b.n_states, b.n)))
+        return xinf, tau, views
+
+    @property
+    def xinf(self):
+        """x∞ of every state (as the last `rates` left it)."""
+        return self._rate_arrays[0]
+
+    @property
+    def tau(self):
+        """τ (ms) of every state (as the last `rates` left it)."""
+        return self._rate_arrays[1]
+
     def rates(self, v):
         """x∞ and τ of every state at voltages v, into self.xinf and self.tau."""
         np.take(v, self.inst_node, out=self.vi)
-        self._rates_of(self.rate_blocks)
-
-    def _rates_of(self, blocks):
-        """x∞ and τ of the states of `blocks` at the V gathered in self.vi."""
-        for b in blocks:
-            b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, b.xinf, b.tau)
+        for b, xinf, tau in self._rate_arrays[2]:
+            b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, xinf, tau)
 
     def advance_states(self, u, dt):
-        """The staggered step's state update at the (new) V of u: exponential Euler for every state, in
-        NEURON's order where a mechanism writes cai: its states first and the new cai into the ion row,
-        then every other mechanism's, whose rates may read it (SK after the calcium shell)."""
-        n, v = self.n_nodes, u[: self.n_nodes]
-        if not self.state_phases:
-            self.rates(v)
-            states.exp_euler(u[n:], self.xinf, self.tau, dt)
-            return
-        np.take(v, self.inst_node, out=self.vi)
+        """The staggered step's state update at the (new) V of u: exponential Euler for every state (each
+        mechanism's `advance`), in NEURON's order where a mechanism writes cai: its states first and the new
+        cai into the ion row, then every other mechanism's, whose rates may read it (SK after the calcium
+        shell)."""
+        np.take(u[: self.n_nodes], self.inst_node, out=self.vi)
         for phase in self.state_phases:
-            self._rates_of(phase)
             for b in phase:
-                lo, hi = b.offset - n, b.offset - n + b.size
-                states.exp_euler(u[b.offset : b.offset + b.size], self.xinf[lo:hi], self.tau[lo:hi], dt)
-            if phase is self.state_phases[0]:
+                s = u[b.offset : b.offset + b.size].reshape(b.n_states, b.n)
+                b.module.advance(b.vi, b.node, b.params, self.ion, self.celsius, s, dt)
+            if phase is self.state_phases[0] and len(self.state_phases) > 1:
                 self.ion[CAI, self.nernst_node] = u[self.nernst_index]
 
     def initial_state(self):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..kernels import implicit
 from ..kernels.ions import FARADAY, GAS, ION_FIELDS
+from .group import _concat
 
 
 class Jacobian:
@@ -27,6 +28,11 @@ class Jacobian:
     def __init__(self, group):
         g, n = group, group.n_nodes
         self.group = g
+        self.state_node = _concat([np.tile(b.node, b.n_states) for b in g.blocks], np.int64).astype(np.int32)
+        """The node of every state (kernels/LAYOUT.md)."""
+        per = [g.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n) for b in g.blocks]
+        self.state_scale = _concat([np.tile(p, b.n_states) for p, b in zip(per, g.blocks)], float)
+        """Factor from a state's ∂i/∂state (per instance) to nA at its node: A·1e-2 or 1."""
         self.d0, self.d, self.dwork, self.rwork = (np.zeros(n) for _ in range(4))
         self.jss, self.jsv, self.jvs = (np.zeros(g.n_states) for _ in range(3))
         self.nernst_scale = 1e3 * GAS * (g.celsius + 273.15) / (2.0 * FARADAY)  # mV: eca = it·ln(CAO/cai)
@@ -70,8 +76,8 @@ class Jacobian:
         for b in ica_readers:
             is_hub[rows[b.name].ravel()] = True
         cstate = np.nonzero(is_hub)[0]
-        cstate = cstate[np.argsort(g.state_node[cstate], kind="stable")]
-        cnode, first, size = np.unique(g.state_node[cstate], return_index=True, return_counts=True)
+        cstate = cstate[np.argsort(self.state_node[cstate], kind="stable")]
+        cnode, first, size = np.unique(self.state_node[cstate], return_index=True, return_counts=True)
         cstart = np.concatenate([first, [cstate.size]]).astype(np.int64)
         mstart = np.concatenate([[0], np.cumsum(size.astype(np.int64) ** 2)]).astype(np.int64)
         m, cells = cstate.size, int(mstart[-1])
@@ -98,8 +104,8 @@ class Jacobian:
                 j = np.nonzero(w_of_node[b.node] >= 0)[0]
                 a = rows[b.name][:, j].ravel()
                 w = np.tile(w_of_node[b.node[j]], b.n_states)
-                hub = is_hub[a]
-                for out, part in zip(hub_cai, (a[hub], w[hub], entry(a[hub], writer[g.state_node[a[hub]]]))):
+                hub, at = is_hub[a], a[is_hub[a]]
+                for out, part in zip(hub_cai, (at, w[hub], entry(at, writer[self.state_node[at]]))):
                     out.append(part)
                 link_cai[0].append(a[~hub])
                 link_cai[1].append(w[~hub])
@@ -108,13 +114,13 @@ class Jacobian:
         c_state, c_w = ints(*map(cat, link_cai))
         # rate readers of ica (hubs): their V column, their cai column, and every ica writer state of the node
         ra = np.concatenate([rows[b.name].ravel() for b in ica_readers] or [np.zeros(0, np.int64)])
-        ra_node = g.state_node[ra].astype(np.int64)
+        ra_node = self.state_node[ra].astype(np.int64)
         has = w_of_node[ra_node] >= 0
         hub_ica = ints(ra[has], w_of_node[ra_node[has]], entry(ra[has], writer[ra_node[has]]))
         wk = [rows[b.name].ravel() for b in g.blocks if "ica" in b.module.ION_WRITES]
         wk = np.concatenate(wk).astype(np.int64) if wk else np.zeros(0, np.int64)
-        wk = wk[np.argsort(g.state_node[wk], kind="stable")]
-        wn = g.state_node[wk]
+        wk = wk[np.argsort(self.state_node[wk], kind="stable")]
+        wn = self.state_node[wk]
         lo = np.searchsorted(wn, ra_node, "left")
         count = np.searchsorted(wn, ra_node, "right") - lo
         within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
@@ -127,7 +133,7 @@ class Jacobian:
         c_index[c_state] = np.arange(c_state.size)
         rc_r = np.nonzero(c_index[r_state] >= 0)[0]
         rc_c = c_index[r_state[rc_r]]
-        rc_at = entry(r_reader[rc_r], writer[g.state_node[r_state[rc_r]]])
+        rc_at = entry(r_reader[rc_r], writer[self.state_node[r_state[rc_r]]])
         f64 = np.zeros
         self.hub = (
             cnode.astype(np.int32), cstart, cstate.astype(np.int32), mstart[:-1].copy(), f64(cells),
@@ -149,7 +155,7 @@ class Jacobian:
         g, n = self.group, self.group.n_nodes
         g.currents(u, t)
         implicit.tree_diagonal(g.cap, g.dax, g.area, g.g_dens, g.g_pt, shift, self.d0)
-        np.multiply(g.dids, g.state_scale, out=self.jvs)
+        np.multiply(g.dids, self.state_scale, out=self.jvs)
         g.rates(u[:n])
         np.add(shift, 1.0 / g.tau, out=self.jss)
         for b, jsv, jsi in self.rate_calls:
@@ -176,14 +182,14 @@ class Jacobian:
                 u, self.nernst_scale, self.ions, self.di_dion, self.dica_dion, self.dica_dv, self.dica_ds,
                 self.jsi, self.jss, self.jsv, self.jvs, self.hub, self.links,
             )  # fmt: skip
-        implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, g.state_node, self.d)
+        implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, self.state_node, self.d)
         implicit.coupled_factor(self.hub, self.links, self.jss, self.jsv, self.jvs, self.d)
 
     def solve(self, r, x):
         """x = J⁻¹·r, exactly."""
         g = self.group
         implicit.schur_solve(
-            r, self.d, g.gax, g.parent, self.jss, self.jsv, self.jvs, g.state_node, self.hub,
+            r, self.d, g.gax, g.parent, self.jss, self.jsv, self.jvs, self.state_node, self.hub,
             self.links, x, self.dwork, self.rwork,
         )  # fmt: skip
 
@@ -191,7 +197,7 @@ class Jacobian:
         """y = J·x."""
         g = self.group
         implicit.jacobian_mult(
-            x, self.d0, g.gax, g.parent, self.jss, self.jsv, self.jvs, g.state_node, self.hub,
+            x, self.d0, g.gax, g.parent, self.jss, self.jsv, self.jvs, self.state_node, self.hub,
             self.links, y,
         )  # fmt: skip
 
@@ -199,6 +205,6 @@ class Jacobian:
         """The assembled Jacobian as a dense matrix (kernels.implicit.jacobian_dense_np; small groups)."""
         g = self.group
         return implicit.jacobian_dense_np(
-            self.d0, g.gax, g.parent, self.jss, self.jsv, self.jvs, g.state_node, self.hub,
+            self.d0, g.gax, g.parent, self.jss, self.jsv, self.jvs, self.state_node, self.hub,
             self.links,
         )  # fmt: skip

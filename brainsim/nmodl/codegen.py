@@ -21,7 +21,7 @@ RESERVED = {
     "np", "njit", "JIT", "ICA", "CAI", "vexp", "vlog", "exprelr", "exprelr_np", "abs", "min", "max",
     "rates", "current", "rates_np", "current_np", "_rows", "dexprelr", "dexprelr_np", "jsv", "jsi", "ECA",
     "scale", "di_dion", "dica_dion", "dica_dv", "dica_ds", "rate_jacobian", "rate_jacobian_np",
-    "current_jacobian", "current_jacobian_np",
+    "current_jacobian", "current_jacobian_np", "advance", "dt", "x",
 }  # fmt: skip
 """Names the generated functions use; a .mod name among them gets a trailing underscore."""
 
@@ -247,6 +247,18 @@ def generate(mech, digest, version):
     lines += body
     lines += [f"{i8}xinf[{k}, j] = {out[k]}" for k in range(ns)]
     lines += [f"{i8}tau[{k}, j] = {out[ns + k]}" for k in range(ns)]
+    if not ns:
+        lines.append(f"{i8}pass")
+    doc = '    """Every state over dt at fixed x∞, τ: s ← x∞ + (s − x∞)·exp(−dt/τ) (NEURON\'s cnexp)."""'
+    lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt):", doc,
+              "    for j in range(node.size):"]  # fmt: skip
+    if v in rate_used:
+        lines.append(f"{i8}vm = vi[j]")
+    lines += _loads(loaded, rate_used, lambda n: f"p[{pindex[n]}, j]", i8)
+    lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node[j]]", i8)
+    lines += body
+    for k in range(ns):
+        lines += [f"{i8}x = {out[k]}", f"{i8}s[{k}, j] = x + (s[{k}, j] - x) * vexp(-dt / ({out[ns + k]}))"]
     if not ns:
         lines.append(f"{i8}pass")
     lines += ["", "", "def rates_np(vi, node, p, ion, celsius):"]

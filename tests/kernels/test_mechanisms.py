@@ -8,6 +8,7 @@ import pytest
 
 from brainsim.config.mechanisms import CATALOGUE
 from brainsim.kernels.ions import CAI, CAI_REST, FARADAY, ICA, ION_FIELDS
+from brainsim.kernels.states import exp_euler_np
 
 CELSIUS = 34.0
 N_NODES, N_INST = 40, 100  # more instances than nodes: nodes repeat
@@ -95,6 +96,15 @@ def test_rates_match_twin(mod, rng, node):
     xinf_np, tau_np = mod.rates_np(v[node], node, p, ion, CELSIUS)
     close(xinf, xinf_np)
     close(tau, tau_np)
+
+
+def test_advance_matches_rates_and_exp_euler(mod, rng, node):
+    """advance (the staggered step's state update) = rates then x∞ + (s − x∞)·exp(−dt/τ)."""
+    v, p, s, ion = random_case(mod, rng, node)
+    xinf, tau = mod.rates_np(v[node], node, p, ion, CELSIUS)
+    out = s.copy()
+    mod.advance(v[node], node, p, ion, CELSIUS, out, 0.025)
+    close(out, exp_euler_np(s, xinf, tau, 0.025))
 
 
 def test_current_matches_twin(mod, rng, node):

@@ -12,7 +12,7 @@ cai, and that Ca_HVA is checked too); SK_E2's cai is set before every step, a st
 
 brainsim: the translated module stepped as NEURON's fixed step (and brainsim's staggered scheme) does:
 step k evaluates the currents at V(t_k) with the states as they are, then the rates at V(t_k + dt), the
-V after the step's solve, and moves every state by x ← x∞ + (x − x∞)·exp(−dt/τ) (kernels.states.exp_euler,
+V after the step's solve, and moves every state by x ← x∞ + (x − x∞)·exp(−dt/τ) (each module's `advance`,
 NEURON's cnexp). The states start from initial_np at the holding V. The ion rows of step k are NEURON's
 values recorded after it: eca (recomputed from cai at the start of the step), ica (summed in the step's
 current phase; CaDynamics_E2's state update reads it) and cai (SK_E2's state update reads the imposed one).
@@ -179,7 +179,6 @@ def drive(module, trace, p):
     """brainsim's states (steps + 1, n_states) and current (steps + 1,) of a translated module on NEURON's
     V and ion rows, stepped as NEURON's fixed step (see the module docstring)."""
     from brainsim.kernels.ions import CAI, ECA, ICA, ION_FIELDS
-    from brainsim.kernels.states import exp_euler
 
     v, command = trace["v"], trace["command"]
     steps, ns = command.size, len(module.STATES)
@@ -191,10 +190,9 @@ def drive(module, trace, p):
     for row, values in rows:
         ion[row] = values[0]
     s = np.ascontiguousarray(module.initial_np(v[:1], node, p, ion, CELSIUS))
-    flat = s.reshape(-1)
     states, current = np.empty((steps + 1, ns)), np.empty(steps + 1)
     i_acc, g_acc = np.zeros(1), np.zeros(1)
-    dids, xinf, tau = np.zeros((ns, 1)), np.zeros((ns, 1)), np.zeros((ns, 1))
+    dids = np.zeros((ns, 1))
 
     def currents(vk):
         i_acc[0] = ion[ICA, 0] = 0.0
@@ -208,8 +206,7 @@ def drive(module, trace, p):
             ion[row] = values[k + 1]
         current[k + 1] = currents(command[k : k + 1])
         ion[ICA] = trace["ica"][k + 1] if "ica" in trace else 0.0  # the step's summed ica, which states read
-        module.rates(v[k + 1 : k + 2], node, p, ion, CELSIUS, xinf, tau)
-        exp_euler(flat, xinf.reshape(-1), tau.reshape(-1), DT)
+        module.advance(v[k + 1 : k + 2], node, p, ion, CELSIUS, s, DT)
         states[k + 1] = s[:, 0]
     return states, current
 

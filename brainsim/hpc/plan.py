@@ -21,7 +21,9 @@ from ..files import check_writable, writing
 from ..io.run_store import RunStore
 
 DEFAULT_NS = {"staggered": 90.0, "petsc": 2200.0}  # ns per compartment-step, whole brain, one core
-BYTES_PER_EQUATION = 135.0  # peak RSS slope of detailed cells (state, gates, Jacobian work arrays)
+BYTES_PER_EQUATION = {"staggered": 116.0, "petsc": 200.0}
+"""Peak RSS slope of detailed cells per equation (networks of 16 and 256 L5PCs): the state, the mechanisms'
+parameters and accumulators; the implicit path adds x∞, τ and the Jacobian's arrays."""
 BYTES_PER_SYNAPSE = 64.0  # connection weight, delay, source and queued events
 BASE_BYTES = 0.2e9  # a process before any cell (numba, petsc4py, zarr)
 EXCHANGE_OVERHEAD = 1.05  # spike exchange and load imbalance not in the cost model (measured 2-5 %)
@@ -64,17 +66,16 @@ def plan(config, ranks, cores_per_node=None, target_s=None, recipe=None):
     bounds = Decomposition.balanced(cost_runs(recipe), ranks).bounds
     per_rank = {k: v.sums(bounds).astype(float) for k, v in runs.items()}
     totals = {k: v.sums([0, recipe.num_cells])[0] for k, v in runs.items()}
-    memory = (
-        BASE_BYTES + BYTES_PER_EQUATION * per_rank["equations"] + BYTES_PER_SYNAPSE * per_rank["synapses"]
-    )
+    method = config["simulation"]["method"]
+    per_equation = BYTES_PER_EQUATION[method]
+    memory = BASE_BYTES + per_equation * per_rank["equations"] + BYTES_PER_SYNAPSE * per_rank["synapses"]
     cell_bytes = [
-        (BYTES_PER_EQUATION * per_cell["equations"](p) + BYTES_PER_SYNAPSE * per_cell["synapses"](p), p.name)
+        (per_equation * per_cell["equations"](p) + BYTES_PER_SYNAPSE * per_cell["synapses"](p), p.name)
         for p in recipe.populations
         if p.count
     ]
     largest_cell = max(cell_bytes, default=(0.0, None))
-    cells_bytes = BYTES_PER_EQUATION * totals["equations"] + BYTES_PER_SYNAPSE * totals["synapses"]
-    method = config["simulation"]["method"]
+    cells_bytes = per_equation * totals["equations"] + BYTES_PER_SYNAPSE * totals["synapses"]
     ns, source = cost_ns(method)
     steps_per_s = 1000.0 / config["simulation"]["dt"]
     wall_per_s = per_rank["compartments"].max() * steps_per_s * ns * 1e-9 * EXCHANGE_OVERHEAD

@@ -88,7 +88,8 @@ def test_plan_of_a_trillion_cells_works_from_counts():
     assert p["cells"] == 10**12
     assert p["equations"] == small["equations"] // 64 * 10**12
     assert p["compartments"] == small["compartments"] // 64 * 10**12
-    per_cell = BYTES_PER_EQUATION * small["equations"] / 64 + BYTES_PER_SYNAPSE * small["synapses"] / 64
+    per_equation = BYTES_PER_EQUATION[p["method"]]
+    per_cell = per_equation * small["equations"] / 64 + BYTES_PER_SYNAPSE * small["synapses"] / 64
     low, high = p["memory_per_rank_gb"]
     assert low <= high and high == pytest.approx((BASE_BYTES + 10**12 / 1024 * per_cell) / 1e9, rel=1e-6)
 

@@ -55,8 +55,7 @@ class Jacobian:
                 rows = [ION_FIELDS.index(r) for r in b.module.RATE_ION_READS]  # ascending: a strided slice
                 step = rows[1] - rows[0] if len(rows) > 1 else 1
                 jsi = self.jsi[rows[0] : rows[-1] + 1 : step, lo:hi] if rows else np.zeros((0, b.size))
-                jsi = jsi.reshape(len(rows), b.n_states, b.n)
-                assert not rows or np.shares_memory(jsi, self.jsi)
+                jsi = jsi.reshape(len(rows), b.n_states, b.n)  # a view: rate_jacobian fills self.jsi
                 self.rate_calls.append((b, self.jsv[lo:hi].reshape(b.n_states, b.n), jsi))
             if b.module.CURRENT_ION_READS or "ica" in b.module.ION_WRITES:
                 scale = g.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n)
@@ -145,7 +144,7 @@ class Jacobian:
         )  # fmt: skip
         self.ions = (
             g.nernst_index.astype(np.int64), w_node, w_pos, f64(w_node.size), entry(cstate, cstate),
-            *ints(ra, pos[ra], ra_node), hub_cai, hub_ica, hub_pairs, ints(r_reader)[0], c_w,
+            *ints(ra, pos[ra], ra_node), hub_cai, hub_ica, hub_pairs, r_reader.astype(np.int64), c_w,
         )  # fmt: skip
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -162,22 +161,12 @@ class Jacobian:
             s = u[b.offset : b.offset + b.size].reshape(b.n_states, b.n)
             b.module.rate_jacobian(b.vi, b.node, b.params, g.ion, g.celsius, s, jsv, jsi)
         if self.cstate.size:
-            for a in (self.di_dion, self.dica_dion, self.dica_dv):
+            sums = self.di_dion, self.dica_dion, self.dica_dv
+            for a in sums:
                 a.fill(0.0)
             for b, scale, dica_ds in self.current_calls:
                 s = u[b.offset : b.offset + b.size].reshape(b.n_states, b.n)
-                b.module.current_jacobian(
-                    u[:n],
-                    b.node,
-                    b.params,
-                    s,
-                    g.ion,
-                    scale,
-                    self.di_dion,
-                    self.dica_dion,
-                    self.dica_dv,
-                    dica_ds,
-                )
+                b.module.current_jacobian(u[:n], b.node, b.params, s, g.ion, scale, *sums, dica_ds)
             implicit.hub_entries(
                 u, self.nernst_scale, self.ions, self.di_dion, self.dica_dion, self.dica_dv, self.dica_ds,
                 self.jsi, self.jss, self.jsv, self.jvs, self.hub, self.links,

@@ -95,16 +95,17 @@ class CellGroup:
         self.ion[CAI] = CAI_REST
         self._reset = self._work[: 4 + CAI].reshape(-1)
         self._calcium_reversal()
-        self.inst_node = np.concatenate([b.node for b in self.blocks] or [np.zeros(0)]).astype(np.intp)
-        """Node of every mechanism instance, block after block: V is gathered for all rate kernels at once."""
-        self.vi = np.zeros(self.inst_node.size)
         self.rate_blocks = [b for b in self.blocks if b.n_states]
+        self.inst_node = np.concatenate([b.node for b in self.rate_blocks] or [np.zeros(0)]).astype(np.intp)
+        """Node of every instance of a mechanism with states, block after block: V is gathered for all rate
+        kernels at once."""
+        self.vi = np.zeros(self.inst_node.size)
         writers = [b for b in self.rate_blocks if "cai" in b.module.ION_WRITES]
         others = [b for b in self.rate_blocks if b not in writers]
         self.state_phases = [writers, others] if writers else [others]
         """The staggered step's state update, in two phases when a mechanism writes cai (advance_states)."""
         first = 0
-        for b in self.blocks:
+        for b in self.rate_blocks:
             b.vi, first = self.vi[first : first + b.n], first + b.n
 
         self._stimuli(recipe, types)

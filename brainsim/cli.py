@@ -596,7 +596,7 @@ def _run(args, petsc_args):
             print(f"spike report: {report_path(store.path)}")
         print(
             f"cells {counts['cells']}  compartments {counts['compartments']}  "
-            f"equations {counts['equations']}  spikes {store.spikes.sizes['spike']}"
+            f"equations {counts['equations']}  spikes {store.n_spikes}"
         )
         print(
             f"simulated {store.t_reached:g} ms in {timing['steps']:.0f} steps{ranks}: build "

@@ -2,6 +2,8 @@
 opened lazily with xarray. Every problem of the stored files is a StoreError naming the store and the
 attribute, group or array."""
 
+from __future__ import annotations
+
 import itertools
 import json
 import math
@@ -11,14 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
-import xarray as xr
 import zarr
 
 from ..errors import StoreError
 from .zarr_store import FORMAT, FORMAT_VERSION, STATUSES
+
+if TYPE_CHECKING:  # xarray and dask load where a store is read, not by every run that writes one
+    import xarray as xr
 
 REQUIRED = ("config", "status", "t_reached", "counts", "populations")
 POPULATION_KEYS = ("name", "region", "cell_type", "first_gid", "count", "kind")
@@ -58,7 +62,7 @@ class RunStore:
         self._check_spikes()
 
     @classmethod
-    def open(cls, path) -> "RunStore":
+    def open(cls, path) -> RunStore:
         """The run store at `path`, checked: a Zarr v3 group of format "brainsim-run" of a known
         format_version, with every required attribute, and every chunk of its spike times stored."""
         path = Path(path)
@@ -192,7 +196,7 @@ class RunStore:
                 self._path, f"attribute heartbeat is {text!r}; expected an ISO 8601 time"
             ) from None
 
-    def liveness(self, now: datetime | None = None) -> "Liveness | None":
+    def liveness(self, now: datetime | None = None) -> Liveness | None:
         """Whether the writer of a running store is alive (None for a finished store): "dead" when it ran on
         this host and its process is gone, "stale" when its heartbeat is older than STALE_BEATS of its
         intervals (it died elsewhere, or hangs), else "alive"."""
@@ -266,16 +270,23 @@ class RunStore:
                 self._check_chunks(f"regions/{name}", self._root[f"regions/{name}"], regions.sizes["region"])
         return regions[[name for name in ("sc_weights", "sc_tract_lengths") if name in regions]]
 
-    def array(self, name) -> "StoredArray":
+    def array(self, name) -> StoredArray:
         """The array `name` of the store (e.g. "spikes/time") for reading by index, in Dask tasks too:
         chunks that cannot be read are a StoreError naming the store and the array."""
         return StoredArray(self._path, name)
 
     def _dataset(self, group) -> xr.Dataset:
         try:
+            import xarray as xr
+
             return guarded(xr.open_zarr(self._path, group=group, zarr_format=3), self._path, group)
         except STORE_FAULTS as e:
             raise StoreError(self._path, f"unreadable group {group} ({_reason(e)})") from None
+
+    @property
+    def n_spikes(self) -> int:
+        """The number of spikes stored (without opening them)."""
+        return int(self._root["spikes/time"].shape[0])
 
     def _check_spikes(self) -> None:
         """Every chunk of spikes/time must be stored: its fill value is NaN and spike times are finite,
@@ -415,6 +426,9 @@ class StoredArray:
 def guarded(ds, path, group=None) -> xr.Dataset:
     """ds, opened lazily with xarray from the Zarr store at path (its group), with every variable read
     lazily through a StoredArray: a damaged chunk is a StoreError naming the store and the array."""
+    import dask.array as da
+    import xarray as xr
+
     prefix = "" if group is None else f"{group}/"
 
     def reread(name, var):

@@ -15,7 +15,7 @@ import pytest
 from support import ROOT
 
 import brainsim
-from postprocess.summarize import summarize
+from brainsim.postprocess.summarize import summarize
 
 BRAINSIM = Path(sys.executable).with_name("brainsim")
 CONFIG = ROOT / "tests/data/small_brain.yaml"

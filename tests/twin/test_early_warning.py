@@ -25,7 +25,7 @@ TSTOP, CONTROL_TSTOP = 12250.0, 12000.0  # ms: the recordings of benchmarks/earl
 FED = 7000.0  # ms: what the follower is fed, the first window's end within the horizon (4 s) of T
 WINDOW, HORIZON, MEMBERS = 1000.0, 4000.0, 12
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1800)
 
 _spec = importlib.util.spec_from_file_location("make_drift_patient", TWIN / "make_drift_patient.py")
 make_drift_patient = importlib.util.module_from_spec(_spec)

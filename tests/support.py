@@ -12,7 +12,8 @@ import xarray as xr
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "reference"
-CHROMIUM_TIMEOUT_S = 30
+CHROMIUM_TIMEOUT_S = 300
+"""A guard against a hung browser, not a measure of speed: a loaded machine starts Chromium slowly."""
 L5PC = Path(os.environ.get("BRAINSIM_L5PC") or ROOT.parent / "shared" / "reference" / "l5pc")
 """Blue Brain's L5PC reference folder (read there, never copied; $BRAINSIM_L5PC elsewhere)."""
 L5PC_BUILT_IN = {

@@ -40,16 +40,17 @@ class Jacobian:
         # ∂ica/∂V and ∂ica/∂(ion row) of the ica writers there
         self.jsi, self.di_dion, self.dica_dion = np.zeros((3, g.n_states)), np.zeros((3, n)), np.zeros((3, n))
         self.dica_dv, self.dica_ds = np.zeros(n), np.zeros(g.n_states)
-        self._per_block(g)
+        self._per_block(g, per)
         self._structure(g)
 
     # -- structure ------------------------------------------------------------------------------
 
-    def _per_block(self, g):
-        """Each block's calls of rate_jacobian and current_jacobian, with views of the arrays they fill."""
+    def _per_block(self, g, per):
+        """Each block's calls of rate_jacobian and current_jacobian (per: each block's factor from a density
+        to nA), with views of the arrays they fill."""
         n = g.n_nodes
         self.rate_calls, self.current_calls = [], []
-        for b in g.blocks:
+        for b, scale in zip(g.blocks, per):
             lo, hi = b.offset - n, b.offset - n + b.size
             if b.n_states:
                 rows = [ION_FIELDS.index(r) for r in b.module.RATE_ION_READS]  # ascending: a strided slice
@@ -58,7 +59,6 @@ class Jacobian:
                 jsi = jsi.reshape(len(rows), b.n_states, b.n)  # a view: rate_jacobian fills self.jsi
                 self.rate_calls.append((b, self.jsv[lo:hi].reshape(b.n_states, b.n), jsi))
             if b.module.CURRENT_ION_READS or "ica" in b.module.ION_WRITES:
-                scale = g.area[b.node] * 1e-2 if b.module.KIND == "density" else np.ones(b.n)
                 self.current_calls.append((b, scale, self.dica_ds[lo:hi].reshape(b.n_states, b.n)))
 
     def _structure(self, g):

@@ -9,6 +9,7 @@ current_jacobian) are the symbolic derivatives of the same expressions.
 
 import keyword
 import re
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -175,6 +176,29 @@ def _loads(symbols, used, loads, indent):
     return [f"{indent}{ident(name)} = {loads(name)}" for name, sym in symbols if sym in used]
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """What a generated function may read: V, the parameters (`loaded`: not the ion rows' names), the
+    ion rows and the states, with their indices in p, s and the ion array."""
+
+    v: object
+    loaded: list
+    ions: list
+    states: list
+    pindex: dict
+    sindex: dict
+    row: dict
+
+    def lines(self, used, indent, vm, j, node):
+        """Lines loading what the expressions need (`used`): vm = <vm>, a parameter as p[k<j>], an ion row
+        as ion[ROW, <node>], a state as s[k<j>] (j: ", j" in a loop over instances, "" on whole arrays)."""
+        out = [f"{indent}vm = {vm}"] if self.v in used else []
+        out += _loads(self.loaded, used, lambda n: f"p[{self.pindex[n]}{j}]", indent)
+        out += _loads(self.ions, used, lambda n: f"ion[{self.row[n]}, {node}]", indent)
+        out += _loads(self.states, used, lambda n: f"s[{self.sindex[n]}{j}]", indent)
+        return out
+
+
 def generate(mech, digest, version):
     """The module text of mech (see the module docstring)."""
     sym = mech.symbols
@@ -191,6 +215,7 @@ def generate(mech, digest, version):
     rate_out = list(mech.xinf) + list(mech.tau)
     rate_used = set().union(*(e.free_symbols for e in rate_out)) if rate_out else set()
     v = sym["v"]
+    inputs = _Inputs(v, loaded, ions, states, pindex, sindex, row)
     cur = [mech.current, sp.diff(mech.current, v)] + [sp.diff(mech.current, x) for _, x in states]
     cur += [mech.ica] if mech.ica is not None else []
     cur_used = set().union(*(e.free_symbols for e in cur))
@@ -239,10 +264,7 @@ def generate(mech, digest, version):
         "    for j in range(node.size):",
     ]
     i8 = " " * 8
-    if v in rate_used:
-        lines.append(f"{i8}vm = vi[j]")
-    lines += _loads(loaded, rate_used, lambda n: f"p[{pindex[n]}, j]", i8)
-    lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node[j]]", i8)
+    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]")
     body, out = _body(rate_out, names, "jit", i8)
     lines += body
     lines += [f"{i8}xinf[{k}, j] = {out[k]}" for k in range(ns)]
@@ -252,10 +274,7 @@ def generate(mech, digest, version):
     doc = '    """Every state over dt at fixed x∞, τ: s ← x∞ + (s − x∞)·exp(−dt/τ) (NEURON\'s cnexp)."""'
     lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt):", doc,
               "    for j in range(node.size):"]  # fmt: skip
-    if v in rate_used:
-        lines.append(f"{i8}vm = vi[j]")
-    lines += _loads(loaded, rate_used, lambda n: f"p[{pindex[n]}, j]", i8)
-    lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node[j]]", i8)
+    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]")
     lines += body
     for k in range(ns):
         lines += [f"{i8}x = {out[k]}", f"{i8}s[{k}, j] = x + (s[{k}, j] - x) * vexp(-dt / ({out[ns + k]}))"]
@@ -263,10 +282,7 @@ def generate(mech, digest, version):
         lines.append(f"{i8}pass")
     lines += ["", "", "def rates_np(vi, node, p, ion, celsius):"]
     i4 = " " * 4
-    if v in rate_used:
-        lines.append(f"{i4}vm = vi")
-    lines += _loads(loaded, rate_used, lambda n: f"p[{pindex[n]}]", i4)
-    lines += _loads(ions, rate_used, lambda n: f"ion[{row[n]}, node]", i4)
+    lines += inputs.lines(rate_used, i4, "vi", "", "node")
     body, out = _body(rate_out, names, "np", i4)
     body, at = _quiet(body, out, i4)
     lines += body
@@ -276,11 +292,7 @@ def generate(mech, digest, version):
 
     lines += ["", "", "@njit(**JIT)", "def current(v, node, p, s, ion, i_acc, g_acc, dids):",
               "    for j in range(node.size):", f"{i8}k = node[j]"]  # fmt: skip
-    if v in cur_used:
-        lines.append(f"{i8}vm = v[k]")
-    lines += _loads(loaded, cur_used, lambda n: f"p[{pindex[n]}, j]", i8)
-    lines += _loads(ions, cur_used, lambda n: f"ion[{row[n]}, k]", i8)
-    lines += _loads(states, cur_used, lambda n: f"s[{sindex[n]}, j]", i8)
+    lines += inputs.lines(cur_used, i8, "v[k]", ", j", "k")
     body, out = _body(cur, names, "jit", i8)
     lines += body
     if cur[0] != 0:
@@ -295,22 +307,18 @@ def generate(mech, digest, version):
     lines += ["", "", "def current_np(v, node, p, s, ion):"]
     also = "; i is also ica" if mech.ica is not None else ""
     lines.append(f'{i4}"""(i, g = ∂i/∂V, ∂i/∂state); the ion array is not written{also}."""')
-    if v in cur_used:
-        lines.append(f"{i4}vm = v[node]")
-    lines += _loads(loaded, cur_used, lambda n: f"p[{pindex[n]}]", i4)
-    lines += _loads(ions, cur_used, lambda n: f"ion[{row[n]}, node]", i4)
-    lines += _loads(states, cur_used, lambda n: f"s[{sindex[n]}]", i4)
+    lines += inputs.lines(cur_used, i4, "v[node]", "", "node")
     body, out = _body(cur[: 2 + ns], names, "np", i4)
     lines += body
     lines.append(
         f"{i4}return _rows([{out[0]}], node.size)[0], _rows([{out[1]}], node.size)[0], "
         f"_rows([{', '.join(out[2:])}], node.size)"
     )
-    lines += _rate_jacobian(mech, names, loaded, ions, states, pindex, sindex, row)
-    lines += _current_jacobian(mech, names, loaded, ions, states, pindex, sindex, row)
-    lines += _initial(mech, names, loaded, ions, pindex, row)
+    lines += _rate_jacobian(mech, names, inputs)
+    lines += _current_jacobian(mech, names, inputs)
+    lines += _initial(mech, names, inputs)
     if mech.event_scale is not None:
-        lines += _event_scale(mech, names, loaded, pindex)
+        lines += _event_scale(mech, names, inputs)
     return "\n".join(lines) + "\n"
 
 
@@ -322,11 +330,11 @@ def _d(mech, expr, x):
         raise MechanismError(str(e), mech.path) from None
 
 
-def _rate_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
+def _rate_jacobian(mech, names, inputs):
     """Lines of rate_jacobian and its NumPy twin: for each state row F = x' − (x∞ − x)/τ of the implicit
     form, jsv = ∂F/∂V and jsi[r] = ∂F/∂(ion row r) for the rows in RATE_ION_READS, exactly."""
-    v = mech.symbols["v"]
-    reads = [(r, x) for r, x in ions if any(e.has(x) for e in (*mech.xinf, *mech.tau))]
+    v, states = inputs.v, inputs.states
+    reads = [(r, x) for r, x in inputs.ions if any(e.has(x) for e in (*mech.xinf, *mech.tau))]
     out = []
     for wrt in [v] + [x for _, x in reads]:
         for (_, s), xinf, tau in zip(states, mech.xinf, mech.tau):
@@ -340,11 +348,7 @@ def _rate_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
     )
     lines = ["", "", "@njit(**JIT)", "def rate_jacobian(vi, node, p, ion, celsius, s, jsv, jsi):", i4 + doc,
              f"{i4}for j in range(node.size):"]  # fmt: skip
-    if v in used:
-        lines.append(f"{i8}vm = vi[j]")
-    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}, j]", i8)
-    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node[j]]", i8)
-    lines += _loads(states, used, lambda n: f"s[{sindex[n]}, j]", i8)
+    lines += inputs.lines(used, i8, "vi[j]", ", j", "node[j]")
     body, text = _body(out, names, "jit", i8)
     lines += body
     lines += [f"{i8}jsv[{k}, j] = {text[k]}" for k in range(ns)]
@@ -355,11 +359,7 @@ def _rate_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
         lines.append(f"{i8}pass")
     doc = '"""(jsv (n_states, n), jsi (len(RATE_ION_READS), n_states, n)), as rate_jacobian."""'
     lines += ["", "", "def rate_jacobian_np(vi, node, p, ion, celsius, s):", i4 + doc]
-    if v in used:
-        lines.append(f"{i4}vm = vi")
-    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
-    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node]", i4)
-    lines += _loads(states, used, lambda n: f"s[{sindex[n]}]", i4)
+    lines += inputs.lines(used, i4, "vi", "", "node")
     body, text = _body(out, names, "np", i4)
     body, at = _quiet(body, text, i4)
     lines += body
@@ -370,12 +370,12 @@ def _rate_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
     return lines
 
 
-def _current_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
+def _current_jacobian(mech, names, inputs):
     """Lines of current_jacobian and its NumPy twin: ∂i/∂(ion row) for the rows in CURRENT_ION_READS and,
     for a writer of ica, ∂ica/∂V, ∂ica/∂state and ∂ica/∂(those rows). The kernel adds them into per-node
     rows (i's scaled per instance, to nA) and writes ∂ica/∂state per instance."""
-    v = mech.symbols["v"]
-    reads = [(r, x) for r, x in ions if mech.current.has(x)]
+    v, states, row = inputs.v, inputs.states, inputs.row
+    reads = [(r, x) for r, x in inputs.ions if mech.current.has(x)]
     out = [_d(mech, mech.current, x) for _, x in reads]
     if mech.ica is not None:
         out += [_d(mech, mech.ica, x) for x in [v] + [x for _, x in states] + [x for _, x in reads]]
@@ -393,11 +393,7 @@ def _current_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
         f"{i4}for j in range(node.size):",
         f"{i8}k = node[j]",
     ]
-    if v in used:
-        lines.append(f"{i8}vm = v[k]")
-    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}, j]", i8)
-    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, k]", i8)
-    lines += _loads(states, used, lambda n: f"s[{sindex[n]}, j]", i8)
+    lines += inputs.lines(used, i8, "v[k]", ", j", "k")
     body, text = _body(out, names, "jit", i8)
     lines += body
     lines += [f"{i8}di_dion[{row[r]}, k] += scale[j] * ({text[q]})" for q, (r, _) in enumerate(reads)]
@@ -408,11 +404,7 @@ def _current_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
     lines += ["", "", "def current_jacobian_np(v, node, p, s, ion):",
               f'{i4}"""Per instance: (∂i/∂(CURRENT_ION_READS) (nr, n), for an ica writer ∂ica/∂(V, states, '
               'those rows) (1 + n_states + nr, n), else (0, n))."""']  # fmt: skip
-    if v in used:
-        lines.append(f"{i4}vm = v[node]")
-    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
-    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node]", i4)
-    lines += _loads(states, used, lambda n: f"s[{sindex[n]}]", i4)
+    lines += inputs.lines(used, i4, "v[node]", "", "node")
     body, text = _body(out, names, "np", i4)
     body, at = _quiet(body, text, i4)
     lines += body
@@ -421,30 +413,27 @@ def _current_jacobian(mech, names, loaded, ions, states, pindex, sindex, row):
     return lines
 
 
-def _event_scale(mech, names, loaded, pindex):
+def _event_scale(mech, names, inputs):
     """Lines of event_scale(p): per state and instance, the multiple of an event's weight NET_RECEIVE adds."""
     i4 = " " * 4
     used = set().union(*(e.free_symbols for e in mech.event_scale))
     lines = ["", "", "def event_scale(p):",
              f'{i4}"""Per state and instance, the multiple of an event\'s weight added (NET_RECEIVE)."""',
              f"{i4}n = p.shape[1]"]  # fmt: skip
-    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
+    lines += inputs.lines(used, i4, None, "", None)
     body, out = _body(list(mech.event_scale), names, "np", i4)
     lines += body
     lines.append(f"{i4}return _rows([{', '.join(out)}], n)")
     return lines
 
 
-def _initial(mech, names, loaded, ions, pindex, row):
+def _initial(mech, names, inputs):
     """Lines of initial_np(v, node, p, ion, celsius): every state's value at t = 0, (n_states, n)."""
     i4 = " " * 4
     used = set().union(*(e.free_symbols for e in mech.initial)) if mech.initial else set()
     lines = ["", "", "def initial_np(v, node, p, ion, celsius):",
              f'{i4}"""Every state at t = 0 (the INITIAL block), (n_states, n)."""']  # fmt: skip
-    if mech.symbols["v"] in used:
-        lines.append(f"{i4}vm = v[node]")
-    lines += _loads(loaded, used, lambda n: f"p[{pindex[n]}]", i4)
-    lines += _loads(ions, used, lambda n: f"ion[{row[n]}, node]", i4)
+    lines += inputs.lines(used, i4, "v[node]", "", "node")
     body, out = _body(list(mech.initial), names, "np", i4)
     body, at = _quiet(body, out, i4)
     lines += body

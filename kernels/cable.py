@@ -13,7 +13,7 @@ AREA_SCALE = 1e-2
 """mA/cm² × µm² × 1e-2 = nA, and S/cm² × µm² × 1e-2 = µS."""
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")  # inlined where a kernel calls it (see brainsim.engine.stepper)
 def hines_solve(d, rhs, gax, parent, x, limit):
     """Solve the tree system (diagonal d, off-diagonals -gax to the parent) for x; d and rhs are consumed.
 

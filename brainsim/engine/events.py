@@ -109,40 +109,63 @@ class PoissonSources:
     """Independent Poisson event streams, one per (target cell, stimulus), each from its own seed.
 
     Times are drawn in chunks of CHUNK intervals ahead of need, so a stream's times do not depend on
-    how the run is cut into epochs.
+    how the run is cut into epochs. The drawn times wait in one (streams, width) table (rows sorted,
+    +inf past a row's end), so an epoch's events are taken from every stream at once; a stream draws
+    again only where the epoch reaches past its last drawn time.
     """
 
     CHUNK = 64
 
     def __init__(self, recipe, group):
-        self.streams = []
+        self.streams, weights = [], []
         for gid in group.gids:
             for p in recipe.poisson_on(int(gid)):
                 if p.rate > 0 and p.stop > p.start:
                     index, scale = group.event_target(int(gid), p.synapse)
                     rng = np.random.default_rng(list(p.stream))
-                    self.streams.append(_Stream(rng, p, index, p.weight * scale, -1 - p.stream[2]))
+                    self.streams.append(_Stream(self, len(self.streams), rng, p, index))
+                    weights.append(p.weight * scale)
+        n = len(self.streams)
+        self.pending = np.full((n, self.CHUNK), np.inf)  # drawn times not yet taken, per stream
+        self.last = np.array([s.spec.start for s in self.streams], dtype=float)  # the last time drawn
+        self.stop = np.array([s.spec.stop for s in self.streams], dtype=float)
+        self.targets = np.array([s.index.size for s in self.streams], dtype=np.int64)
+        self.first = np.cumsum(self.targets) - self.targets  # where a stream's targets start in index
+        self.index = np.concatenate([s.index for s in self.streams]) if n else np.zeros(0, np.int64)
+        self.weight = np.concatenate(weights) if n else np.zeros(0)
+        self.source = np.array([-1 - s.spec.stream[2] for s in self.streams], dtype=np.int64)
 
     def events_before(self, t):
         """Events of every stream with times before t (and before the stream's stop): stream by stream,
         each time repeated over the stream's targets."""
-        taken = [
-            (times, s) for s in self.streams if (times := s.take_before(min(t, s.spec.stop), self.CHUNK)).size
-        ]
-        if not taken:
+        if not self.streams:
             return Events.empty()
-        n = np.array([times.size for times, _ in taken])
-        k = np.array([s.index.size for _, s in taken])
-        per_time = np.repeat(k, n)  # targets of each time taken
-        first = np.repeat(np.cumsum(k) - k, n)  # where its stream's targets start in index, weight
-        within = np.arange(per_time.sum()) - np.repeat(np.cumsum(per_time) - per_time, per_time)
-        gather = np.repeat(first, per_time) + within
+        limit = np.minimum(t, self.stop)
+        for i in np.nonzero(self.last < limit)[0]:
+            self._draw(i, limit[i])
+        stream, col = np.nonzero(self.pending < limit[:, None])
+        if stream.size == 0:
+            return Events.empty()
+        times = self.pending[stream, col]
+        self.pending[stream, col] = np.inf
+        taken = np.bincount(stream, minlength=len(self.streams))
+        rows = np.nonzero(taken)[0]
+        self.pending[rows] = np.sort(self.pending[rows], axis=1)  # the taken times were each row's first
+        k = self.targets[stream]  # targets of each time taken
+        within = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
+        gather = np.repeat(self.first[stream], k) + within
         return Events(
-            np.repeat(np.concatenate([times for times, _ in taken]), per_time),
-            np.concatenate([s.index for _, s in taken])[gather],
-            np.concatenate([s.weight for _, s in taken])[gather],
-            np.repeat([s.source for _, s in taken], n * k),
+            np.repeat(times, k), self.index[gather], self.weight[gather], np.repeat(self.source[stream], k)
         )
+
+    def _draw(self, i, t):
+        """Draw stream i's times in chunks until its last drawn time reaches t."""
+        s, drawn = self.streams[i], []
+        while self.last[i] < t:
+            draws = self.last[i] + np.cumsum(s.rng.exponential(1000.0 / s.spec.rate, self.CHUNK))
+            drawn.append(draws)
+            self.last[i] = draws[-1]
+        s.ahead = np.concatenate([s.ahead, *drawn])
 
     def restore(self, saved):
         """Continue the streams from a checkpoint: [(gid, salt, generator state JSON, last, ahead)]."""
@@ -154,19 +177,43 @@ class PoissonSources:
 
 
 class _Stream:
-    def __init__(self, rng, spec, index, weight, source):
-        self.rng, self.spec, self.index, self.weight, self.source = rng, spec, index, weight, source
-        self.ahead = np.zeros(0)
-        self.last = spec.start
+    """One stream: its generator and spec, its targets (state indices) and, in its owner's tables, its
+    drawn times waiting (ahead), its last drawn time (last) and its weights per target (weight)."""
 
-    def take_before(self, t, chunk):
-        while self.last < t:
-            draws = self.last + np.cumsum(self.rng.exponential(1000.0 / self.spec.rate, chunk))
-            self.ahead = np.concatenate([self.ahead, draws])
-            self.last = draws[-1]
-        n = int(np.searchsorted(self.ahead, t, side="left"))
-        out, self.ahead = self.ahead[:n], self.ahead[n:]
-        return out
+    def __init__(self, owner, i, rng, spec, index):
+        self.owner, self.i, self.rng, self.spec, self.index = owner, i, rng, spec, index
+
+    @property
+    def ahead(self):
+        row = self.owner.pending[self.i]
+        return row[np.isfinite(row)].copy()
+
+    @ahead.setter
+    def ahead(self, times):
+        o = self.owner
+        if times.size > o.pending.shape[1]:
+            wider = np.full((o.pending.shape[0], times.size), np.inf)
+            wider[:, : o.pending.shape[1]] = o.pending
+            o.pending = wider
+        o.pending[self.i] = np.inf
+        o.pending[self.i, : times.size] = times
+
+    @property
+    def last(self):
+        return float(self.owner.last[self.i])
+
+    @last.setter
+    def last(self, t):
+        self.owner.last[self.i] = t
+
+    @property
+    def weight(self):
+        o = self.owner
+        return o.weight[o.first[self.i] : o.first[self.i] + o.targets[self.i]]
+
+    @weight.setter
+    def weight(self, w):
+        self.weight[:] = w
 
 
 def spike_stimulus_events(recipe, group):

@@ -103,7 +103,9 @@ class CellGroup:
         writers = [b for b in self.rate_blocks if "cai" in b.module.ION_WRITES]
         others = [b for b in self.rate_blocks if b not in writers]
         self.state_phases = [writers, others] if writers else [others]
-        """The staggered step's state update, in two phases when a mechanism writes cai (advance_states)."""
+        """The staggered step's state update (engine.stepper), in NEURON's order where a mechanism writes
+        cai: its states first and the new cai into the ion row, then every other mechanism's, whose rates may
+        read it (SK after the calcium shell)."""
         first = 0
         for b in self.rate_blocks:
             b.vi, first = self.vi[first : first + b.n], first + b.n
@@ -323,19 +325,6 @@ class CellGroup:
         np.take(v, self.inst_node, out=self.vi)
         for b, xinf, tau in self._rate_arrays[2]:
             b.module.rates(b.vi, b.node, b.params, self.ion, self.celsius, xinf, tau)
-
-    def advance_states(self, u, dt):
-        """The staggered step's state update at the (new) V of u: exponential Euler for every state (each
-        mechanism's `advance`), in NEURON's order where a mechanism writes cai: its states first and the new
-        cai into the ion row, then every other mechanism's, whose rates may read it (SK after the calcium
-        shell)."""
-        np.take(u[: self.n_nodes], self.inst_node, out=self.vi)
-        for phase in self.state_phases:
-            for b in phase:
-                s = u[b.offset : b.offset + b.size].reshape(b.n_states, b.n)
-                b.module.advance(b.vi, b.node, b.params, self.ion, self.celsius, s, dt)
-            if phase is self.state_phases[0] and len(self.state_phases) > 1:
-                self.ion[CAI, self.nernst_node] = u[self.nernst_index]
 
     def initial_state(self):
         """u at t = 0: V = v_init and every mechanism's states as its INITIAL block sets them (initial_np),

@@ -21,7 +21,11 @@ import numpy as np
 from ..errors import BrainsimError, ConfigError, NumericalError
 from ..kernels import cable, states
 from .jacobian import Jacobian
+from .stepper import StaggeredSteps
 
+SEGMENT_WORK = 2**18
+"""Node-steps of the staggered scheme per compiled call at most (a few ms of wall time), so that a stop
+asked for between steps (engine.run's grace) is honoured within that."""
 EVENT_TOL = 1e-6
 """Event times within this fraction of a step of a step boundary count as on it."""
 
@@ -122,15 +126,19 @@ class _Base:
 
 
 class Staggered(_Base):
-    """NEURON/Arbor fixed-step scheme as a Python-implemented PETSc TS type."""
+    """NEURON/Arbor fixed-step scheme as a Python-implemented PETSc TS type. One TS step is a segment of
+    fixed steps run by one compiled call (engine.stepper), up to the epoch's end or the first sample or
+    region-bin boundary; each fixed step: events due, currents, V, states, spike detection."""
 
     def __init__(self, PETSc, group, observer, dt):
         super().__init__(PETSc, group, observer, dt)
-        n = group.n_nodes
         self.u_array = self.u.getArray()  # a view of the Vec's memory, valid for the Vec's lifetime
-        self.d, self.rhs = np.zeros(n), np.zeros(n)
-        self.events = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        self.kernel = StaggeredSteps(group, self.u_array, dt, self.limit)
+        self.events = _no_events()
         self.next_event = 0
+        self.k = 0  # the next step: [k·dt, (k+1)·dt)
+        self.k_end = 0  # the step the present epoch ends at
+        self.segment = max(1, SEGMENT_WORK // max(1, group.n_nodes))  # steps per compiled call at most
         ts = self.ts
         ts.setType(PETSc.TS.Type.PYTHON)
         ts.setPythonContext(_StepContext(self))
@@ -146,58 +154,55 @@ class Staggered(_Base):
             )
         ts.setUp()
 
+    @property
+    def steps(self):
+        return self.k
+
+    def set_state(self, u, t):
+        super().set_state(u, t)
+        self.k = int(round(t / self.dt))
+
     def _step(self, ts):
-        g, dt = self.group, self.dt
-        k = ts.getStepNumber()
-        u = self.u_array
-        ev_step, ev_index, ev_weight = self.events
-        first = self.next_event
-        if first < ev_step.size and ev_step[first] <= k:
-            last = int(np.searchsorted(ev_step, k, side="right"))
-            np.add.at(u, ev_index[first:last], ev_weight[first:last])
-            self.next_event = last
-        g.currents(u, (k + 0.5) * dt)
-        v = u[: g.n_nodes]
-        bad = cable.staggered_solve(
-            v,
-            g.cap,
-            g.dax,
-            g.gax,
-            g.parent,
-            g.area,
-            g.i_dens,
-            g.g_dens,
-            g.i_pt,
-            g.g_pt,
-            dt,
-            self.d,
-            self.rhs,
-            self.limit,
+        obs, k0 = self.observer, self.k
+        v_sum, span = obs.region_rows(k0)
+        k1 = obs.segment_end(k0, min(self.k_end, k0 + self.segment))
+        k, bad, n, self.next_event = self.kernel.run(
+            k0, k1, self.events, self.next_event, obs.v_prev, obs.spike_index, obs.spike_time, v_sum, span
         )
+        self.k = k
         if bad >= 0:
-            self.observer.blow_up(bad, u, (k + 1) * dt)
-        g.advance_states(u, dt)
-        ts.setTime((k + 1) * dt)
-        self.observer.after_step(u, (k + 1) * dt)
+            obs.blow_up(bad, self.u_array, (k + 1) * self.dt)
+        ts.setTime(k * self.dt)
+        obs.after_steps(self.u_array, k * self.dt, n)
 
     def advance(self, t_end, ev_time, ev_index, ev_weight):
         """Advance to t_end (a whole number of steps), delivering events sorted by time."""
-        self.events = (step_index(ev_time, self.dt), ev_index, ev_weight)
+        self.events = (
+            step_index(ev_time, self.dt),
+            np.asarray(ev_index, np.int64),
+            np.asarray(ev_weight, float),
+        )
         self.next_event = 0
+        self.k_end = int(np.ceil(t_end / self.dt - EVENT_TOL))
         self._solve_to(t_end - EVENT_TOL * self.dt)
         self.ts.setTime(t_end)
 
     def warm_up(self):
-        """Compile (or load from cache) every kernel on a copy of the state, outside the timed run."""
-        saved, t, k = self.u.getArray().copy(), self.ts.getTime(), self.ts.getStepNumber()
-        observer, self.observer = self.observer, _NullObserver(self.limit)
+        """Compile (or load from cache) the step kernel on a copy of the state, outside the timed run."""
+        g, obs = self.group, self.observer
+        saved, ion = self.u_array.copy(), g.ion.copy()
         try:
-            self._step(self.ts)
+            self.kernel.run(
+                self.k, self.k + 1, _no_events(), 0, obs.v_prev.copy(), np.zeros_like(obs.spike_index),
+                np.zeros_like(obs.spike_time), np.zeros(0), np.zeros(0),
+            )  # fmt: skip
         finally:
-            self.observer = observer
-            self.u.getArray()[:] = saved
-            self.ts.setTime(t)
-            self.ts.setStepNumber(k)
+            self.u_array[:] = saved
+            g.ion[:] = ion
+
+
+def _no_events():
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
 
 
 class Implicit(_Base):
@@ -350,17 +355,6 @@ class _TreePC:
 
     def apply(self, pc, x, y):
         self.owner._guard(self.owner.solve_jacobian, x.getArray(), y.getArray())
-
-
-class _NullObserver:
-    def __init__(self, limit):
-        self.limit = limit
-
-    def after_step(self, u, t):
-        pass
-
-    def blow_up(self, node, u, t):
-        pass
 
 
 def make_integrator(PETSc, method, group, observer, dt, petsc_options):

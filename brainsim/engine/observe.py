@@ -6,6 +6,10 @@ from ..errors import NumericalError
 from ..kernels.cable import first_bad
 from ..kernels.detect import crossings
 
+SPIKE_ROOM = 4
+"""Spikes per detector the buffers hold before they are drained (a compiled segment of steps stops early
+when another step's crossings might not fit)."""
+
 
 class StepObserver:
     """Detects threshold crossings (time linearly interpolated inside the step), samples probes on
@@ -16,8 +20,8 @@ class StepObserver:
         self.group = group
         self.limit = voltage_limit
         self.v_prev = np.zeros(group.detector_node.size)
-        self.spike_index = np.zeros(max(1, group.detector_node.size), dtype=np.int64)
-        self.spike_time = np.zeros(max(1, group.detector_node.size))
+        room = SPIKE_ROOM * max(1, group.detector_node.size)
+        self.spike_index, self.spike_time = np.zeros(room, dtype=np.int64), np.zeros(room)
         self.spikes = []  # [(gid array, time array)] since the last drain
         self.probes = probe_sets
         self.every = [max(1, round(sampling[p.name] / dt)) for p in probe_sets]
@@ -62,6 +66,34 @@ class StepObserver:
             self.spikes.append((self.group.gids[self.spike_index[:n]], self.spike_time[:n].copy()))
         if self.regions is not None:
             self.regions.add_step(self.v_prev, t0, t)  # crossings() left V at the detectors in v_prev
+        self._sample(u, t)
+        self.t_prev = t
+        if self.halt is not None:
+            self.halt(t)
+
+    def segment_end(self, k, k_end):
+        """The step a compiled segment of steps from step k (engine.stepper) runs to: k_end, or the first
+        step boundary before it where a probe samples or a region bin ends."""
+        for i in range(len(self.probes)):
+            k_end = min(k_end, max(k + 1, self.next_k[i] * self.every[i]))
+        if self.regions is not None:
+            k_end = min(k_end, self.regions.bin_end_step(k, self.dt))
+        return k_end
+
+    def region_rows(self, k):
+        """(∫V dt, ∫dt) per local cell of the region bin that step k belongs to, as views that a segment adds
+        to (empty arrays without region summaries)."""
+        if self.regions is None:
+            return _EMPTY, _EMPTY
+        return self.regions.rows_of_step(k, self.dt)
+
+    def after_steps(self, u, t, n_spikes):
+        """Called at the end t of a compiled segment of steps that left n_spikes crossings in the buffers and
+        V at the detectors in v_prev (it did the per-step work of after_step but sampling and halting)."""
+        if n_spikes:
+            self.spikes.append(
+                (self.group.gids[self.spike_index[:n_spikes]], self.spike_time[:n_spikes].copy())
+            )
         self._sample(u, t)
         self.t_prev = t
         if self.halt is not None:
@@ -124,3 +156,6 @@ class StepObserver:
                 rows.clear()
                 values.clear()
         return out
+
+
+_EMPTY = np.zeros(0)

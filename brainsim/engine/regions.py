@@ -17,6 +17,9 @@ import math
 
 import numpy as np
 
+NO_BREAK = 2**62
+"""A step index beyond any run."""
+
 
 class RegionRecorder:
     def __init__(self, recipe, group, bin_ms, tstop):
@@ -52,6 +55,28 @@ class RegionRecorder:
 
     def bin_of(self, t):
         return min(int(math.floor(t / self.bin + 1e-9)), self.n_bins - 1)
+
+    def bin_end_step(self, k, dt):
+        """The first step after step k (of dt ms) whose midpoint lies in a later bin than k's."""
+        b = self.bin_of(self._midpoint(k, dt))
+        if b >= self.n_bins - 1:
+            return NO_BREAK
+        j = max(k + 1, int((b + 1) * self.bin / dt - 0.5))
+        while j > k + 1 and self.bin_of(self._midpoint(j - 1, dt)) > b:
+            j -= 1
+        while self.bin_of(self._midpoint(j, dt)) <= b:
+            j += 1
+        return j
+
+    def rows_of_step(self, k, dt):
+        """(∫V dt, ∫dt) per local cell of the open bin holding step k's midpoint: views of the open rows,
+        which a segment of steps in that bin adds to as add_step does."""
+        i = self._row(self.bin_of(self._midpoint(k, dt)))
+        return self.v_sum[i], self.span[i]
+
+    @staticmethod
+    def _midpoint(k, dt):
+        return 0.5 * (k * dt + (k + 1) * dt)
 
     def add_step(self, v, t0, t1):
         """V (mV) at every local cell's detector at the end of the step t0 -> t1 (ms)."""

@@ -57,21 +57,29 @@ def cached_path(mod_path, folder=None):
     folder = Path(folder) if folder is not None else cache_dir()
     target = folder / f"{key}.py"
     if not target.exists():
-        source = translate(mod_path, text)
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key[:16]}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(source)
-        os.replace(tmp, target)
+        write_module(target, translate(mod_path, text))
     return target, key
+
+
+def write_module(target, source):
+    """Write a module's source to target atomically (a temporary file renamed over it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem[:16]}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(source)
+    os.replace(tmp, target)
 
 
 def load(mod_path, folder=None):
     """The kernel module of a .mod file: imported from the cache (translated first where not cached)."""
     target, key = cached_path(mod_path, folder)
+    return import_module(target, f"brainsim_nmodl_{key[:32]}")
+
+
+def import_module(target, name):
+    """The module of the file target, imported once per process under name."""
     if target in _LOADED:
         return _LOADED[target]
-    name = f"brainsim_nmodl_{key[:32]}"
     spec = importlib.util.spec_from_file_location(name, target)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

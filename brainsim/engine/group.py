@@ -26,7 +26,6 @@ class Block:
     params: np.ndarray  # (n_params, n) float64
     offset: int  # index of the block's first state in u
     vi: np.ndarray = field(repr=False, default=None)  # V per instance, gathered for the rate kernel
-    dids: np.ndarray = field(repr=False, default=None)
 
     def __post_init__(self):
         self.n = self.node.size
@@ -83,9 +82,6 @@ class CellGroup:
         self.blocks = self._blocks(types, recipe.config.mechanisms)
         self.n_states = sum(b.size for b in self.blocks)
         self.size = n + self.n_states
-        self.dids = np.zeros(self.n_states)
-        for b in self.blocks:
-            b.dids = self.dids[b.offset - n : b.offset - n + b.size].reshape(b.n_states, b.n)
 
         # One array holds the four current accumulators and the ion rows, so that everything reset at
         # each evaluation (the accumulators and the summed ion currents, rows 0..4) is one contiguous fill.
@@ -281,17 +277,30 @@ class CellGroup:
             self._views_u, self._views = u, (u[: self.n_nodes], states)
         return self._views
 
+    @cached_property
+    def _dids(self):
+        """(∂i/∂state of every state, flat; each block's (n_states, n) view of it): allocated on first use
+        (the implicit form's; the staggered step does without)."""
+        flat = np.zeros(self.n_states)
+        lo = [b.offset - self.n_nodes for b in self.blocks]
+        return flat, [flat[k : k + b.size].reshape(b.n_states, b.n) for k, b in zip(lo, self.blocks)]
+
+    @property
+    def dids(self):
+        """∂i/∂state of every state (nA or mA/cm² per state unit), as the last `currents` left them."""
+        return self._dids[0]
+
     def currents(self, u, t):
         """Membrane currents at V and states of u, stimuli at time t: fills i/g accumulators and dids."""
         v, states = self.views(u)
         self._reset.fill(0.0)
         if self.nernst_node.size:
             nernst_eca(u, self.nernst_index, self.nernst_node, self.celsius, self.ion)
-        for b, s in zip(self.blocks, states):
+        for b, s, dids in zip(self.blocks, states, self._dids[1]):
             if b.module.KIND == "density":
-                b.module.current(v, b.node, b.params, s, self.ion, self.i_dens, self.g_dens, b.dids)
+                b.module.current(v, b.node, b.params, s, self.ion, self.i_dens, self.g_dens, dids)
             else:
-                b.module.current(v, b.node, b.params, s, self.ion, self.i_pt, self.g_pt, b.dids)
+                b.module.current(v, b.node, b.params, s, self.ion, self.i_pt, self.g_pt, dids)
         if self.pulse_node.size:
             stimuli.pulse_train(t, self.pulse_node, *self.pulse, self.i_pt)
         if self.iclamp_node.size:

@@ -1,7 +1,7 @@
 """The staggered step, many steps per compiled call: events, currents, the tree solve, the state updates,
 spike detection and the region sums of every step in one numba loop, with no Python between steps.
 
-The loop calls the kernels a step is made of (each mechanism's `current` and `advance`, kernels.cable,
+The loop calls the kernels a step is made of (each mechanism's `current_ig` and `advance`, kernels.cable,
 kernels.stimuli, kernels.detect) in the order of the step documented in engine.integrators, so a segment
 of k steps gives what k single steps give. Its source depends only on the mechanisms (their modules) and
 on which of them write cai, not on sizes: it is generated once per such set, written to the translated-
@@ -88,12 +88,12 @@ def source(group):
     index = {id(b): i for i, b in enumerate(group.blocks)}
     modules, blocks, currents = [], "", []
     for i, b in enumerate(group.blocks):
-        modules.append(f'm{i}_current = _inlined(sys.modules["{b.module.__name__}"].current)  # {b.name}')
+        modules.append(f'm{i}_current = _inlined(sys.modules["{b.module.__name__}"].current_ig)  # {b.name}')
         if b.n_states:
             modules.append(f'm{i}_advance = _inlined(sys.modules["{b.module.__name__}"].advance)')
-        blocks += f", b{i}_node, b{i}_p, b{i}_s, b{i}_dids, b{i}_vi"
+        blocks += f", b{i}_node, b{i}_p, b{i}_s, b{i}_vi"
         i_acc, g_acc = ("i_dens", "g_dens") if b.module.KIND == "density" else ("i_pt", "g_pt")
-        call = f"m{i}_current(v, b{i}_node, b{i}_p, b{i}_s, ion, {i_acc}, {g_acc}, b{i}_dids)"
+        call = f"m{i}_current(v, b{i}_node, b{i}_p, b{i}_s, ion, {i_acc}, {g_acc})"
         currents.append(" " * 8 + call)
     advances = []
     for p, phase in enumerate(group.state_phases):
@@ -142,7 +142,7 @@ class StaggeredSteps:
         self.blocks = tuple(
             a
             for b in g.blocks
-            for a in (b.node, b.params, u[b.offset : b.offset + b.size].reshape(b.n_states, b.n), b.dids)
+            for a in (b.node, b.params, u[b.offset : b.offset + b.size].reshape(b.n_states, b.n))
             + (b.vi if b.vi is not None else np.zeros(0),)
         )
         self.tail = (g.inst_node, g.vi, g.detector_node, g.threshold)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import MechanismError
 
-VERSION = "6"
+VERSION = "7"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
 
 _LOADED = {}  # cached module file -> module

@@ -172,6 +172,23 @@ def _body(outputs, names, mode, indent):
     return lines, [printer(r) for r in reduced]
 
 
+def _paired_exprelr(exprs):
+    """exprs with every Exprelr(a) written through E = exp(b), b = a or −a (the one without a leading minus):
+    exprelr(b) = b/(E − 1) and exprelr(−b) = b·E/(E − 1), continued by 1 ∓ b/2 where |b| < 1e-6 as
+    kernels.mathfn.exprelr is, so that the common subexpressions hold one exp and one division for a
+    rate pair α(u) = exprelr(u), β(u) = exprelr(−u) where exprelr would take two of each."""
+
+    def expand(a):
+        minus = a.could_extract_minus_sign()
+        b = -a if minus else a
+        e = sp.exp(b)
+        r = b / (e - 1)
+        near, far = (1 + b / 2, r * e) if minus else (1 - b / 2, r)
+        return sp.Piecewise((near, sp.Abs(b) < sp.Float(1e-6)), (far, True))
+
+    return [x.replace(Exprelr, expand) for x in exprs]
+
+
 def _loads(symbols, used, loads, indent):
     return [f"{indent}{ident(name)} = {loads(name)}" for name, sym in symbols if sym in used]
 
@@ -275,9 +292,11 @@ def generate(mech, digest, version):
     lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt):", doc,
               "    for j in range(node.size):"]  # fmt: skip
     lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]")
-    lines += body
+    step_out = _paired_exprelr(list(mech.xinf) + [1 / t for t in mech.tau])
+    step_body, step = _body(step_out, names, "jit", i8)
+    lines += step_body
     for k in range(ns):
-        lines += [f"{i8}x = {out[k]}", f"{i8}s[{k}, j] = x + (s[{k}, j] - x) * vexp(-dt / ({out[ns + k]}))"]
+        lines += [f"{i8}x = {step[k]}", f"{i8}s[{k}, j] = x + (s[{k}, j] - x) * vexp(-dt * ({step[ns + k]}))"]
     if not ns:
         lines.append(f"{i8}pass")
     lines += ["", "", "def rates_np(vi, node, p, ion, celsius):"]
@@ -290,20 +309,10 @@ def generate(mech, digest, version):
         f"{at}return _rows([{', '.join(out[:ns])}], node.size), _rows([{', '.join(out[ns:])}], node.size)"
     )
 
-    lines += ["", "", "@njit(**JIT)", "def current(v, node, p, s, ion, i_acc, g_acc, dids):",
-              "    for j in range(node.size):", f"{i8}k = node[j]"]  # fmt: skip
-    lines += inputs.lines(cur_used, i8, "v[k]", ", j", "k")
-    body, out = _body(cur, names, "jit", i8)
-    lines += body
-    if cur[0] != 0:
-        lines.append(f"{i8}i_acc[k] += {out[0]}")
-    if cur[1] != 0:
-        lines.append(f"{i8}g_acc[k] += {out[1]}")
-    if mech.ica is not None:
-        lines.append(f"{i8}ion[ICA, k] += {out[-1]}")
-    if mech.cai_state is not None:
-        lines.append(f"{i8}ion[CAI, k] = s[{mech.cai_state}, j]")
-    lines += [f"{i8}dids[{k}, j] = {out[2 + k]}" for k in range(ns)]
+    lines += _current(mech, inputs, names, cur, "def current(v, node, p, s, ion, i_acc, g_acc, dids):")
+    doc = '    """current without ∂i/∂state: what the staggered step needs."""'
+    ig = cur[:2] + ([mech.ica] if mech.ica is not None else [])
+    lines += _current(mech, inputs, names, ig, "def current_ig(v, node, p, s, ion, i_acc, g_acc):", doc)
     lines += ["", "", "def current_np(v, node, p, s, ion):"]
     also = "; i is also ica" if mech.ica is not None else ""
     lines.append(f'{i4}"""(i, g = ∂i/∂V, ∂i/∂state); the ion array is not written{also}."""')
@@ -320,6 +329,29 @@ def generate(mech, digest, version):
     if mech.event_scale is not None:
         lines += _event_scale(mech, names, inputs)
     return "\n".join(lines) + "\n"
+
+
+def _current(mech, inputs, names, cur, signature, doc=None):
+    """A current kernel's lines: the outputs cur = [i, ∂i/∂V, ∂i/∂state ..., ica if written] summed into
+    i_acc, g_acc and the ica row, cai copied into its row, and ∂i/∂state into dids where cur holds it."""
+    i8 = " " * 8
+    lines = ["", "", "@njit(**JIT)", signature] + ([doc] if doc else [])
+    lines += ["    for j in range(node.size):", f"{i8}k = node[j]"]
+    lines += inputs.lines(set().union(*(e.free_symbols for e in cur)), i8, "v[k]", ", j", "k")
+    body, out = _body(cur, names, "jit", i8)
+    lines += body
+    if cur[0] != 0:
+        lines.append(f"{i8}i_acc[k] += {out[0]}")
+    if cur[1] != 0:
+        lines.append(f"{i8}g_acc[k] += {out[1]}")
+    if mech.ica is not None:
+        lines.append(f"{i8}ion[ICA, k] += {out[-1]}")
+    if mech.cai_state is not None:
+        lines.append(f"{i8}ion[CAI, k] = s[{mech.cai_state}, j]")
+    ns = len(mech.states)
+    if len(cur) > 2 + (mech.ica is not None):
+        lines += [f"{i8}dids[{k}, j] = {out[2 + k]}" for k in range(ns)]
+    return lines
 
 
 def _d(mech, expr, x):

@@ -107,6 +107,18 @@ def test_advance_matches_rates_and_exp_euler(mod, rng, node):
     close(out, exp_euler_np(s, xinf, tau, 0.025))
 
 
+def test_current_ig_is_current_without_the_state_derivatives(mod, rng, node):
+    """current_ig (the staggered step's) sums the same i, g and ica (to the last bits: its common
+    subexpressions differ) and writes the same cai row."""
+    v, p, s, ion = random_case(mod, rng, node)
+    i_acc, g_acc, _, ion_after = run_current(mod, v, node, p, s, ion)
+    i_ig, g_ig, ion_ig = np.zeros(v.size), np.zeros(v.size), ion.copy()
+    mod.current_ig(v, node, p, s, ion_ig, i_ig, g_ig)
+    close(i_ig, i_acc)
+    close(g_ig, g_acc)
+    close(ion_ig, ion_after)
+
+
 def test_current_matches_twin(mod, rng, node):
     v, p, s, ion = random_case(mod, rng, node)
     i_acc, g_acc, dids, _ = run_current(mod, v, node, p, s, ion)

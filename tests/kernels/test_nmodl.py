@@ -115,7 +115,14 @@ def test_reference_files_equal_the_built_ins(name):
 def test_singularity_guards_become_exprelr():
     text = translate(MODS / "NaTa_t.mod")
     assert "exprelr(" in text and "-38.0, -66.0" in text
-    assert "if" not in text.split("def rates(")[1].split("def rates_np")[0].replace("range", "")
+    assert "if" not in text.split("def rates(")[1].split("def advance")[0].replace("range", "")
+    # advance writes exprelr out (one exp per ±u pair); its only conditions are exprelr's own, |u| < 1e-6
+    advance = text.split("def advance(")[1].split("def rates_np")[0]
+    near = {
+        line.split("=")[0].strip() for line in advance.splitlines() if "abs(" in line and "< 1e-06" in line
+    }
+    conditions = [line.split(" if ")[1].split(" else")[0] for line in advance.splitlines() if " if " in line]
+    assert near and conditions and set(conditions) <= near, advance
 
 
 def hh_rates(v, celsius):

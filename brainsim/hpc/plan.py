@@ -21,7 +21,7 @@ from ..files import check_writable, writing
 from ..io.run_store import RunStore
 
 DEFAULT_NS = {"staggered": 90.0, "petsc": 2200.0}  # ns per compartment-step, whole brain, one core
-BYTES_PER_EQUATION = {"staggered": 116.0, "petsc": 200.0}
+BYTES_PER_EQUATION = {"staggered": 111.0, "petsc": 200.0}
 """Peak RSS slope of detailed cells per equation (networks of 16 and 256 L5PCs): the state, the mechanisms'
 parameters and accumulators; the implicit path adds x∞, τ and the Jacobian's arrays."""
 BYTES_PER_SYNAPSE = 64.0  # connection weight, delay, source and queued events

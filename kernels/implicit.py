@@ -90,7 +90,7 @@ def hub_entries(u, nernst_scale, ions, di_dion, dica_dion, dica_dv, dica_ds, jsi
         c_val[e] = jsi[CAI, c_state[e]] + jsi[ECA, c_state[e]] * deca[c_w[e]]
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")  # inlined into its callers (see brainsim.engine.stepper)
 def _lu(a, o, piv, pa, m):
     """LU factors of the m×m row-major matrix a[o : o + m²] in place (unit lower triangle below the
     diagonal), with partial pivoting: at step i rows i and piv[pa + i] were swapped."""
@@ -110,7 +110,7 @@ def _lu(a, o, piv, pa, m):
                 a[o + r * m + c] -= f * a[o + i * m + c]
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")  # inlined into its callers (see brainsim.engine.stepper)
 def _lu_solve(a, o, piv, pa, m, b):
     """b[pa : pa + m] ← A⁻¹·b[pa : pa + m] from the factors of `_lu`."""
     for i in range(m):

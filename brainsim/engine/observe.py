@@ -62,14 +62,9 @@ class StepObserver:
             self.spike_time,
             0,
         )
-        if n:
-            self.spikes.append((self.group.gids[self.spike_index[:n]], self.spike_time[:n].copy()))
         if self.regions is not None:
             self.regions.add_step(self.v_prev, t0, t)  # crossings() left V at the detectors in v_prev
-        self._sample(u, t)
-        self.t_prev = t
-        if self.halt is not None:
-            self.halt(t)
+        self.after_steps(u, t, n)
 
     def segment_end(self, k, k_end):
         """The step a compiled segment of steps from step k (engine.stepper) runs to: k_end, or the first
@@ -88,8 +83,8 @@ class StepObserver:
         return self.regions.rows_of_step(k, self.dt)
 
     def after_steps(self, u, t, n_spikes):
-        """Called at the end t of a compiled segment of steps that left n_spikes crossings in the buffers and
-        V at the detectors in v_prev (it did the per-step work of after_step but sampling and halting)."""
+        """Called at the end t of one step or of a compiled segment of steps that left n_spikes crossings in
+        the buffers and V at the detectors in v_prev: keeps the spikes, samples the probes, halts if asked."""
         if n_spikes:
             self.spikes.append(
                 (self.group.gids[self.spike_index[:n_spikes]], self.spike_time[:n_spikes].copy())

@@ -116,12 +116,14 @@ def first_bad(v, limit):
     return -1
 
 
-def solver_order(parent, gax, cell_start):
+def solver_order(parent, gax, cell_start, kind=None):
     """An elimination order for `hines_solve` with independent work next to each other.
 
     Each cell's tree is re-rooted at its centre (the middle of its longest path), and the nodes of all
     cells are ordered by depth from their roots: consecutive positions then belong to different
     branches or cells, so the solve's division chains overlap instead of running one after another.
+    At one depth, nodes are ordered by kind (an integer per node, e.g. which mechanisms it carries), then
+    by index.
     Returns (perm, sparent, sg): perm[i] is the node at position i, sparent[i] the position of its
     parent in the re-rooted tree (-1 for roots) and sg[i] the conductance to it (µS).
     """
@@ -146,7 +148,7 @@ def solver_order(parent, gax, cell_start):
             new_parent[node], new_g[node] = p, g
         for node, dd in dist.items():
             depth[node] = dd
-    perm = np.lexsort((np.arange(n), depth))
+    perm = np.lexsort((np.arange(n), np.zeros(n) if kind is None else kind, depth))
     position = np.empty(n, dtype=np.int64)
     position[perm] = np.arange(n)
     sparent = np.where(new_parent[perm] >= 0, position[np.maximum(new_parent[perm], 0)], -1)

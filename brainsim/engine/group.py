@@ -31,6 +31,10 @@ class Block:
         self.n = self.node.size
         self.n_states = len(self.module.STATES)
         self.size = self.n_states * self.n
+        first = np.flatnonzero(np.diff(self.node, prepend=self.node[:1] - 2) != 1)
+        length = np.diff(np.append(first, self.n))
+        self.runs = np.stack([first, self.node[first], length], axis=1).astype(np.int64)
+        """(first instance, its node, length) of each run of instances at consecutive nodes."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,11 @@ class CellGroup:
         )
         # Group nodes are numbered in the tree solve's elimination order (kernels.cable.solver_order): each
         # cell re-rooted at its centre, all cells' nodes by depth, so the solve's chains overlap and no
-        # kernel needs an indirection. order[i] is the cell-by-cell index of group node i.
-        self.order, self.parent, self.gax = solver_order(parent, cat("gax"), self.cell_start)
+        # kernel needs an indirection; at one depth, nodes with the same density mechanisms are next to
+        # each other, so that each mechanism's nodes form runs (its current kernel vectorises over them).
+        # order[i] is the cell-by-cell index of group node i.
+        kind = _mechanism_sets(types, self.cell_start, recipe.config.mechanisms)
+        self.order, self.parent, self.gax = solver_order(parent, cat("gax"), self.cell_start, kind)
         self.position = np.empty(n, dtype=np.int64)
         self.position[self.order] = np.arange(n)
         """Group node of each cell-by-cell index (the inverse of order)."""
@@ -348,6 +355,21 @@ class CellGroup:
                     start = b.module.initial_np(u[: self.n_nodes], b.node, b.params, self.ion, self.celsius)
                     u[b.offset : b.offset + b.size] = start.ravel()
         return u
+
+
+def _mechanism_sets(types, cell_start, catalogue):
+    """Per node (cell-by-cell numbering), the rank of the set of density mechanisms placed on it among
+    the group's sets, in an order that does not depend on which other cells are in the group (so that a
+    cell's nodes keep their relative order, and its results their last bits, on any rank)."""
+    index = {name: i for i, name in enumerate(catalogue)}
+    members = [set() for _ in range(int(cell_start[-1]))]
+    for t, start in zip(types, cell_start):
+        for p in t.mechanisms:
+            for k in p.node + start:
+                members[k].add(index[p.mechanism])
+    flags = [tuple(i not in m for i in range(len(index))) for m in members]  # sets with the first come first
+    rank = {f: r for r, f in enumerate(sorted(set(flags)))}
+    return np.array([rank[f] for f in flags], dtype=np.int64)
 
 
 def _concat(arrays, dtype=float):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import MechanismError
 
-VERSION = "7"
+VERSION = "8"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
 
 _LOADED = {}  # cached module file -> module
@@ -28,9 +28,22 @@ def cache_dir():
     return (Path(root) if root else Path.home() / ".cache" / "brainsim") / "nmodl"
 
 
+def kernel_digest(*modules):
+    """sha256 of the source files of the given kernel modules. Generated code that inlines their kernels
+    carries it in its cache key: numba's own cache is keyed by the generated file alone, so an edited
+    kernel would otherwise leave a stale compiled loop in use."""
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()
+
+
 def digest(text):
-    """The cache key of a .mod file's text."""
-    return hashlib.sha256(f"brainsim.nmodl {VERSION}\n{text}".encode()).hexdigest()
+    """The cache key of a .mod file's text (with the translator's version and the kernels its module uses)."""
+    from ..kernels import ions, mathfn
+
+    kernels = kernel_digest(sys.modules["brainsim.kernels"], ions, mathfn)
+    return hashlib.sha256(f"brainsim.nmodl {VERSION} {kernels}\n{text}".encode()).hexdigest()
 
 
 def _read(mod_path):

@@ -104,6 +104,8 @@ class Printer:
             return self.fn("exprelr", "exprelr_np", e.args[0])
         if isinstance(e, ExprelrPrime):
             return self.fn("dexprelr", "dexprelr_np", e.args[0])
+        if isinstance(e, Reciprocal):
+            return "1.0 / " + self.wrap(e.args[0], MUL), MUL
         if isinstance(e, sp.Abs):
             return self.fn("abs", "np.abs", e.args[0])
         if isinstance(e, (sp.Min, sp.Max)):
@@ -187,6 +189,29 @@ def _paired_exprelr(exprs):
         return sp.Piecewise((near, sp.Abs(b) < sp.Float(1e-6)), (far, True))
 
     return [x.replace(Exprelr, expand) for x in exprs]
+
+
+class Reciprocal(sp.Function):
+    """1/x kept as written (sympy would turn 1/exp(a) back into exp(−a))."""
+
+
+def _shared_exps(exprs):
+    """exprs with the exponentials whose arguments differ only by a constant or by sign written through one
+    of them, B = exp(a + c0): exp(a + c) = B·e^(c − c0) and exp(−a + c) = e^(c + c0)/B, so that the common
+    subexpressions hold one exp for rates such as α = k·e^(v/s), β = k·e^(−v/s) (a division or a product
+    where an exp would be evaluated)."""
+    groups = {}  # the non-constant part a (without a leading minus) -> [(exp, sign, constant)]
+    for e in sorted(set().union(*(x.atoms(sp.exp) for x in exprs)), key=sp.default_sort_key):
+        c, rest = sp.expand(e.args[0]).as_coeff_Add()
+        if rest == 0:
+            continue
+        sign = -1 if rest.could_extract_minus_sign() else 1
+        groups.setdefault(sign * rest, []).append((e, sign, c))
+    swap = {}
+    for (base, s0, c0), *others in (g for g in groups.values() if len(g) > 1):
+        for e, sign, c in others:
+            swap[e] = base * sp.exp(c - c0) if sign == s0 else sp.exp(c + c0) * Reciprocal(base)
+    return [x.xreplace(swap) for x in exprs]
 
 
 def _loads(symbols, used, loads, indent):
@@ -292,7 +317,7 @@ def generate(mech, digest, version):
     lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt):", doc,
               "    for j in range(node.size):"]  # fmt: skip
     lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]")
-    step_out = _paired_exprelr(list(mech.xinf) + [1 / t for t in mech.tau])
+    step_out = _shared_exps(_paired_exprelr(list(mech.xinf) + [1 / t for t in mech.tau]))
     step_body, step = _body(step_out, names, "jit", i8)
     lines += step_body
     for k in range(ns):
@@ -313,6 +338,7 @@ def generate(mech, digest, version):
     doc = '    """current without ∂i/∂state: what the staggered step needs."""'
     ig = cur[:2] + ([mech.ica] if mech.ica is not None else [])
     lines += _current(mech, inputs, names, ig, "def current_ig(v, node, p, s, ion, i_acc, g_acc):", doc)
+    lines += _current_run(mech, inputs, names, ig)
     lines += ["", "", "def current_np(v, node, p, s, ion):"]
     also = "; i is also ica" if mech.ica is not None else ""
     lines.append(f'{i4}"""(i, g = ∂i/∂V, ∂i/∂state); the ion array is not written{also}."""')
@@ -351,6 +377,50 @@ def _current(mech, inputs, names, cur, signature, doc=None):
     ns = len(mech.states)
     if len(cur) > 2 + (mech.ica is not None):
         lines += [f"{i8}dids[{k}, j] = {out[2 + k]}" for k in range(ns)]
+    return lines
+
+
+def _current_run(mech, inputs, names, cur):
+    """Lines of current_run: current_ig over the instances _j0 .. _j0 + _m − 1 sitting at the consecutive
+    nodes _k0 .. _k0 + _m − 1, on one-dimensional views of the rows it reads and writes, so that LLVM
+    vectorises the loop (node-indexed accumulation cannot be: two instances might share a node)."""
+    i4, i8 = " " * 4, " " * 8
+    used = set().union(*(e.free_symbols for e in cur))
+    nodes, insts = "_k0:_k0 + _m", "_j0:_j0 + _m"
+    views, loads = [], []
+    if inputs.v in used:
+        views.append(f"{i4}_v = v[{nodes}]")
+        loads.append(f"{i8}vm = _v[_q]")
+    for name, x in inputs.loaded:
+        if x in used:
+            views.append(f"{i4}_p{inputs.pindex[name]} = p[{inputs.pindex[name]}, {insts}]")
+            loads.append(f"{i8}{ident(name)} = _p{inputs.pindex[name]}[_q]")
+    for name, x in inputs.ions:
+        if x in used:
+            views.append(f"{i4}_{name} = ion[{inputs.row[name]}, {nodes}]")
+            loads.append(f"{i8}{ident(name)} = _{name}[_q]")
+    for name, x in inputs.states:
+        if x in used or inputs.sindex[name] == mech.cai_state:
+            views.append(f"{i4}_s{inputs.sindex[name]} = s[{inputs.sindex[name]}, {insts}]")
+        if x in used:
+            loads.append(f"{i8}{ident(name)} = _s{inputs.sindex[name]}[_q]")
+    body, out = _body(cur, names, "jit", i8)
+    stores = []
+    if cur[0] != 0:
+        views.append(f"{i4}_i = i_acc[{nodes}]")
+        stores.append(f"{i8}_i[_q] += {out[0]}")
+    if cur[1] != 0:
+        views.append(f"{i4}_g = g_acc[{nodes}]")
+        stores.append(f"{i8}_g[_q] += {out[1]}")
+    if mech.ica is not None:
+        views.append(f"{i4}_ica = ion[ICA, {nodes}]")
+        stores.append(f"{i8}_ica[_q] += {out[-1]}")
+    if mech.cai_state is not None:
+        views.append(f"{i4}_cai = ion[CAI, {nodes}]")
+        stores.append(f"{i8}_cai[_q] = _s{mech.cai_state}[_q]")
+    doc = '    """current_ig over instances _j0 .. _j0 + _m − 1 at nodes _k0 .. _k0 + _m − 1 (a run)."""'
+    lines = ["", "", "@njit(**JIT)", "def current_run(v, p, s, ion, i_acc, g_acc, _j0, _k0, _m):", doc]
+    lines += views + ["    for _q in range(_m):"] + loads + body + (stores or [f"{i8}pass"])
     return lines
 
 

@@ -185,10 +185,12 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_marks_the_store_failed(tmp_path, small_disk):
+    """The disk fills mid-run whatever the machine's speed: the outputs are written after every epoch (a
+    flush interval of 1 ms of wall time), 20 MB of samples in all."""
     store = small_disk / "run.zarr"
     probes = "probes=[{name: soma, variable: v, cell: net, cells: all, location: soma(0.5)}]"
     proc = brainsim_run(
-        tmp_path, store, "cells.net.count=64", probes, "simulation.tstop=1000", "output.flush_interval=1"
+        tmp_path, store, "cells.net.count=64", probes, "simulation.tstop=1000", "output.flush_interval=0.001"
     )
     _, err = proc.communicate(timeout=LONG)
     assert proc.returncode == 1 and "Traceback" not in err, err

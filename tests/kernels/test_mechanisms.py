@@ -119,6 +119,20 @@ def test_current_ig_is_current_without_the_state_derivatives(mod, rng, node):
     close(ion_ig, ion_after)
 
 
+def test_current_run_is_current_ig_on_consecutive_nodes(mod, rng):
+    """current_run over runs of consecutive nodes (one instance per node, as a density mechanism has) adds
+    what current_ig adds, to the last bit, and writes the same ion rows."""
+    node = np.concatenate([np.arange(2, 9), np.arange(12, 40)])  # two runs, 7 and 28 instances
+    v, p, s, ion = random_case(mod, rng, node)
+    i_ig, g_ig, ion_ig = np.zeros(v.size), np.zeros(v.size), ion.copy()
+    mod.current_ig(v, node, p, s, ion_ig, i_ig, g_ig)
+    i_run, g_run, ion_run = np.zeros(v.size), np.zeros(v.size), ion.copy()
+    for j0, k0, m in ((0, 2, 7), (7, 12, 28)):
+        mod.current_run(v, p, s, ion_run, i_run, g_run, j0, k0, m)
+    assert np.array_equal(i_run, i_ig) and np.array_equal(g_run, g_ig) and np.array_equal(ion_run, ion_ig)
+    assert np.count_nonzero(g_run) > 0 or mod.NAME == "cadyn"
+
+
 def test_current_matches_twin(mod, rng, node):
     v, p, s, ion = random_case(mod, rng, node)
     i_acc, g_acc, dids, _ = run_current(mod, v, node, p, s, ion)

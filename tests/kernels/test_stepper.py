@@ -8,7 +8,7 @@ from support import checked
 
 from brainsim.config.load import resolve_config
 from brainsim.engine.group import CellGroup
-from brainsim.engine.stepper import StaggeredSteps
+from brainsim.engine.stepper import RUN_LENGTH, StaggeredSteps, by_runs
 from brainsim.kernels import cable
 from brainsim.kernels.detect import crossings_np
 from brainsim.kernels.ions import CAI
@@ -21,11 +21,13 @@ SOMA = {
 }  # fmt: skip
 
 
-def group(gids=(0, 1, 2)):
+def group(gids=(0, 1, 2), count=3):
+    """A group of the ball-and-stick cells; with count >= RUN_LENGTH cells, the nodes of one depth and
+    mechanisms form runs long enough for the density currents to be computed run by run."""
     raw = {
         "name": "stepper",
         "simulation": {"tstop": 10.0, "dt": DT, "celsius": 34.0},
-        "cells": [{"name": "c", "count": 3, "morphology": {"kind": "ball_and_stick", "dend_length": 200},
+        "cells": [{"name": "c", "count": count, "morphology": {"kind": "ball_and_stick", "dend_length": 200},
                    "discretization": {"per_branch": 4}, "v_init": -70.0,
                    "spike_detector": {"location": "soma(0.5)", "threshold": -20.0},
                    "regions": {"soma": {"mechanisms": SOMA}, "dend": {"mechanisms": {"pas": {"g": 3e-5}}}}}],
@@ -76,21 +78,23 @@ def reference(g, u, k0, k1, ev, v_prev):
     return u, spikes, v_sum
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_a_segment_gives_what_its_steps_give(seed):
-    g = group()
-    assert len(g.state_phases) == 2 and g.iclamp_node.size == 3
+@pytest.mark.parametrize("seed, count", [(0, 3), (1, 3), (0, 2 * RUN_LENGTH)])
+def test_a_segment_gives_what_its_steps_give(seed, count):
+    gids = tuple(range(count))
+    g = group(gids, count)
+    assert len(g.state_phases) == 2 and g.iclamp_node.size == count
+    assert by_runs(g.block("pas")) and by_runs(g.block("nata")) == (count > 3)
     steps = 400
     ev = events(g, steps, seed)
     u0 = g.initial_state()
     expected, spikes, v_sum_ref = reference(g, u0.copy(), 0, steps, ev, u0[g.detector_node].copy())
 
-    g2 = group()
+    g2 = group(gids, count)
     u = u0.copy()
     kernel = StaggeredSteps(g2, u, DT, LIMIT)
     room = 4 * g2.detector_node.size
     v_prev, index, time = u[g2.detector_node].copy(), np.zeros(room, np.int64), np.zeros(room)
-    v_sum, span, found, k, nxt = np.zeros(3), np.zeros(3), [], 0, 0
+    v_sum, span, found, k, nxt = np.zeros(count), np.zeros(count), [], 0, 0
     while k < steps:  # segments of uneven lengths, each drained as the integrator does
         k1 = min(steps, k + 37)
         k, bad, n, nxt = kernel.run(k, k1, ev, nxt, v_prev, index, time, v_sum, span)
@@ -119,10 +123,12 @@ def test_a_segment_stops_at_a_bad_voltage_and_when_the_spike_buffers_are_full():
 
 
 def test_a_cell_steps_the_same_whatever_else_its_group_holds():
-    """Bit for bit: what makes a run's results independent of how its cells are spread over ranks."""
+    """Bit for bit: what makes a run's results independent of how its cells are spread over ranks (alone,
+    cell 1's currents are computed instance by instance; among many, run by run)."""
     finals = []
-    for gids in ((0, 1, 2), (1,)):
-        g = group(gids)
+    for gids in (tuple(range(2 * RUN_LENGTH)), (1,)):
+        g = group(gids, 2 * RUN_LENGTH)
+        assert by_runs(g.block("nata")) == (len(gids) > 1)
         u = g.initial_state()
         kernel = StaggeredSteps(g, u, DT, LIMIT)
         room = 4 * g.detector_node.size

@@ -17,19 +17,21 @@ class ConnectionTable:
         src, idx, w, delay, target_region = [], [], [], [], []
         for gid in group.gids:
             inc = recipe.connections_on(int(gid))
-            region = int(recipe.regions_of(gid))
-            for s, syn, weight, d in zip(inc.source, inc.synapse, inc.weight, inc.delay):
-                index, scale = group.event_target(int(gid), syn)
-                src += [s] * index.size
-                idx.append(index)
-                w.append(weight * scale)
-                delay += [d] * index.size
-                target_region += [region] * index.size
-        self.source = np.asarray(src, dtype=np.int64)
-        self.index = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-        self.weight = np.concatenate(w) if w else np.zeros(0)
-        self.delay = np.asarray(delay, dtype=float)
-        self.target_region = np.asarray(target_region, dtype=np.int64)
+            if not len(inc.source):
+                continue
+            # each synapse's targets once, then every connection onto it: per connection, its states
+            names, which = np.unique(np.asarray(inc.synapse), return_inverse=True)
+            targets = [group.event_target(int(gid), str(name)) for name in names]
+            size = np.array([index.size for index, _ in targets])[which]
+            src.append(np.repeat(np.asarray(inc.source, dtype=np.int64), size))
+            idx += [targets[k][0] for k in which]
+            w.append(np.repeat(np.asarray(inc.weight, dtype=float), size)
+                     * np.concatenate([targets[k][1] for k in which]))  # fmt: skip
+            delay.append(np.repeat(np.asarray(inc.delay, dtype=float), size))
+            target_region.append(np.full(int(size.sum()), int(recipe.regions_of(gid)), dtype=np.int64))
+        self.source, self.index = _join(src, np.int64), _join(idx, np.int64)
+        self.weight, self.delay = _join(w, float), _join(delay, float)
+        self.target_region = _join(target_region, np.int64)
         order = np.argsort(self.source, kind="stable")
         self.source, self.index, self.weight, self.delay, self.target_region = (
             a[order] for a in (self.source, self.index, self.weight, self.delay, self.target_region)
@@ -50,6 +52,10 @@ class ConnectionTable:
         spike = np.repeat(np.arange(gid.size), counts)
         conn = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
         return Events(time[spike] + self.delay[conn], self.index[conn], self.weight[conn], gid[spike])
+
+
+def _join(parts, dtype):
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
 
 class Events:

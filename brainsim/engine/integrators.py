@@ -127,8 +127,8 @@ class _Base:
 
 class Staggered(_Base):
     """NEURON/Arbor fixed-step scheme as a Python-implemented PETSc TS type. One TS step is a segment of
-    fixed steps run by one compiled call (engine.stepper), up to the epoch's end or the first sample or
-    region-bin boundary; each fixed step: events due, currents, V, states, spike detection."""
+    fixed steps run by one compiled call (engine.stepper), up to the epoch's end or the first region-bin
+    boundary; each fixed step: events due, currents, V, states, spike detection, the probes' samples."""
 
     def __init__(self, PETSc, group, observer, dt):
         super().__init__(PETSc, group, observer, dt)
@@ -166,14 +166,17 @@ class Staggered(_Base):
         obs, k0 = self.observer, self.k
         v_sum, span = obs.region_rows(k0)
         k1 = obs.segment_end(k0, min(self.k_end, k0 + self.segment))
+        samples = obs.sample_buffers(k1 - k0)
         k, bad, n, self.next_event = self.kernel.run(
-            k0, k1, self.events, self.next_event, obs.v_prev, obs.spike_index, obs.spike_time, v_sum, span
-        )
+            k0, k1, self.events, self.next_event, obs.v_prev, obs.spike_index, obs.spike_time, v_sum, span,
+            samples,
+        )  # fmt: skip
         self.k = k
-        if bad >= 0:
-            obs.blow_up(bad, self.u_array, (k + 1) * self.dt)
         ts.setTime(k * self.dt)
-        obs.after_steps(self.u_array, k * self.dt, n)
+        if bad >= 0:  # what the steps before the bad one gave is kept
+            obs.keep(self.u_array, k * self.dt, n, samples)
+            obs.blow_up(bad, self.u_array, (k + 1) * self.dt)
+        obs.after_steps(self.u_array, k * self.dt, n, samples)
 
     def advance(self, t_end, ev_time, ev_index, ev_weight):
         """Advance to t_end (a whole number of steps), delivering events sorted by time."""

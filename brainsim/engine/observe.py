@@ -28,6 +28,12 @@ class StepObserver:
         self.period = [e * dt for e in self.every]
         self.dt = dt
         self.samples = {p.name: ([], []) for p in probe_sets}
+        self.sample_index = np.concatenate([p.index for p in probe_sets] or [np.zeros(0)]).astype(np.int64)
+        """Every probe's indices in u, probe after probe: what a compiled segment samples (sample_buffers)."""
+        sizes = [p.index.size for p in probe_sets]
+        self.sample_every = np.repeat(np.array(self.every, dtype=np.int64), sizes)
+        self._columns = np.cumsum([0] + sizes)
+        self._sample_out = np.zeros((0, self.sample_index.size))
         self.prev_values = [None] * len(probe_sets)
         self.next_k = [0] * len(probe_sets)
         self.t_prev = t0
@@ -68,12 +74,21 @@ class StepObserver:
 
     def segment_end(self, k, k_end):
         """The step a compiled segment of steps from step k (engine.stepper) runs to: k_end, or the first
-        step boundary before it where a probe samples or a region bin ends."""
-        for i in range(len(self.probes)):
-            k_end = min(k_end, max(k + 1, self.next_k[i] * self.every[i]))
+        step boundary before it where a region bin ends (the probes are sampled inside the segment)."""
         if self.regions is not None:
             k_end = min(k_end, self.regions.bin_end_step(k, self.dt))
         return k_end
+
+    def sample_buffers(self, steps):
+        """(index, every, out, count) for a compiled segment of at most `steps` steps to sample the probes
+        into (engine.stepper.run_steps), count zeroed; `after_steps` takes them."""
+        if self.sample_index.size == 0:
+            return None
+        rows = steps // int(self.sample_every.min()) + 1
+        if self._sample_out.shape[0] < rows:
+            self._sample_out = np.zeros((rows, self.sample_index.size))
+        count = np.zeros(self.sample_index.size, dtype=np.int64)
+        return self.sample_index, self.sample_every, self._sample_out, count
 
     def region_rows(self, k):
         """(∫V dt, ∫dt) per local cell of the region bin that step k belongs to, as views that a segment adds
@@ -82,15 +97,13 @@ class StepObserver:
             return _EMPTY, _EMPTY
         return self.regions.rows_of_step(k, self.dt)
 
-    def after_steps(self, u, t, n_spikes):
+    def after_steps(self, u, t, n_spikes, sampled=None):
         """Called at the end t of one step or of a compiled segment of steps that left n_spikes crossings in
-        the buffers and V at the detectors in v_prev: keeps the spikes, samples the probes, halts if asked."""
-        if n_spikes:
-            self.spikes.append(
-                (self.group.gids[self.spike_index[:n_spikes]], self.spike_time[:n_spikes].copy())
-            )
-        self._sample(u, t)
-        self.t_prev = t
+        the buffers and V at the detectors in v_prev: keeps the spikes, samples the probes (or takes the
+        samples the segment took: `sampled`, from sample_buffers), halts if asked."""
+        if sampled is None:
+            self._sample(u, t)
+        self.keep(u, t, n_spikes, sampled)
         if self.halt is not None:
             self.halt(t)
 
@@ -113,6 +126,27 @@ class StepObserver:
                 k += 1
             self.next_k[i] = k
             self.prev_values[i] = now
+
+    def keep(self, u, t, n_spikes, sampled=None):
+        """Keep the n_spikes crossings in the buffers and the samples a compiled segment took (rows next_k,
+        next_k + 1, ... of each probe), the steps having reached t with the state u."""
+        if n_spikes:
+            self.spikes.append(
+                (self.group.gids[self.spike_index[:n_spikes]], self.spike_time[:n_spikes].copy())
+            )
+        self.t_prev = t
+        if sampled is None:
+            return
+        _, _, out, count = sampled
+        for i, p in enumerate(self.probes):
+            a, b = self._columns[i], self._columns[i + 1]
+            c = int(count[a])
+            if c:
+                rows, values = self.samples[p.name]
+                rows.extend(range(self.next_k[i], self.next_k[i] + c))
+                values.extend(out[:c, a:b].copy())
+                self.next_k[i] += c
+            self.prev_values[i] = u[p.index].astype(np.float64)
 
     def check(self, u, t):
         """Raise NumericalError (cell, compartment, time) if V is not finite or beyond the limit."""

@@ -1,5 +1,6 @@
 """The staggered step, many steps per compiled call: events, currents, the tree solve, the state updates,
-spike detection and the region sums of every step in one numba loop, with no Python between steps.
+spike detection, the region sums and the probes' samples of every step in one numba loop, with no Python
+between steps.
 
 The loop calls the kernels a step is made of (each mechanism's `current_run` over the runs of consecutive
 nodes of a density mechanism, or `current_ig` of a point process, and `advance`, kernels.cable,
@@ -58,10 +59,13 @@ def run_steps(k0, k1, dt, celsius, limit, u, v, reset, ion, i_dens, g_dens, i_pt
               parent, area, d, rhs, nernst_index, nernst_node, pulse_node, pulse_start, pulse_stop,
               pulse_period, pulse_width, pulse_amplitude, iclamp_node, iclamp_delay, iclamp_duration,
               iclamp_amplitude, ev_step, ev_index, ev_weight, ev_next, inst_node, vi, detector_node,
-              threshold, v_prev, spike_index, spike_time, n_spikes, v_sum, span{blocks}):
+              threshold, v_prev, spike_index, spike_time, n_spikes, v_sum, span, sample_index, sample_every,
+              sample_out, sample_count{blocks}):
     """Steps k0 .. k1 - 1 (see brainsim.engine.stepper). Returns (the first step not taken, the node
     whose V failed the limit at its end or -1, spikes in the buffers, the next event). It stops early
-    where the spike buffers have no room for another step's crossings or a V fails the limit."""
+    where the spike buffers have no room for another step's crossings or a V fails the limit. At the
+    end of step k, u[sample_index[e]] is sampled into sample_out[sample_count[e], e] where k + 1 is a
+    multiple of sample_every[e]."""
     for k in range(k0, k1):
         if n_spikes + detector_node.size > spike_index.size:
             return k, -1, n_spikes, ev_next
@@ -90,6 +94,10 @@ def run_steps(k0, k1, dt, celsius, limit, u, v, reset, ion, i_dens, g_dens, i_pt
         for j in range(v_sum.size):
             v_sum[j] += v_prev[j] * h
             span[j] += h
+        for e in range(sample_index.size):
+            if (k + 1) % sample_every[e] == 0:
+                sample_out[sample_count[e], e] = u[sample_index[e]]
+                sample_count[e] += 1
     return k1, -1, n_spikes, ev_next
 '''
 
@@ -173,11 +181,15 @@ class StaggeredSteps:
         )
         self.tail = (g.inst_node, g.vi, g.detector_node, g.threshold)
 
-    def run(self, k0, k1, events, ev_next, v_prev, spike_index, spike_time, v_sum, span):
+    def run(self, k0, k1, events, ev_next, v_prev, spike_index, spike_time, v_sum, span, samples=None):
         """Steps k0 .. k1 - 1 with events (step, index, weight) from ev_next on; spikes go into the buffers
-        from position 0, V·dt and dt at the detectors into v_sum and span (empty arrays: not summed).
-        Returns (first step not taken, bad node or -1, spikes, next event)."""
+        from position 0, V·dt and dt at the detectors into v_sum and span (empty arrays: not summed), and
+        the samples (index, every, out, count: see run_steps; None: none) into out. Returns (first step
+        not taken, bad node or -1, spikes, next event)."""
         return self.run_steps(
             k0, k1, self.dt, *self.fixed, *events, ev_next, *self.tail, v_prev, spike_index, spike_time, 0,
-            v_sum, span, *self.blocks,
+            v_sum, span, *(samples or _NO_SAMPLES), *self.blocks,
         )  # fmt: skip
+
+
+_NO_SAMPLES = (np.zeros(0, np.int64), np.ones(0, np.int64), np.zeros((0, 0)), np.zeros(0, np.int64))

@@ -15,6 +15,7 @@ from brainsim.kernels.ions import CAI
 from brainsim.kernels.states import exp_euler_np
 
 DT, LIMIT = 0.025, 1000.0
+EVERY = 3  # steps between the samples of the segment test
 SOMA = {
     "nata": {"gbar": 3.0}, "kv31": {"gbar": 1.0}, "cahva": {"gbar": 0.002}, "calva": {"gbar": 0.004},
     "cadyn": {"gamma": 0.05, "decay": 80.0}, "sk": {"gbar": 0.05}, "pas": {"g": 3e-5, "e": -75.0},
@@ -51,9 +52,10 @@ def events(g, steps, seed):
     return np.repeat(step, [i.size for i, _ in targets]).astype(np.int64), index.astype(np.int64), scaled
 
 
-def reference(g, u, k0, k1, ev, v_prev):
-    """Steps k0..k1-1 from the NumPy twins: (u, spikes [(detector, time)], ∫V dt at the detectors)."""
-    n, spikes, v_sum = g.n_nodes, [], np.zeros(g.detector_node.size)
+def reference(g, u, k0, k1, ev, v_prev, every=EVERY):
+    """Steps k0..k1-1 from the NumPy twins: (u, spikes [(detector, time)], ∫V dt at the detectors, u at the
+    end of every step k with k + 1 a multiple of every)."""
+    n, spikes, v_sum, sampled = g.n_nodes, [], np.zeros(g.detector_node.size), []
     ev_step, ev_index, ev_weight = ev
     for k in range(k0, k1):
         due = ev_step == k
@@ -75,7 +77,9 @@ def reference(g, u, k0, k1, ev, v_prev):
         spikes += list(zip(j.tolist(), t.tolist()))
         v_prev[:] = u[g.detector_node]
         v_sum += v_prev * h
-    return u, spikes, v_sum
+        if (k + 1) % every == 0:
+            sampled.append(u.copy())
+    return u, spikes, v_sum, np.array(sampled)
 
 
 @pytest.mark.parametrize("seed, count", [(0, 3), (1, 3), (0, 2 * RUN_LENGTH)])
@@ -87,7 +91,7 @@ def test_a_segment_gives_what_its_steps_give(seed, count):
     steps = 400
     ev = events(g, steps, seed)
     u0 = g.initial_state()
-    expected, spikes, v_sum_ref = reference(g, u0.copy(), 0, steps, ev, u0[g.detector_node].copy())
+    expected, spikes, v_sum_ref, sampled = reference(g, u0.copy(), 0, steps, ev, u0[g.detector_node].copy())
 
     g2 = group(gids, count)
     u = u0.copy()
@@ -95,17 +99,29 @@ def test_a_segment_gives_what_its_steps_give(seed, count):
     room = 4 * g2.detector_node.size
     v_prev, index, time = u[g2.detector_node].copy(), np.zeros(room, np.int64), np.zeros(room)
     v_sum, span, found, k, nxt = np.zeros(count), np.zeros(count), [], 0, 0
+    probe = np.array([0, g2.n_nodes - 1, g2.blocks[-1].offset, g2.size - 1])  # two V, two states
+    every = np.array([EVERY, EVERY, EVERY, 2 * EVERY])
+    taken = [[] for _ in probe]
     while k < steps:  # segments of uneven lengths, each drained as the integrator does
         k1 = min(steps, k + 37)
-        k, bad, n, nxt = kernel.run(k, k1, ev, nxt, v_prev, index, time, v_sum, span)
+        out, counts = np.full((k1 - k, probe.size), np.nan), np.zeros(probe.size, np.int64)
+        k, bad, n, nxt = kernel.run(
+            k, k1, ev, nxt, v_prev, index, time, v_sum, span, (probe, every, out, counts)
+        )
         assert bad == -1
         found += list(zip(index[:n].tolist(), time[:n].tolist()))
+        for e in range(probe.size):
+            taken[e] += out[: counts[e], e].tolist()
     assert len(spikes) >= 3  # every cell fired under the clamp
     np.testing.assert_allclose(u, expected, rtol=1e-9, atol=1e-12)
     assert [j for j, _ in found] == [j for j, _ in spikes]
     np.testing.assert_allclose([t for _, t in found], [t for _, t in spikes], rtol=0, atol=1e-9)
     np.testing.assert_allclose(v_sum, v_sum_ref, rtol=1e-9)
     np.testing.assert_allclose(span, steps * DT, rtol=1e-12)
+    for e in range(probe.size):  # the states at the ends of their steps (mid-spike: 1e-8 apart)
+        assert len(taken[e]) == steps // every[e]
+        np.testing.assert_allclose(taken[e], sampled[every[e] // EVERY - 1 :: every[e] // EVERY, probe[e]],
+                                   rtol=1e-8, atol=1e-12)  # fmt: skip
 
 
 def test_a_segment_stops_at_a_bad_voltage_and_when_the_spike_buffers_are_full():

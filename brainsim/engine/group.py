@@ -360,16 +360,16 @@ class CellGroup:
 def _mechanism_sets(types, cell_start, catalogue):
     """Per node (cell-by-cell numbering), the rank of the set of density mechanisms placed on it among
     the group's sets, in an order that does not depend on which other cells are in the group (so that a
-    cell's nodes keep their relative order, and its results their last bits, on any rank)."""
+    cell's nodes keep their relative order, and its results their last bits, on any rank): the sets'
+    membership rows in lexicographic order, those that hold the catalogue's first mechanism first."""
     index = {name: i for i, name in enumerate(catalogue)}
-    members = [set() for _ in range(int(cell_start[-1]))]
+    absent = np.ones((int(cell_start[-1]), len(index)), dtype=bool)
     for t, start in zip(types, cell_start):
         for p in t.mechanisms:
-            for k in p.node + start:
-                members[k].add(index[p.mechanism])
-    flags = [tuple(i not in m for i in range(len(index))) for m in members]  # sets with the first come first
-    rank = {f: r for r, f in enumerate(sorted(set(flags)))}
-    return np.array([rank[f] for f in flags], dtype=np.int64)
+            absent[p.node + start, index[p.mechanism]] = False
+    if absent.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(absent, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _concat(arrays, dtype=float):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import MechanismError
 
-VERSION = "8"
+VERSION = "9"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
 
 _LOADED = {}  # cached module file -> module

@@ -191,6 +191,10 @@ def _paired_exprelr(exprs):
     return [x.replace(Exprelr, expand) for x in exprs]
 
 
+SHARED_EXP_SHIFT = 50
+"""The largest |constant| by which the arguments of two exps written through one another may differ."""
+
+
 class Reciprocal(sp.Function):
     """1/x kept as written (sympy would turn 1/exp(a) back into exp(−a))."""
 
@@ -210,7 +214,9 @@ def _shared_exps(exprs):
     swap = {}
     for (base, s0, c0), *others in (g for g in groups.values() if len(g) > 1):
         for e, sign, c in others:
-            swap[e] = base * sp.exp(c - c0) if sign == s0 else sp.exp(c + c0) * Reciprocal(base)
+            shift = c - c0 if sign == s0 else c + c0
+            if abs(shift) <= SHARED_EXP_SHIFT:  # e^shift far from 0 and inf: nothing over- or underflows
+                swap[e] = base * sp.exp(shift) if sign == s0 else sp.exp(shift) * Reciprocal(base)
     return [x.xreplace(swap) for x in exprs]
 
 

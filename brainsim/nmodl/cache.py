@@ -7,6 +7,7 @@ start together on a cold cache (MPI ranks, Dask workers) may each translate a fi
 temporary file and renames it over the target, so every reader sees a whole module.
 """
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -28,10 +29,11 @@ def cache_dir():
     return (Path(root) if root else Path.home() / ".cache" / "brainsim") / "nmodl"
 
 
+@functools.cache
 def kernel_digest(*modules):
-    """sha256 of the source files of the given kernel modules. Generated code that inlines their kernels
-    carries it in its cache key: numba's own cache is keyed by the generated file alone, so an edited
-    kernel would otherwise leave a stale compiled loop in use."""
+    """sha256 of the source files of the given kernel modules (read once per process). Generated code that
+    inlines their kernels carries it in its cache key: numba's own cache is keyed by the generated file
+    alone, so an edited kernel would otherwise leave a stale compiled loop in use."""
     h = hashlib.sha256()
     for m in modules:
         h.update(Path(m.__file__).read_bytes())

@@ -7,7 +7,8 @@ dt = 0.025 ms measured against the same reference.
         [--reference-dt 0.0015625] [--methods staggered bdf2 cn] [--no-neuron] [--out DIR]
 
 Methods: staggered (the fixed-step scheme of NEURON and Arbor), bdf2 (the PETSc default: BDF2 at fixed dt),
-cn (PETSc theta 0.5 with the endpoint variant: Crank-Nicolson), be (PETSc backward Euler). The reference is
+cn (PETSc theta 0.5 with the endpoint variant: Crank-Nicolson), be (PETSc backward Euler), midpoint (PETSc
+theta 0.5, the implicit midpoint rule, linearly implicit: one Newton step per step, -snes_type ksponly). The reference is
 bdf2 at --reference-dt. Errors are the largest |spike time - reference| over the spikes (ms); a different
 spike count is reported as such. Prints a table and writes DIR/l5pc_convergence.json.
 """
@@ -30,6 +31,7 @@ METHODS = {
     "bdf2": ("petsc", {}),
     "cn": ("petsc", {"ts_type": "theta", "ts_theta_theta": 0.5, "ts_theta_endpoint": True}),
     "be": ("petsc", {"ts_type": "beuler"}),
+    "midpoint": ("petsc", {"ts_type": "theta", "ts_theta_theta": 0.5, "snes_type": "ksponly"}),
 }
 
 

@@ -41,11 +41,22 @@ def tree_diagonal(cap, dax, area, g_dens, g_pt, shift, d0):
 
 
 @njit(**JIT)
-def schur_diagonal(d0, jss, jsv, jvs, state_node, d):
-    """d = d0 − Σ_free states J_Vs·J_sV/J_ss: the V block with the free states eliminated."""
+def state_entries(dids, state_scale, tau, shift, jvs, jss):
+    """jvs = ∂I/∂state at the node (nA per unit of state) and jss = shift + 1/τ, every state."""
+    for k in range(jss.size):
+        jvs[k] = dids[k] * state_scale[k]
+        jss[k] = shift + 1.0 / tau[k]
+
+
+@njit(**JIT)
+def schur_diagonal(d0, jss, jsv, jvs, state_node, d, rjss):
+    """d = d0 − Σ_free states J_Vs·J_sV/J_ss: the V block with the free states eliminated; rjss = 1/J_ss,
+    which the solve multiplies by."""
+    for k in range(jss.size):
+        rjss[k] = 1.0 / jss[k]
     d[:] = d0
     for k in range(jss.size):
-        d[state_node[k]] -= jvs[k] * jsv[k] / jss[k]
+        d[state_node[k]] -= jvs[k] * jsv[k] * rjss[k]
 
 
 @njit(**JIT)
@@ -160,8 +171,8 @@ def coupled_factor(hub, links, jss, jsv, jvs, d):
 
 
 @njit(**JIT)
-def schur_solve(r, d, gax, parent, jss, jsv, jvs, state_node, hub, links, x, dwork, rwork):
-    """x = J⁻¹·r, exactly, with d from `schur_diagonal` and `coupled_factor`."""
+def schur_solve(r, d, gax, parent, rjss, jss, jsv, jvs, state_node, hub, links, x, dwork, rwork):
+    """x = J⁻¹·r, exactly, with d and rjss from `schur_diagonal` and `coupled_factor`."""
     cnode, cstart, cstate, mstart, mat, lu, piv, jcv, jvc, jcv_r, jvc_r, y, q = hub
     r_row, r_state, r_val, c_state, c_col, c_val = links[:6]
     n = d.size
@@ -169,7 +180,7 @@ def schur_solve(r, d, gax, parent, jss, jsv, jvs, state_node, hub, links, x, dwo
         rwork[i] = r[i]
         dwork[i] = d[i]
     for k in range(jss.size):
-        rwork[state_node[k]] -= jvs[k] * r[n + k] / jss[k]
+        rwork[state_node[k]] -= jvs[k] * r[n + k] * rjss[k]
     for i in range(cstate.size):
         q[i] = r[n + cstate[i]]
     for e in range(r_row.size):
@@ -185,7 +196,7 @@ def schur_solve(r, d, gax, parent, jss, jsv, jvs, state_node, hub, links, x, dwo
             rwork[cnode[c]] -= jvc_r[a + i] * q[a + i]
     hines_solve(dwork, rwork, gax, parent, x[:n], np.inf)
     for k in range(jss.size):
-        x[n + k] = (r[n + k] - jsv[k] * x[state_node[k]]) / jss[k]
+        x[n + k] = (r[n + k] - jsv[k] * x[state_node[k]]) * rjss[k]
     for c in range(cnode.size):
         for i in range(cstart[c], cstart[c + 1]):
             x[n + cstate[i]] = q[i] - y[i] * x[cnode[c]]

@@ -207,7 +207,8 @@ SIMULATION = Section(
         "celsius": Num(6.3, "°C", "temperature for the mechanisms' q10 factors", ge=-30, le=60),
         "method": Str(
             "petsc",
-            "petsc: a PETSc TS method set by `petsc` options; staggered: the fixed-step scheme "
+            "petsc: a PETSc TS method set by `petsc` options (default: the implicit midpoint rule, one "
+            "Newton step per time step); staggered: the fixed-step scheme "
             "of NEURON and Arbor (backward Euler for V, exponential Euler for states)",
             choices=("petsc", "staggered"),
         ),

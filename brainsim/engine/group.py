@@ -278,11 +278,23 @@ class CellGroup:
     # -- evaluation ---------------------------------------------------------------------------
 
     def views(self, u):
-        """(v, [state array (n_states, n) per block]) as views into u, cached for the last u given."""
-        if u is not self._views_u:
+        """(v, [state array (n_states, n) per block]) as views into u, cached for the last memory given (a
+        PETSc Vec's array is a new ndarray at every access, over the same memory)."""
+        key = (u.__array_interface__["data"][0], u.size)
+        if key != self._views_u:
             states = [u[b.offset : b.offset + b.size].reshape(b.n_states, b.n) for b in self.blocks]
-            self._views_u, self._views = u, (u[: self.n_nodes], states)
+            self._views_u, self._views = key, (u[: self.n_nodes], states)
         return self._views
+
+    @cached_property
+    def _current_calls(self):
+        """Per block, the arguments of its current kernel but V, the states and the ion rows."""
+        return [
+            (b.module.current, b.node, b.params)
+            + ((self.i_dens, self.g_dens) if b.module.KIND == "density" else (self.i_pt, self.g_pt))
+            + (dids,)
+            for b, dids in zip(self.blocks, self._dids[1])
+        ]
 
     @cached_property
     def _dids(self):
@@ -303,11 +315,8 @@ class CellGroup:
         self._reset.fill(0.0)
         if self.nernst_node.size:
             nernst_eca(u, self.nernst_index, self.nernst_node, self.celsius, self.ion)
-        for b, s, dids in zip(self.blocks, states, self._dids[1]):
-            if b.module.KIND == "density":
-                b.module.current(v, b.node, b.params, s, self.ion, self.i_dens, self.g_dens, dids)
-            else:
-                b.module.current(v, b.node, b.params, s, self.ion, self.i_pt, self.g_pt, dids)
+        for (current, node, params, i_acc, g_acc, dids), s in zip(self._current_calls, states):
+            current(v, node, params, s, self.ion, i_acc, g_acc, dids)
         if self.pulse_node.size:
             stimuli.pulse_train(t, self.pulse_node, *self.pulse, self.i_pt)
         if self.iclamp_node.size:

@@ -1,7 +1,7 @@
 """The exact Jacobian of a CellGroup's implicit form F(t, u, u') = 0, and its inverse (kernels.implicit).
 
 Every entry is a symbolic derivative that brainsim.nmodl generated for the mechanism (`current`'s g and
-∂i/∂state, `rate_jacobian`, `current_jacobian`); none is a difference quotient. The mechanisms of one node
+∂i/∂state, `rates_jacobian`, `current_jacobian`); none is a difference quotient. The mechanisms of one node
 also couple through the ion rows, by NEURON's rules (kernels.ions):
 
 * where a mechanism writes cai, eca is the Nernst potential of that cai state, so the currents that read
@@ -34,7 +34,7 @@ class Jacobian:
         self.state_scale = _concat([np.tile(p, b.n_states) for p, b in zip(per, g.blocks)], float)
         """Factor from a state's ∂i/∂state (per instance) to nA at its node: A·1e-2 or 1."""
         self.d0, self.d, self.dwork, self.rwork = (np.zeros(n) for _ in range(4))
-        self.jss, self.jsv, self.jvs = (np.zeros(g.n_states) for _ in range(3))
+        self.jss, self.jsv, self.jvs, self.rjss = (np.zeros(g.n_states) for _ in range(4))
         self.nernst_scale = 1e3 * GAS * (g.celsius + 273.15) / (2.0 * FARADAY)  # mV: eca = it·ln(CAO/cai)
         # the ion terms: per state ∂F/∂(ion row) and ∂ica/∂state, per node the sums ∂I/∂(ion row) (nA),
         # ∂ica/∂V and ∂ica/∂(ion row) of the ica writers there
@@ -46,20 +46,21 @@ class Jacobian:
     # -- structure ------------------------------------------------------------------------------
 
     def _per_block(self, g, per):
-        """Each block's calls of rate_jacobian and current_jacobian (per: each block's factor from a density
+        """Each block's calls of rates_jacobian and current_jacobian (per: each block's factor from a density
         to nA), with views of the arrays they fill."""
         n = g.n_nodes
         self.rate_calls, self.current_calls = [], []
-        for b, scale in zip(g.blocks, per):
+        rates = {id(b): (xinf, tau) for b, xinf, tau in g._rate_arrays[2]}
+        for i, (b, scale) in enumerate(zip(g.blocks, per)):
             lo, hi = b.offset - n, b.offset - n + b.size
             if b.n_states:
                 rows = [ION_FIELDS.index(r) for r in b.module.RATE_ION_READS]  # ascending: a strided slice
                 step = rows[1] - rows[0] if len(rows) > 1 else 1
                 jsi = self.jsi[rows[0] : rows[-1] + 1 : step, lo:hi] if rows else np.zeros((0, b.size))
-                jsi = jsi.reshape(len(rows), b.n_states, b.n)  # a view: rate_jacobian fills self.jsi
-                self.rate_calls.append((b, self.jsv[lo:hi].reshape(b.n_states, b.n), jsi))
+                jsi = jsi.reshape(len(rows), b.n_states, b.n)  # a view: rates_jacobian fills self.jsi
+                self.rate_calls.append((i, b, *rates[id(b)], self.jsv[lo:hi].reshape(b.n_states, b.n), jsi))
             if b.module.CURRENT_ION_READS or "ica" in b.module.ION_WRITES:
-                self.current_calls.append((b, scale, self.dica_ds[lo:hi].reshape(b.n_states, b.n)))
+                self.current_calls.append((i, b, scale, self.dica_ds[lo:hi].reshape(b.n_states, b.n)))
 
     def _structure(self, g):
         """The hubs and the links of the module docstring, and where each ion term lands among them."""
@@ -149,36 +150,44 @@ class Jacobian:
 
     # -- evaluation -----------------------------------------------------------------------------
 
-    def assemble(self, u, shift, t):
-        """The Jacobian at state u for the derivative shift of the method (1/ms), stimuli at time t."""
-        g, n = self.group, self.group.n_nodes
-        g.currents(u, t)
+    def assemble(self, u, shift, t, evaluated=False):
+        """The Jacobian at state u for the derivative shift of the method (1/ms), stimuli at time t
+        (evaluated: `evaluate` was just called at u and t)."""
+        g = self.group
+        if not evaluated:
+            self.evaluate(u, t)
         implicit.tree_diagonal(g.cap, g.dax, g.area, g.g_dens, g.g_pt, shift, self.d0)
-        np.multiply(g.dids, self.state_scale, out=self.jvs)
-        g.rates(u[:n])
-        np.add(shift, 1.0 / g.tau, out=self.jss)
-        for b, jsv, jsi in self.rate_calls:
-            s = u[b.offset : b.offset + b.size].reshape(b.n_states, b.n)
-            b.module.rate_jacobian(b.vi, b.node, b.params, g.ion, g.celsius, s, jsv, jsi)
+        implicit.state_entries(g.dids, self.state_scale, g.tau, shift, self.jvs, self.jss)
         if self.cstate.size:
             sums = self.di_dion, self.dica_dion, self.dica_dv
             for a in sums:
                 a.fill(0.0)
-            for b, scale, dica_ds in self.current_calls:
-                s = u[b.offset : b.offset + b.size].reshape(b.n_states, b.n)
-                b.module.current_jacobian(u[:n], b.node, b.params, s, g.ion, scale, *sums, dica_ds)
+            v, states = g.views(u)
+            for i, b, scale, dica_ds in self.current_calls:
+                b.module.current_jacobian(v, b.node, b.params, states[i], g.ion, scale, *sums, dica_ds)
             implicit.hub_entries(
                 u, self.nernst_scale, self.ions, self.di_dion, self.dica_dion, self.dica_dv, self.dica_ds,
                 self.jsi, self.jss, self.jsv, self.jvs, self.hub, self.links,
             )  # fmt: skip
-        implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, self.state_node, self.d)
+        implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, self.state_node, self.d, self.rjss)
         implicit.coupled_factor(self.hub, self.links, self.jss, self.jsv, self.jvs, self.d)
+
+    def evaluate(self, u, t):
+        """The group's currents (with ∂i/∂state) at u, stimuli at time t, and every state's x∞, τ and
+        ∂F/∂V, ∂F/∂(ion row) at u's V (each mechanism's rates_jacobian: the residual's rates and the
+        Jacobian's rate entries share their exps)."""
+        g = self.group
+        g.currents(u, t)
+        np.take(u, g.inst_node, out=g.vi)
+        states = g.views(u)[1]
+        for i, b, xinf, tau, jsv, jsi in self.rate_calls:
+            b.module.rates_jacobian(b.vi, b.node, b.params, g.ion, g.celsius, states[i], xinf, tau, jsv, jsi)
 
     def solve(self, r, x):
         """x = J⁻¹·r, exactly."""
         g = self.group
         implicit.schur_solve(
-            r, self.d, g.gax, g.parent, self.jss, self.jsv, self.jvs, self.state_node, self.hub,
+            r, self.d, g.gax, g.parent, self.rjss, self.jss, self.jsv, self.jvs, self.state_node, self.hub,
             self.links, x, self.dwork, self.rwork,
         )  # fmt: skip
 

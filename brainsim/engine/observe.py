@@ -19,6 +19,7 @@ class StepObserver:
     def __init__(self, group, probe_sets, sampling, dt, voltage_limit, t0=0.0):
         self.group = group
         self.limit = voltage_limit
+        self.advice = ""  # what the integrator suggests after a blow-up (appended to the error)
         self.v_prev = np.zeros(group.detector_node.size)
         room = SPIKE_ROOM * max(1, group.detector_node.size)
         self.spike_index, self.spike_time = np.zeros(room, dtype=np.int64), np.zeros(room)
@@ -161,9 +162,8 @@ class StepObserver:
         bad = np.nonzero(~np.isfinite(v))[0]
         worst = int(bad[np.argmin(self.group.order[bad])]) if bad.size else int(np.argmax(np.abs(v)))
         gid, comp = self.group.locate_node(worst)
-        raise NumericalError(
-            gid, comp, t, float(v[worst]), f" (limit ±{self.limit:g} mV: simulation.voltage_limit)"
-        )
+        limit = f" (limit ±{self.limit:g} mV: simulation.voltage_limit)"
+        raise NumericalError(gid, comp, t, float(v[worst]), limit + self.advice)
 
     def drain_spikes(self):
         """(gid, time) of the spikes detected since the last call, sorted by (time, gid)."""

@@ -22,7 +22,7 @@ RESERVED = {
     "np", "njit", "JIT", "ICA", "CAI", "vexp", "vlog", "exprelr", "exprelr_np", "abs", "min", "max",
     "rates", "current", "rates_np", "current_np", "_rows", "dexprelr", "dexprelr_np", "jsv", "jsi", "ECA",
     "scale", "di_dion", "dica_dion", "dica_dv", "dica_ds", "rate_jacobian", "rate_jacobian_np",
-    "current_jacobian", "current_jacobian_np", "advance", "dt", "x",
+    "current_jacobian", "current_jacobian_np", "advance", "dt", "x", "rates_jacobian",
 }  # fmt: skip
 """Names the generated functions use; a .mod name among them gets a trailing underscore."""
 
@@ -117,6 +117,8 @@ class Printer:
             return self.fn(f"np.{FUNCS[type(e)]}", f"np.{FUNCS[type(e)]}", *e.args)
         if isinstance(e, sp.Piecewise):
             return self.piecewise(e.args)
+        if isinstance(e, Select):
+            return self.piecewise([(e.args[1], e.args[0]), (e.args[2], sp.true)])
         if isinstance(e, sp.ITE):  # a condition on a value that an IF chose
             return self.piecewise([(e.args[1], e.args[0]), (e.args[2], sp.true)])
         if type(e) in RELATIONS:
@@ -164,8 +166,47 @@ class Printer:
         return f"np.where({self(cond)}, {self(value)}, {other})", ATOM
 
 
+class Select(sp.Function):
+    """Select(c, a, b): a where c holds, else b — an IF's choice between two values kept where it was made
+    (sympy distributes a Piecewise over the expression around it)."""
+
+
+def _select_inward(expr):
+    """expr with every two-way Piecewise whose branches are one expression of two different values, f(a) and
+    f(b), written f(Select(c, a, b)): the choice of a value, not of two expressions to evaluate (an IF that
+    adjusts an argument, `if (ca < 1e-7) { ca = ca + 1e-7 }`, leaves one power of ca to compute, and a
+    loop LLVM can vectorise)."""
+
+    def parts(e, other):
+        """e's subexpressions that are values (not numbers, not conditions) and do not occur in other,
+        smallest first."""
+        found = {
+            x
+            for x in sp.preorder_traversal(e)
+            if not x.is_number and not isinstance(x, sp.logic.boolalg.Boolean) and not other.has(x)
+        }
+        return sorted(found, key=lambda x: (sp.count_ops(x), sp.default_sort_key(x)))[:SELECT_TRIES]
+
+    def inward(e):
+        if len(e.args) == 2 and e.args[1].cond is sp.true:
+            (a, cond), (b, _) = e.args
+            for x in parts(a, b):
+                for y in parts(b, a):
+                    if a.xreplace({x: y}) == b:
+                        return a.xreplace({x: Select(cond, x, y)})
+        return e
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), inward)
+
+
+SELECT_TRIES = 12
+"""Subexpressions of each branch tried as the two values of a Select (the smallest first: an IF's adjusted
+value)."""
+
+
 def _body(outputs, names, mode, indent):
     """Lines computing the common subexpressions, and the printed outputs."""
+    outputs = [_select_inward(sp.sympify(o)) for o in outputs]
     taken = set(names.values())
     cse_names = (sp.Symbol(f"w{i}") for i in range(10**6) if f"w{i}" not in taken)
     pairs, reduced = sp.cse(outputs, symbols=cse_names, optimizations=None)
@@ -237,12 +278,26 @@ class _Inputs:
     sindex: dict
     row: dict
 
-    def lines(self, used, indent, vm, j, node):
+    def gathered(self, used, indent):
+        """Lines of a loop over instances that come before the one given by `lines(..., node=None)`: the ion
+        rows it reads gathered into contiguous arrays _<name>, so that the instance loop reads no indirect
+        index and LLVM vectorises it (a loop with a gather stays scalar here: SK's rates 8x slower)."""
+        names = [(name, self.row[name]) for name, x in self.ions if x in used]
+        if not names:
+            return []
+        out = [f"{indent}_{name} = np.empty(node.size)" for name, _ in names]
+        out.append(f"{indent}for j in range(node.size):")
+        out += [f"{indent}    _{name}[j] = ion[{row}, node[j]]" for name, row in names]
+        return out
+
+    def lines(self, used, indent, vm, j, node, gathered=False):
         """Lines loading what the expressions need (`used`): vm = <vm>, a parameter as p[k<j>], an ion row
-        as ion[ROW, <node>], a state as s[k<j>] (j: ", j" in a loop over instances, "" on whole arrays)."""
+        as ion[ROW, <node>] (gathered: as _<name>[j], see `gathered`), a state as s[k<j>] (j: ", j" in a
+        loop over instances, "" on whole arrays)."""
         out = [f"{indent}vm = {vm}"] if self.v in used else []
         out += _loads(self.loaded, used, lambda n: f"p[{self.pindex[n]}{j}]", indent)
-        out += _loads(self.ions, used, lambda n: f"ion[{self.row[n]}, {node}]", indent)
+        ion = (lambda n: f"_{n}[j]") if gathered else (lambda n: f"ion[{self.row[n]}, {node}]")
+        out += _loads(self.ions, used, ion, indent)
         out += _loads(self.states, used, lambda n: f"s[{self.sindex[n]}{j}]", indent)
         return out
 
@@ -309,10 +364,10 @@ def generate(mech, digest, version):
         "",
         "@njit(**JIT)",
         "def rates(vi, node, p, ion, celsius, xinf, tau):",
-        "    for j in range(node.size):",
     ]
-    i8 = " " * 8
-    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]")
+    i4, i8 = " " * 4, " " * 8
+    lines += inputs.gathered(rate_used, i4) + [f"{i4}for j in range(node.size):"]
+    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]", gathered=True)
     body, out = _body(rate_out, names, "jit", i8)
     lines += body
     lines += [f"{i8}xinf[{k}, j] = {out[k]}" for k in range(ns)]
@@ -320,9 +375,9 @@ def generate(mech, digest, version):
     if not ns:
         lines.append(f"{i8}pass")
     doc = '    """Every state over dt at fixed x∞, τ: s ← x∞ + (s − x∞)·exp(−dt/τ) (NEURON\'s cnexp)."""'
-    lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt):", doc,
-              "    for j in range(node.size):"]  # fmt: skip
-    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]")
+    lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt):", doc]
+    lines += inputs.gathered(rate_used, i4) + [f"{i4}for j in range(node.size):"]
+    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]", gathered=True)
     step_out = _shared_exps(_paired_exprelr(list(mech.xinf) + [1 / t for t in mech.tau]))
     step_body, step = _body(step_out, names, "jit", i8)
     lines += step_body
@@ -331,7 +386,6 @@ def generate(mech, digest, version):
     if not ns:
         lines.append(f"{i8}pass")
     lines += ["", "", "def rates_np(vi, node, p, ion, celsius):"]
-    i4 = " " * 4
     lines += inputs.lines(rate_used, i4, "vi", "", "node")
     body, out = _body(rate_out, names, "np", i4)
     body, at = _quiet(body, out, i4)
@@ -439,8 +493,10 @@ def _d(mech, expr, x):
 
 
 def _rate_jacobian(mech, names, inputs):
-    """Lines of rate_jacobian and its NumPy twin: for each state row F = x' − (x∞ − x)/τ of the implicit
-    form, jsv = ∂F/∂V and jsi[r] = ∂F/∂(ion row r) for the rows in RATE_ION_READS, exactly."""
+    """Lines of rates_jacobian and its NumPy twin (rate_jacobian_np; rates_np is the twin of its x∞ and τ):
+    for each state row F = x' − (x∞ − x)/τ of the implicit form, x∞, τ and jsv = ∂F/∂V, jsi[r] = ∂F/∂(ion
+    row r) for the rows in RATE_ION_READS, exactly, in one loop whose common subexpressions hold each exp
+    once for the rates and their derivatives."""
     v, states = inputs.v, inputs.states
     reads = [(r, x) for r, x in inputs.ions if any(e.has(x) for e in (*mech.xinf, *mech.tau))]
     out = []
@@ -452,20 +508,26 @@ def _rate_jacobian(mech, names, inputs):
     used = set().union(*(e.free_symbols for e in out)) if out else set()
     ns, i4, i8 = len(states), " " * 4, " " * 8
     doc = (
-        '"""jsv[k, j] = ∂F_k/∂V (1/ms/mV); jsi[r, k, j] = ∂F_k/∂(RATE_ION_READS[r]), F = x\' − (x∞ − x)/τ."""'
+        '"""rates, and jsv[k, j] = ∂F_k/∂V (1/ms/mV), jsi[r, k, j] = ∂F_k/∂(RATE_ION_READS[r]) of the '
+        f'state rows\n{i4}F = x\' − (x∞ − x)/τ, their exps shared."""'
     )
-    lines = ["", "", "@njit(**JIT)", "def rate_jacobian(vi, node, p, ion, celsius, s, jsv, jsi):", i4 + doc,
-             f"{i4}for j in range(node.size):"]  # fmt: skip
-    lines += inputs.lines(used, i8, "vi[j]", ", j", "node[j]")
-    body, text = _body(out, names, "jit", i8)
+    both = [*mech.xinf, *mech.tau, *out]
+    every = set().union(*(e.free_symbols for e in both)) if both else set()
+    lines = ["", "", "@njit(**JIT)", "def rates_jacobian(vi, node, p, ion, celsius, s, xinf, tau, jsv, jsi):",
+             i4 + doc]  # fmt: skip
+    lines += inputs.gathered(every, i4) + [f"{i4}for j in range(node.size):"]
+    lines += inputs.lines(every, i8, "vi[j]", ", j", "node[j]", gathered=True)
+    body, text = _body(both, names, "jit", i8)
     lines += body
-    lines += [f"{i8}jsv[{k}, j] = {text[k]}" for k in range(ns)]
+    lines += [f"{i8}xinf[{k}, j] = {text[k]}" for k in range(ns)]
+    lines += [f"{i8}tau[{k}, j] = {text[ns + k]}" for k in range(ns)]
+    lines += [f"{i8}jsv[{k}, j] = {text[2 * ns + k]}" for k in range(ns)]
     lines += [
-        f"{i8}jsi[{r}, {k}, j] = {text[ns * (1 + r) + k]}" for r in range(len(reads)) for k in range(ns)
+        f"{i8}jsi[{r}, {k}, j] = {text[ns * (3 + r) + k]}" for r in range(len(reads)) for k in range(ns)
     ]
     if not ns:
         lines.append(f"{i8}pass")
-    doc = '"""(jsv (n_states, n), jsi (len(RATE_ION_READS), n_states, n)), as rate_jacobian."""'
+    doc = '"""(jsv (n_states, n), jsi (len(RATE_ION_READS), n_states, n)), as rates_jacobian."""'
     lines += ["", "", "def rate_jacobian_np(vi, node, p, ion, celsius, s):", i4 + doc]
     lines += inputs.lines(used, i4, "vi", "", "node")
     body, text = _body(out, names, "np", i4)

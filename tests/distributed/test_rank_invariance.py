@@ -23,7 +23,10 @@ def test_fixed_step_results_are_identical_on_any_rank_count(tmp_path):
 
 
 def test_adaptive_results_agree_within_tolerance(tmp_path):
-    adaptive = "simulation.petsc={ts_adapt_type: basic, ts_rtol: 1.0e-6, ts_atol: 1.0e-6}"
+    adaptive = (
+        "simulation.petsc={ts_type: bdf, snes_type: newtonls, ts_adapt_type: basic, ts_rtol: 1.0e-6, "
+        "ts_atol: 1.0e-6}"
+    )
     runs = {}
     for ranks in (1, 3):
         store = tmp_path / f"np{ranks}.zarr"

@@ -11,6 +11,7 @@ from brainsim.kernels.implicit import (
     jacobian_mult,
     schur_diagonal,
     schur_solve,
+    state_entries,
     tree_diagonal,
 )
 
@@ -175,11 +176,21 @@ def test_jacobian_mult_matches_dense(system):
         np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12 * np.abs(expect).max())
 
 
+def test_state_entries():
+    rng = np.random.default_rng(3)
+    dids, scale, tau = rng.uniform(-1, 1, 50), rng.uniform(0.1, 2, 50), rng.uniform(0.01, 100, 50)
+    jvs, jss = np.full(50, np.nan), np.full(50, np.nan)
+    state_entries(dids, scale, tau, SHIFT, jvs, jss)
+    np.testing.assert_allclose(jvs, dids * scale, rtol=1e-15)
+    np.testing.assert_allclose(jss, SHIFT + 1.0 / tau, rtol=1e-15)
+
+
 def test_schur_diagonal(system):
     s = system
     d0 = d0_of(s)
-    d = np.full(d0.size, np.nan)
-    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d)
+    d, rjss = np.full(d0.size, np.nan), np.full(s["jss"].size, np.nan)
+    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d, rjss)
+    np.testing.assert_allclose(rjss, 1.0 / s["jss"], rtol=1e-15)
     free = s["free"]
     elim = s["jvs"][free] * s["jsv"][free] / s["jss"][free]
     expect = d0 - np.bincount(s["state_node"][free], weights=elim, minlength=d0.size)
@@ -191,8 +202,8 @@ def test_schur_solve_inverts_the_jacobian(system):
     s = system
     d0 = d0_of(s)
     n, m = d0.size, s["jss"].size
-    d = np.empty(n)
-    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d)
+    d, rjss = np.empty(n), np.empty(m)
+    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d, rjss)
     coupled_factor(s["hub"], s["links"], s["jss"], s["jsv"], s["jvs"], d)
     a = dense(s, d0)
     rng = np.random.default_rng(n + m)
@@ -202,7 +213,7 @@ def test_schur_solve_inverts_the_jacobian(system):
         x = np.full(n + m, np.nan)
         work = np.full(n, np.nan), np.full(n, np.nan)
         args = args_of(s)
-        schur_solve(r, d, *args, x, *work)
+        schur_solve(r, d, *args[:2], rjss, *args[2:], x, *work)
         np.testing.assert_array_equal(r, r_in)  # r is not consumed
         np.testing.assert_allclose(a @ x, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
         expect = np.linalg.solve(a, r)

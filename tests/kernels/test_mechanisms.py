@@ -206,10 +206,14 @@ def test_g_is_derivative_in_voltage(mod, rng):
 
 
 def run_rate_jacobian(mod, v, node, p, s, ion):
-    """The numba rate_jacobian: (jsv, jsi) of the state rows F = x' − (x∞ − x)/τ."""
-    jsv = np.full_like(s, np.nan)
+    """The numba rates_jacobian: (jsv, jsi) of the state rows F = x' − (x∞ − x)/τ; its x∞ and τ are those
+    of the rates kernel."""
+    xinf, tau, jsv = (np.full_like(s, np.nan) for _ in range(3))
     jsi = np.full((len(mod.RATE_ION_READS), *s.shape), np.nan)
-    mod.rate_jacobian(v[node], node, p, ion, CELSIUS, s, jsv, jsi)
+    mod.rates_jacobian(v[node], node, p, ion, CELSIUS, s, xinf, tau, jsv, jsi)
+    rates = run_rates(mod, v, node, p, ion)
+    close(xinf, rates[0], rtol=1e-14)
+    close(tau, rates[1], rtol=1e-14)
     return jsv, jsi
 
 
@@ -220,7 +224,7 @@ def state_rhs(mod, v, node, p, s, ion):
 
 
 def test_rate_jacobian_matches_twin_and_differences(mod, rng):
-    """rate_jacobian's ∂F/∂V and ∂F/∂(ion rows it reads) against its NumPy twin and central differences."""
+    """rates_jacobian's ∂F/∂V and ∂F/∂(ion rows it reads) against its NumPy twin and central differences."""
     node = np.arange(N_NODES)
     v, p, s, ion = random_case(mod, rng, node)
     jsv, jsi = run_rate_jacobian(mod, v, node, p, s, ion)

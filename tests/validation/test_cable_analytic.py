@@ -36,10 +36,10 @@ def analytic(x, t):
 
 @pytest.fixture
 def cable_config(tmp_path):
-    def make(method, dt):
+    def make(method, dt, petsc=None):
         config = {
             "name": "passive_cable",
-            "simulation": {"tstop": 100.0, "dt": dt, "method": method},
+            "simulation": {"tstop": 100.0, "dt": dt, "method": method, "petsc": petsc or {}},
             "cells": [
                 {
                     "name": "cable",
@@ -74,11 +74,16 @@ def test_steady_state_and_transient(cable_config):
     exact = analytic(x, [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0])
     peak = exact.max()
     assert 25.0 < peak < 26.0  # I·R∞·coth(L/λ) ≈ 25.5 mV
-    for method, dt, tol in (("petsc", 0.025, 1e-4), ("staggered", 0.025, 3e-3)):
-        _, store = simulate(cable_config(method, dt))
+    # The default midpoint rule does not damp the cable's fastest modes, which the step's onset excites:
+    # its error is 3e-4 of the peak 1 ms after the onset and 2e-6 from 5 ms on; BDF2 damps them.
+    bdf2 = {"ts_type": "bdf", "snes_type": "newtonls"}
+    for method, petsc, tol in (("petsc", None, 5e-4), ("petsc", bdf2, 1e-4), ("staggered", None, 3e-3)):
+        _, store = simulate(cable_config(method, 0.025, petsc))
         t, v, ds = trace(store, "v")
         assert np.array_equal(ds.compartment.values, np.arange(NSEG))
         rows = [int(np.argmin(np.abs(t - s))) for s in (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)]
         error = np.abs((v[rows] + 65.0) - exact) / peak
-        assert error.max() < tol, (method, error.max(axis=1))
+        assert error.max() < tol, (method, petsc, error.max(axis=1))
+        if petsc is None and method == "petsc":
+            assert error[2:].max() < 1e-5  # from 5 ms on
         assert abs((v[-1, 0] + 65.0) - exact[-1, 0]) / exact[-1, 0] < 0.005  # input resistance

@@ -177,21 +177,18 @@ def _select_inward(expr):
     adjusts an argument, `if (ca < 1e-7) { ca = ca + 1e-7 }`, leaves one power of ca to compute, and a
     loop LLVM can vectorise)."""
 
-    def parts(e, other):
+    def parts(e, other=sp.S.Zero):
         """e's subexpressions that are values (not numbers, not conditions) and do not occur in other,
         smallest first."""
-        found = {
-            x
-            for x in sp.preorder_traversal(e)
-            if not x.is_number and not isinstance(x, sp.logic.boolalg.Boolean) and not other.has(x)
-        }
+        found = {x for x in sp.preorder_traversal(e) if isinstance(x, sp.Expr) and not x.is_number}
+        found = {x for x in found if not other.has(x)}
         return sorted(found, key=lambda x: (sp.count_ops(x), sp.default_sort_key(x)))[:SELECT_TRIES]
 
     def inward(e):
         if len(e.args) == 2 and e.args[1].cond is sp.true:
             (a, cond), (b, _) = e.args
-            for x in parts(a, b):
-                for y in parts(b, a):
+            for x in (x for x in parts(a, b) if x != a):  # a itself: the Piecewise as written
+                for y in parts(b):
                     if a.xreplace({x: y}) == b:
                         return a.xreplace({x: Select(cond, x, y)})
         return e

@@ -125,6 +125,32 @@ def test_singularity_guards_become_exprelr():
     assert near and conditions and set(conditions) <= near, advance
 
 
+def test_an_if_that_adjusts_an_argument_stays_a_choice_of_value():
+    """SK's `if (ca < 1e-7) { ca = ca + 1e-7 }`: one power of the chosen ca (a loop LLVM vectorises), not a
+    choice between two powers; both sides of the IF agree with the NumPy twin."""
+    import sympy as sp
+
+    from brainsim.nmodl.codegen import Select, _select_inward
+
+    x = sp.Symbol("x", positive=True)
+    power = sp.Rational(24, 5)
+    chosen = _select_inward(sp.Piecewise(((x + 1) ** power, x < 1), (x**power, True)))
+    assert not chosen.has(sp.Piecewise) and chosen == Select(x < 1, x + 1, x) ** power
+    two = sp.Piecewise((sp.exp(x), x < 1), (sp.log(x), True))  # two expressions: left as written
+    assert _select_inward(two) == two
+    sk = CATALOGUE["sk"]
+    source = Path(sk.__file__).read_text()
+    rates = source.split("def rates(")[1].split("def advance(")[0]
+    assert rates.count("vlog(") == 1 and rates.count(" if ") == 1, rates
+    node = np.arange(4, dtype=np.int32)
+    ion = np.zeros((len(ION_FIELDS), 4))
+    ion[ION_FIELDS.index("cai")] = [1e-9, 5e-8, 2e-7, 1e-4]  # both sides of 1e-7
+    p = np.array([[d] * 4 for _, d, _ in sk.PARAMS])
+    xinf, tau = np.zeros((1, 4)), np.zeros((1, 4))
+    sk.rates(np.zeros(4), node, p, ion, 34.0, xinf, tau)
+    np.testing.assert_allclose(xinf, sk.rates_np(np.zeros(4), node, p, ion, 34.0)[0], rtol=1e-13)
+
+
 def hh_rates(v, celsius):
     """The Hodgkin-Huxley rates, written out (V away from the 0/0 points −40 and −55 mV)."""
     q10 = 3.0 ** ((celsius - 6.3) / 10.0)

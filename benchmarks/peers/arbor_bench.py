@@ -2,7 +2,7 @@
 """M1 or M2 in Arbor (units API, Arbor >= 0.10), one thread by default; prints one JSON line.
 
     python arbor_bench.py m1
-    python arbor_bench.py m2 --N 64 [--tstop 200] [--threads 1]
+    python arbor_bench.py m2 --N 64 [--tstop 200] [--threads 1] [--dt 0.025]
 
 Timed region: simulation.run() only; recipe, partition and simulation construction are build_s.
 M1 samples the soma voltage every dt. Spike times are Arbor's (interpolated inside the step); ring
@@ -23,6 +23,7 @@ def parse():
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--tstop", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dt", type=float, default=P.DT, help="time step, ms")
     return ap.parse_args()
 
 
@@ -122,11 +123,11 @@ def main():
     sim = A.simulation(rec, ctx, A.partition_load_balance(rec, ctx))
     sim.record(A.spike_recording.local)  # .all drops spikes of unconnected detectors (Arbor 0.12.2)
     if a.model == "m1":
-        sim.sample((0, "Vs"), A.regular_schedule(P.DT * U.ms))
+        sim.sample((0, "Vs"), A.regular_schedule(a.dt * U.ms))
     build_s = time.perf_counter() - t_build0
 
     t0 = time.perf_counter()
-    sim.run(tstop * U.ms, P.DT * U.ms)
+    sim.run(tstop * U.ms, a.dt * U.ms)
     wall = time.perf_counter() - t0
 
     sp = sim.spikes()
@@ -141,6 +142,7 @@ def main():
         wall,
         build_s,
         spikes,
+        dt=a.dt,
         version=A.__version__,
         threads=a.threads,
     )

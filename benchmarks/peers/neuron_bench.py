@@ -2,7 +2,8 @@
 """M1 or M2 in NEURON, single thread, fixed step; prints one JSON line.
 
     python neuron_bench.py m1 [--usetable 0]
-    python neuron_bench.py m2 --N 64 [--tstop 200] [--usetable 0]
+    python neuron_bench.py m2 --N 64 [--tstop 200] [--usetable 0] [--dt 0.025]
+    python neuron_bench.py m2 --N 16 --cvode-atol 1e-4 [--condition-order 2]
     LD_PRELOAD=$VIRTUAL_ENV/lib/libmpi.so.12 mpiexec -n 2 python neuron_bench.py m2 --N 64 --mpi
 
 With --mpi (M2 only; the mpich wheel's mpiexec), cells are dealt round-robin over the ranks through
@@ -14,6 +15,9 @@ Open MPI, and every rank runs alone (numprocs=1).
 Timed region: pc.psolve(tstop) only (h.finitialize is in build_s). M1 records the soma voltage every
 step; its spike times are the −20 mV crossings of that trace, linearly interpolated (NEURON's own
 spike times lie on the dt grid). M2 spike times are NEURON's native ones (end of the crossing step).
+With --cvode-atol, NEURON's CVODE (global variable step, that absolute tolerance) instead of the fixed
+step; M1 then records the soma voltage at every CVODE step (its native spike times lie at the end of the
+crossing step there too, unless --condition-order 2 interpolates them within the step).
 """
 
 import argparse
@@ -30,6 +34,9 @@ def parse():
     ap.add_argument("--tstop", type=float, default=None)
     ap.add_argument("--usetable", type=int, default=1, help="h.usetable_hh (0: exact hh rate functions)")
     ap.add_argument("--mpi", action="store_true", help="M2 over MPI ranks (run under mpiexec)")
+    ap.add_argument("--dt", type=float, default=P.DT, help="fixed step, ms")
+    ap.add_argument("--cvode-atol", type=float, default=None, help="CVODE at this atol (default: fixed step)")
+    ap.add_argument("--condition-order", type=int, default=1, choices=[1, 2], help="CVode.condition_order")
     a = ap.parse_args()
     if a.mpi and a.model == "m1":
         ap.error("--mpi is for m2 (M1 is one cell)")
@@ -120,7 +127,7 @@ def main():
     if a.mpi:
         h.nrnmpi_init()
     pc = h.ParallelContext()
-    h.celsius, h.usetable_hh, h.dt = P.CELSIUS, a.usetable, P.DT
+    h.celsius, h.usetable_hh, h.dt = P.CELSIUS, a.usetable, a.dt
     if a.model == "m1":
         tstop, N, ncomp = a.tstop or P.M1_TSTOP, 1, P.M1_COMPARTMENTS
         _keep, finish = build_m1(h, pc)
@@ -129,7 +136,10 @@ def main():
         _keep, finish = build_m2(h, pc, a.N)
     tvec, idvec = h.Vector(), h.Vector()
     pc.spike_record(-1, tvec, idvec)
-    h.CVode().active(0)
+    h.CVode().active(0 if a.cvode_atol is None else 1)
+    if a.cvode_atol is not None:
+        h.CVode().atol(a.cvode_atol)
+        h.CVode().condition_order(a.condition_order)
     pc.set_maxstep(10)
     h.finitialize(P.V_INIT)
     pc.barrier()
@@ -159,9 +169,11 @@ def main():
         wall,
         build_s,
         finish(native),
+        dt=a.dt,
         version=neuron.__version__,
         usetable_hh=a.usetable,
         mpi_ranks=nhost,
+        **({} if a.cvode_atol is None else dict(cvode_atol=a.cvode_atol)),
     )
     print(json.dumps(out), flush=True)
 

@@ -40,9 +40,9 @@ def m2_branches():
     return [(b, (b - 1) // 2 if b else -1, (b + 1).bit_length() - 1) for b in range(M2_BRANCHES)]
 
 
-def record(simulator, config, model, N, tstop, compartments, wall_s, build_s, spikes, **extra):
+def record(simulator, config, model, N, tstop, compartments, wall_s, build_s, spikes, dt=DT, **extra):
     """The one JSON-able result line every peer script prints; spikes is a list of (gid, t) in time order."""
-    steps = int(round(tstop / DT))
+    steps = int(round(tstop / dt))
     return dict(
         simulator=simulator,
         config=config,

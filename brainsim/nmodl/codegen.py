@@ -21,8 +21,8 @@ RESERVED = {
     "vi", "node", "p", "s", "ion", "celsius", "xinf", "tau", "i_acc", "g_acc", "dids", "j", "k", "n", "vm",
     "np", "njit", "JIT", "ICA", "CAI", "vexp", "vlog", "exprelr", "exprelr_np", "abs", "min", "max",
     "rates", "current", "rates_np", "current_np", "_rows", "dexprelr", "dexprelr_np", "jsv", "jsi", "ECA",
-    "scale", "di_dion", "dica_dion", "dica_dv", "dica_ds", "rate_jacobian", "rate_jacobian_np",
-    "current_jacobian", "current_jacobian_np", "advance", "dt", "x", "rates_jacobian",
+    "scale", "di_dion", "dica_dion", "dica_dv", "dica_ds", "rates_jacobian", "rate_jacobian_np",
+    "current_jacobian", "current_jacobian_np", "advance", "dt", "x",
 }  # fmt: skip
 """Names the generated functions use; a .mod name among them gets a trailing underscore."""
 
@@ -117,9 +117,7 @@ class Printer:
             return self.fn(f"np.{FUNCS[type(e)]}", f"np.{FUNCS[type(e)]}", *e.args)
         if isinstance(e, sp.Piecewise):
             return self.piecewise(e.args)
-        if isinstance(e, Select):
-            return self.piecewise([(e.args[1], e.args[0]), (e.args[2], sp.true)])
-        if isinstance(e, sp.ITE):  # a condition on a value that an IF chose
+        if isinstance(e, (Select, sp.ITE)):  # a value an IF chose (ITE: in a condition)
             return self.piecewise([(e.args[1], e.args[0]), (e.args[2], sp.true)])
         if type(e) in RELATIONS:
             sym = RELATIONS[type(e)]
@@ -276,9 +274,9 @@ class _Inputs:
     row: dict
 
     def gathered(self, used, indent):
-        """Lines of a loop over instances that come before the one given by `lines(..., node=None)`: the ion
-        rows it reads gathered into contiguous arrays _<name>, so that the instance loop reads no indirect
-        index and LLVM vectorises it (a loop with a gather stays scalar here: SK's rates 8x slower)."""
+        """Lines of a loop over instances that comes before the one whose loads `lines(..., gathered=True)`
+        writes: the ion rows it reads gathered into contiguous arrays _<name>, so that the instance loop reads
+        no indirect index and LLVM vectorises it (a loop with a gather stays scalar here)."""
         names = [(name, self.row[name]) for name, x in self.ions if x in used]
         if not names:
             return []

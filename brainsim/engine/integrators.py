@@ -342,15 +342,14 @@ class Implicit(_Base):
         """Adaptive methods: solve stretch by stretch between the event times and the stimulus breaks,
         adding the events at their times."""
         tol = EVENT_TOL * self.dt
-        at = ev_time
-        stops = np.union1d(at, breaks)
+        stops = np.union1d(ev_time, breaks)
         done = 0
         for stop in [*stops[stops < t_end - tol], t_end]:
             if stop > t + tol:
                 self.stim_time = 0.5 * (t + stop)
                 self._solve_to_time(stop)
                 t = stop
-            upto = int(np.searchsorted(at, stop + tol, side="right"))
+            upto = int(np.searchsorted(ev_time, stop + tol, side="right"))
             if upto > done:
                 np.add.at(self.u.getArray(), ev_index[done:upto], ev_weight[done:upto])
                 done = upto

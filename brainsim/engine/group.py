@@ -118,7 +118,7 @@ class CellGroup:
             np.array([t.detector_node + s for t, s in zip(types, self.cell_start)], dtype=np.int64)
         ].astype(np.int32)
         self.threshold = np.array([t.threshold for t in types])
-        self._views_u, self._views = None, None
+        self._views_key, self._views = None, None
 
     # -- construction -------------------------------------------------------------------------
 
@@ -281,9 +281,9 @@ class CellGroup:
         """(v, [state array (n_states, n) per block]) as views into u, cached for the last memory given (a
         PETSc Vec's array is a new ndarray at every access, over the same memory)."""
         key = (u.__array_interface__["data"][0], u.size)
-        if key != self._views_u:
+        if key != self._views_key:
             states = [u[b.offset : b.offset + b.size].reshape(b.n_states, b.n) for b in self.blocks]
-            self._views_u, self._views = key, (u[: self.n_nodes], states)
+            self._views_key, self._views = key, (u[: self.n_nodes], states)
         return self._views
 
     @cached_property
@@ -337,12 +337,12 @@ class CellGroup:
 
     @property
     def xinf(self):
-        """x∞ of every state (as the last `rates` left it)."""
+        """x∞ of every state (as the last `rates` or Jacobian evaluation left it)."""
         return self._rate_arrays[0]
 
     @property
     def tau(self):
-        """τ (ms) of every state (as the last `rates` left it)."""
+        """τ (ms) of every state (as the last `rates` or Jacobian evaluation left it)."""
         return self._rate_arrays[1]
 
     def rates(self, v):

@@ -223,7 +223,7 @@ class Implicit(_Base):
         self.jacobian = Jacobian(g)
         self.stim_time = 0.0  # where stimuli are evaluated: the middle of the stretch being solved
         self.evaluated = None  # (Vec, its state, stim_time) where the last residual left currents and rates
-        self.events, self.next_event = _no_events(), 0  # fixed steps: delivered by prestep
+        self.events, self.next_event = _no_events(), 0  # an epoch's: (step index or time, index, weight)
         ts = self.ts
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
         if g.is_junction.any():  # zero-area junction nodes are algebraic rows
@@ -292,7 +292,7 @@ class Implicit(_Base):
         """Fixed steps: the events of the step about to be taken, added to the solution (PETSc restarts a
         multistep method when the solution changed here; one-step methods need nothing)."""
         step = self.events[0]
-        if self.next_event < step.size:
+        if not self.adaptive and self.next_event < step.size:
             k = int(round(ts.getTime() / self.dt))
             self._deliver(int(np.searchsorted(step, k, side="right")))
 
@@ -320,41 +320,24 @@ class Implicit(_Base):
         event times (to add the events exactly there; fixed steps get theirs from prestep, at the start of
         the step that holds them). Within each stretch the stimuli are constant and are evaluated at its
         midpoint; multistep methods restart after each stop."""
-        t = self.ts.getTime()
+        t, tol = self.ts.getTime(), EVENT_TOL * self.dt
         breaks = self.group.stimulus_breaks(t, t_end)
         if self.adaptive:
-            self._stop_at(t, t_end, ev_time, ev_index, ev_weight, breaks)
-            return
-        self.events = (step_index(ev_time, self.dt), np.asarray(ev_index, np.int64), np.asarray(ev_weight))
-        self.next_event = 0
-        stops = np.unique(np.round(breaks / self.dt) * self.dt)
-        for stop in [*stops[stops < t_end - EVENT_TOL * self.dt], t_end]:
-            if stop > t + EVENT_TOL * self.dt:
-                self.stim_time = 0.5 * (t + stop)
-                self._solve_to_time(stop)
-                t = stop
-            if stop < t_end - EVENT_TOL * self.dt:  # the right-hand side changes here
-                self.ts.restartStep()
-        self._deliver(self.events[0].size)  # those at t_end: the next step's
-        self.events, self.next_event = _no_events(), 0
-
-    def _stop_at(self, t, t_end, ev_time, ev_index, ev_weight, breaks):
-        """Adaptive methods: solve stretch by stretch between the event times and the stimulus breaks,
-        adding the events at their times."""
-        tol = EVENT_TOL * self.dt
-        stops = np.union1d(ev_time, breaks)
-        done = 0
+            stops, keys = np.union1d(ev_time, breaks), np.asarray(ev_time)
+        else:
+            stops, keys = np.unique(np.round(breaks / self.dt) * self.dt), step_index(ev_time, self.dt)
+        self.events, self.next_event = (keys, np.asarray(ev_index, np.int64), np.asarray(ev_weight)), 0
         for stop in [*stops[stops < t_end - tol], t_end]:
             if stop > t + tol:
                 self.stim_time = 0.5 * (t + stop)
                 self._solve_to_time(stop)
                 t = stop
-            upto = int(np.searchsorted(ev_time, stop + tol, side="right"))
-            if upto > done:
-                np.add.at(self.u.getArray(), ev_index[done:upto], ev_weight[done:upto])
-                done = upto
+            if self.adaptive:
+                self._deliver(int(np.searchsorted(keys, stop + tol, side="right")))
             if stop < t_end - tol:  # the right-hand side changes here: multistep history is invalid
                 self.ts.restartStep()
+        self._deliver(keys.size)  # fixed steps: those at t_end, the next step's
+        self.events, self.next_event = _no_events(), 0
 
     def _solve_to_time(self, t):
         """Solve to exactly t: adaptive methods match it; fixed steps stop on it (t is on the grid). A fixed

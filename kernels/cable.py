@@ -14,30 +14,32 @@ AREA_SCALE = 1e-2
 
 
 @njit(**JIT, inline="always")  # inlined where a kernel calls it (see brainsim.engine.stepper)
-def hines_solve(d, rhs, gax, parent, x, limit):
-    """Solve the tree system (diagonal d, off-diagonals -gax to the parent) for x; d and rhs are consumed.
+def hines_solve(d, rhs, gax, parent, x, limit, lo, hi):
+    """Solve the tree system (diagonal d, off-diagonals -gax to the parent) for x on nodes lo .. hi - 1
+    (whole trees: no parent outside the range); d and rhs are consumed there.
 
     Returns the first node whose solution is not finite or has |x| > limit, or -1. The elimination
-    keeps 1/d in d, so the back-substitution has no division on its dependency chain.
+    keeps 1/d in d, so the back-substitution has no division on its dependency chain. The loops run over
+    views from lo (a loop from a variable start indexes an array far slower).
     """
-    n = d.size
-    for i in range(n - 1, -1, -1):
+    d, rhs, gax, parent, x = d[lo:hi], rhs[lo:hi], gax[lo:hi], parent[lo:hi], x[lo:hi]
+    for i in range(d.size - 1, -1, -1):
         inv = 1.0 / d[i]
         d[i] = inv
-        p = parent[i]
+        p = parent[i] - lo
         if p >= 0:
             f = gax[i] * inv
             d[p] -= f * gax[i]
             rhs[p] += f * rhs[i]
     bad = -1
-    for i in range(n):
-        p = parent[i]
+    for i in range(d.size):
+        p = parent[i] - lo
         if p >= 0:
             x[i] = (rhs[i] + gax[i] * x[p]) * d[i]
         else:
             x[i] = rhs[i] * d[i]
         if bad < 0 and not abs(x[i]) <= limit:
-            bad = i
+            bad = lo + i
     return bad
 
 
@@ -61,18 +63,29 @@ def axial_sum(gax, parent, dax):
 
 
 @njit(**JIT)
-def staggered_solve(v, cap, dax, gax, parent, area, i_dens, g_dens, i_pt, g_pt, dt, d, rhs, limit):
-    """One backward-Euler step of V on the tree with membrane currents linearised at the present V.
+def staggered_solve(v, cap, dax, gax, parent, area, i_dens, g_dens, i_pt, g_pt, dt, d, rhs, limit, lo, hi):
+    """One backward-Euler step of V on the trees of nodes lo .. hi - 1 with membrane currents linearised at
+    the present V.
 
     cap·(V' − V)/dt = −A·(i + g·(V' − V)) − (i_pt + g_pt·(V' − V)) + Σ gax·(V'_nb − V'), solved for V'
     in place of v. Returns the first node whose new V is not finite or beyond ±limit (mV), or -1.
     """
-    for i in range(v.size):
-        ga = area[i] * 1e-2 * g_dens[i]
-        c = cap[i] / dt
-        d[i] = c + dax[i] + ga + g_pt[i]
-        rhs[i] = (c + ga + g_pt[i]) * v[i] - area[i] * 1e-2 * i_dens[i] - i_pt[i]
-    return hines_solve(d, rhs, gax, parent, v, limit)
+    # views of the range (see hines_solve)
+    vr, capr, daxr, arear, idr, gdr = (
+        v[lo:hi],
+        cap[lo:hi],
+        dax[lo:hi],
+        area[lo:hi],
+        i_dens[lo:hi],
+        g_dens[lo:hi],
+    )
+    ipr, gpr, dr, rr = i_pt[lo:hi], g_pt[lo:hi], d[lo:hi], rhs[lo:hi]
+    for i in range(vr.size):
+        ga = arear[i] * 1e-2 * gdr[i]
+        c = capr[i] / dt
+        dr[i] = c + daxr[i] + ga + gpr[i]
+        rr[i] = (c + ga + gpr[i]) * vr[i] - arear[i] * 1e-2 * idr[i] - ipr[i]
+    return hines_solve(d, rhs, gax, parent, v, limit, lo, hi)
 
 
 def staggered_solve_np(v, cap, dax, gax, parent, area, i_dens, g_dens, i_pt, g_pt, dt):
@@ -116,14 +129,15 @@ def first_bad(v, limit):
     return -1
 
 
-def solver_order(parent, gax, cell_start, kind=None):
+def solver_order(parent, gax, cell_start, kind=None, chunk=None):
     """An elimination order for `hines_solve` with independent work next to each other.
 
     Each cell's tree is re-rooted at its centre (the middle of its longest path), and the nodes of all
     cells are ordered by depth from their roots: consecutive positions then belong to different
     branches or cells, so the solve's division chains overlap instead of running one after another.
     At one depth, nodes are ordered by kind (an integer per node, e.g. which mechanisms it carries), then
-    by index.
+    by index. With `chunk` (a nondecreasing integer per node, whole cells alike), the chunks' nodes come
+    one chunk after another, each chunk ordered as above: a range of positions then holds whole cells.
     Returns (perm, sparent, sg): perm[i] is the node at position i, sparent[i] the position of its
     parent in the re-rooted tree (-1 for roots) and sg[i] the conductance to it (µS).
     """
@@ -148,7 +162,8 @@ def solver_order(parent, gax, cell_start, kind=None):
             new_parent[node], new_g[node] = p, g
         for node, dd in dist.items():
             depth[node] = dd
-    perm = np.lexsort((np.arange(n), np.zeros(n) if kind is None else kind, depth))
+    zero = np.zeros(n, dtype=np.int64)
+    perm = np.lexsort((np.arange(n), zero if kind is None else kind, depth, zero if chunk is None else chunk))
     position = np.empty(n, dtype=np.int64)
     position[perm] = np.arange(n)
     sparent = np.where(new_parent[perm] >= 0, position[np.maximum(new_parent[perm], 0)], -1)

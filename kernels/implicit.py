@@ -194,7 +194,7 @@ def schur_solve(r, d, gax, parent, rjss, jss, jsv, jvs, state_node, hub, links, 
             _lu_solve(lu, mstart[c], piv, a, m, q)
         for i in range(m):
             rwork[cnode[c]] -= jvc_r[a + i] * q[a + i]
-    hines_solve(dwork, rwork, gax, parent, x[:n], np.inf)
+    hines_solve(dwork, rwork, gax, parent, x[:n], np.inf, 0, n)
     for k in range(jss.size):
         x[n + k] = (r[n + k] - jsv[k] * x[state_node[k]]) * rjss[k]
     for c in range(cnode.size):

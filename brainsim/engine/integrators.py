@@ -25,7 +25,7 @@ from ..kernels import cable, states
 from .jacobian import Jacobian
 from .stepper import StaggeredSteps
 
-SEGMENT_WORK = 2**18
+SEGMENT_WORK = 2**20
 """Node-steps of the staggered scheme per compiled call at most (a few ms of wall time), so that a stop
 asked for between steps (engine.run's grace) is honoured within that."""
 EVENT_TOL = 1e-6
@@ -140,11 +140,11 @@ class Staggered(_Base):
         super().__init__(PETSc, group, observer, dt)
         self.u_array = self.u.getArray()  # a view of the Vec's memory, valid for the Vec's lifetime
         self.kernel = StaggeredSteps(group, self.u_array, dt, self.limit)
-        self.events = _no_events()
-        self.next_event = 0
+        self.events = self.kernel.chunk_events(*_no_events())
         self.k = 0  # the next step: [k·dt, (k+1)·dt)
         self.k_end = 0  # the step the present epoch ends at
         self.segment = max(1, SEGMENT_WORK // max(1, group.n_nodes))  # steps per compiled call at most
+        observer.make_room(self.segment // 2 + 1)  # a detector crosses at most every other step
         ts = self.ts
         ts.setType(PETSc.TS.Type.PYTHON)
         ts.setPythonContext(_StepContext(self))
@@ -173,25 +173,25 @@ class Staggered(_Base):
         v_sum, span = obs.region_rows(k0)
         k1 = obs.segment_end(k0, min(self.k_end, k0 + self.segment))
         samples = obs.sample_buffers(k1 - k0)
-        k, bad, n, self.next_event = self.kernel.run(
-            k0, k1, self.events, self.next_event, obs.v_prev, obs.spike_index, obs.spike_time, v_sum, span,
-            samples,
-        )  # fmt: skip
+        k, bad, n = self.kernel.run(
+            k0, k1, self.events, obs.v_prev, obs.spike_index, obs.spike_time, v_sum, span, samples
+        )
         self.k = k
         ts.setTime(k * self.dt)
-        if bad >= 0:  # what the steps before the bad one gave is kept
+        if bad >= 0:  # what the steps before the bad one gave is kept (chunks before its ran on)
+            n = int(np.searchsorted(obs.spike_time[:n], k * self.dt, side="right"))
+            if samples is not None:
+                _, every, _, count = samples
+                np.minimum(count, k // every - k0 // every, out=count)
             obs.keep(self.u_array, k * self.dt, n, samples)
             obs.blow_up(bad, self.u_array, (k + 1) * self.dt)
         obs.after_steps(self.u_array, k * self.dt, n, samples)
 
     def advance(self, t_end, ev_time, ev_index, ev_weight):
         """Advance to t_end (a whole number of steps), delivering events sorted by time."""
-        self.events = (
-            step_index(ev_time, self.dt),
-            np.asarray(ev_index, np.int64),
-            np.asarray(ev_weight, float),
+        self.events = self.kernel.chunk_events(
+            step_index(ev_time, self.dt), np.asarray(ev_index, np.int64), np.asarray(ev_weight, float)
         )
-        self.next_event = 0
         self.k_end = int(np.ceil(t_end / self.dt - EVENT_TOL))
         self._solve_to(t_end - EVENT_TOL * self.dt)
         self.ts.setTime(t_end)
@@ -202,8 +202,8 @@ class Staggered(_Base):
         saved, ion = self.u_array.copy(), g.ion.copy()
         try:
             self.kernel.run(
-                self.k, self.k + 1, _no_events(), 0, obs.v_prev.copy(), np.zeros_like(obs.spike_index),
-                np.zeros_like(obs.spike_time), np.zeros(0), np.zeros(0),
+                self.k, self.k + 1, self.kernel.chunk_events(*_no_events()), obs.v_prev.copy(),
+                np.zeros_like(obs.spike_index), np.zeros_like(obs.spike_time), np.zeros(0), np.zeros(0),
             )  # fmt: skip
         finally:
             self.u_array[:] = saved

@@ -7,8 +7,8 @@ from ..kernels.cable import first_bad
 from ..kernels.detect import crossings
 
 SPIKE_ROOM = 4
-"""Spikes per detector the buffers hold before they are drained (a compiled segment of steps stops early
-when another step's crossings might not fit)."""
+"""Spikes per detector the buffers hold at least before they are drained (the staggered integrator makes
+room for a whole compiled segment's: make_room)."""
 
 
 class StepObserver:
@@ -41,6 +41,12 @@ class StepObserver:
         self.regions = None  # a RegionRecorder, given V at the detectors after every step
         self.halt = None  # None, or a callable of t (ms) that raises to stop the run after this step
 
+    def make_room(self, per_detector):
+        """Spike buffers that hold at least per_detector crossings of every detector."""
+        room = max(SPIKE_ROOM, per_detector) * max(1, self.group.detector_node.size)
+        if room > self.spike_index.size:
+            self.spike_index, self.spike_time = np.zeros(room, dtype=np.int64), np.zeros(room)
+
     def start(self, u, t):
         """Take the state at t (the start of the run or of a resumed run); anything recorded before is
         dropped."""
@@ -67,6 +73,7 @@ class StepObserver:
             dt,
             self.spike_index,
             self.spike_time,
+            0,
             0,
         )
         if self.regions is not None:

@@ -5,7 +5,10 @@ between steps.
 The loop calls the kernels a step is made of (each mechanism's `current_run` over the runs of consecutive
 nodes of a density mechanism, or `current_ig` of a point process, and `advance`, kernels.cable,
 kernels.stimuli, kernels.detect) in the order of the step documented in engine.integrators, so a segment
-of k steps gives what k single steps give. Its source depends only on the mechanisms (their modules), on
+of k steps gives what k single steps give. Cells do not interact within a segment (spikes reach others
+after the minimum delay, at an epoch's end), so the loop takes the cells chunk by chunk (CellGroup's
+chunks of consecutive nodes), each chunk through all the segment's steps while its arrays stay in the
+core's cache, to the same bits as step after step over the whole group. Its source depends only on the mechanisms (their modules), on
 which of them write cai or are computed run by run, and on the kernels' own source (a digest in its
 header), not on sizes: it is generated once per such set, written to the translated-
 module cache (brainsim.nmodl.cache, as step_<sha256 of the source>.py) and compiled by numba with
@@ -55,50 +58,63 @@ pulse_train = _inlined(stimuli.pulse_train)
 
 
 @njit(**JIT)
-def run_steps(k0, k1, dt, celsius, limit, u, v, reset, ion, i_dens, g_dens, i_pt, g_pt, cap, dax, gax,
-              parent, area, d, rhs, nernst_index, nernst_node, pulse_node, pulse_start, pulse_stop,
-              pulse_period, pulse_width, pulse_amplitude, iclamp_node, iclamp_delay, iclamp_duration,
-              iclamp_amplitude, ev_step, ev_index, ev_weight, ev_next, inst_node, vi, detector_node,
-              threshold, v_prev, spike_index, spike_time, n_spikes, v_sum, span, sample_index, sample_every,
-              sample_out, sample_count{blocks}):
-    """Steps k0 .. k1 - 1 (see brainsim.engine.stepper). Returns (the first step not taken, the node
-    whose V failed the limit at its end or -1, spikes in the buffers, the next event). It stops early
-    where the spike buffers have no room for another step's crossings or a V fails the limit. At the
-    end of step k, u[sample_index[e]] is sampled into sample_out[sample_count[e], e] where k + 1 is a
-    multiple of sample_every[e]."""
-    for k in range(k0, k1):
-        if n_spikes + detector_node.size > spike_index.size:
-            return k, -1, n_spikes, ev_next
-        while ev_next < ev_step.size and ev_step[ev_next] <= k:
-            u[ev_index[ev_next]] += ev_weight[ev_next]
-            ev_next += 1
-        t = (k + 0.5) * dt
-        reset[:] = 0.0
-        if nernst_node.size:
-            nernst_eca(u, nernst_index, nernst_node, celsius, ion)
+def run_steps(k0, k1, dt, celsius, limit, u, v, work, ion, i_dens, g_dens, i_pt, g_pt, cap, dax, gax, parent,
+              area, d, rhs, nernst_index, nernst_node, pulse_node, pulse_start, pulse_stop, pulse_period,
+              pulse_width, pulse_amplitude, iclamp_node, iclamp_delay, iclamp_duration, iclamp_amplitude,
+              chunk_node, chunk_cell, chunk_nernst, chunk_pulse, chunk_iclamp, ev_step, ev_index, ev_weight,
+              ev_next, ev_end, detector_node, threshold, v_prev, spike_index, spike_time, v_sum, span,
+              sample_index, sample_every, sample_out, sample_count, sample_order, chunk_sample{blocks}):
+    """Steps k0 .. k1 - 1 (see brainsim.engine.stepper), chunk of cells by chunk: each chunk takes all the
+    steps before the next. Returns (the first step not taken, the node whose V failed the limit at its end
+    or -1, spikes in the buffers: chunk by chunk, each chunk's by step). Chunk c's events are ev_next[c] ..
+    ev_end[c] - 1 (by step), its samples sample_order[chunk_sample[c] .. chunk_sample[c + 1] - 1]. Where a
+    V fails the limit at step k, the chunks after it stop at k too (the state is then a mix of times: a run
+    that blows up ends). At the end of step k, u[sample_index[e]] is sampled into
+    sample_out[sample_count[e], e] where k + 1 is a multiple of sample_every[e]. The spike buffers must
+    have room for every crossing: at most one per detector every two steps."""
+    k_stop, bad_node, n_spikes = k1, -1, 0
+    for c in range(chunk_node.size - 1):
+        n0, n1, c0, c1 = chunk_node[c], chunk_node[c + 1], chunk_cell[c], chunk_cell[c + 1]
+        x0, x1 = chunk_nernst[c], chunk_nernst[c + 1]
+        p0, p1, q0, q1 = chunk_pulse[c], chunk_pulse[c + 1], chunk_iclamp[c], chunk_iclamp[c + 1]
+        for k in range(k0, k_stop):
+            e = ev_next[c]
+            while e < ev_end[c] and ev_step[e] <= k:
+                u[ev_index[e]] += ev_weight[e]
+                e += 1
+            ev_next[c] = e
+            t = (k + 0.5) * dt
+            for r in range(work.shape[0]):
+                work[r, n0:n1] = 0.0
+            if x1 > x0:
+                nernst_eca(u, nernst_index[x0:x1], nernst_node[x0:x1], celsius, ion)
 {currents}
-        if pulse_node.size:
-            pulse_train(t, pulse_node, pulse_start, pulse_stop, pulse_period, pulse_width, pulse_amplitude,
-                        i_pt)
-        if iclamp_node.size:
-            iclamp(t, iclamp_node, iclamp_delay, iclamp_duration, iclamp_amplitude, i_pt)
-        bad = staggered_solve(v, cap, dax, gax, parent, area, i_dens, g_dens, i_pt, g_pt, dt, d, rhs, limit)
-        if bad >= 0:
-            return k, bad, n_spikes, ev_next
-        for j in range(inst_node.size):
-            vi[j] = v[inst_node[j]]
+            if p1 > p0:
+                pulse_train(t, pulse_node[p0:p1], pulse_start[p0:p1], pulse_stop[p0:p1], pulse_period[p0:p1],
+                            pulse_width[p0:p1], pulse_amplitude[p0:p1], i_pt)
+            if q1 > q0:
+                iclamp(t, iclamp_node[q0:q1], iclamp_delay[q0:q1], iclamp_duration[q0:q1],
+                       iclamp_amplitude[q0:q1], i_pt)
+            bad = staggered_solve(v, cap, dax, gax, parent, area, i_dens, g_dens, i_pt, g_pt, dt, d, rhs,
+                                  limit, n0, n1)
+            if bad >= 0:
+                k_stop, bad_node = k, bad
+                break
 {advances}
-        t0 = k * dt
-        h = (k + 1) * dt - t0
-        n_spikes = crossings(v, detector_node, threshold, v_prev, t0, h, spike_index, spike_time, n_spikes)
-        for j in range(v_sum.size):
-            v_sum[j] += v_prev[j] * h
-            span[j] += h
-        for e in range(sample_index.size):
-            if (k + 1) % sample_every[e] == 0:
-                sample_out[sample_count[e], e] = u[sample_index[e]]
-                sample_count[e] += 1
-    return k1, -1, n_spikes, ev_next
+            t0 = k * dt
+            h = (k + 1) * dt - t0
+            n_spikes = crossings(v, detector_node[c0:c1], threshold[c0:c1], v_prev[c0:c1], t0, h, spike_index,
+                                 spike_time, n_spikes, c0)
+            if v_sum.size:
+                for j in range(c0, c1):
+                    v_sum[j] += v_prev[j] * h
+                    span[j] += h
+            for q in range(chunk_sample[c], chunk_sample[c + 1]):
+                e = sample_order[q]
+                if (k + 1) % sample_every[e] == 0:
+                    sample_out[sample_count[e], e] = u[sample_index[e]]
+                    sample_count[e] += 1
+    return k_stop, bad_node, n_spikes
 '''
 
 
@@ -112,39 +128,50 @@ def source(group):
     """The generated module's text for the group's mechanisms and their state phases."""
     index = {id(b): i for i, b in enumerate(group.blocks)}
     modules, blocks, currents = [], "", []
+    i12, i16 = " " * 12, " " * 16
     for i, b in enumerate(group.blocks):
         module = f'sys.modules["{b.module.__name__}"]'
-        blocks += f", b{i}_node, b{i}_runs, b{i}_p, b{i}_s, b{i}_vi"
+        blocks += f", b{i}_node, b{i}_runs, b{i}_p, b{i}_s, b{i}_vi, b{i}_chunk, b{i}_chunk_runs"
         acc = "i_dens, g_dens" if b.module.KIND == "density" else "i_pt, g_pt"
         if by_runs(b):
             modules.append(f"m{i}_current = _inlined({module}.current_run)  # {b.name}")
             currents += [
-                f"        for r in range(b{i}_runs.shape[0]):",
-                f"            m{i}_current(v, b{i}_p, b{i}_s, ion, {acc}, b{i}_runs[r, 0], b{i}_runs[r, 1],",
-                f"                         b{i}_runs[r, 2])",
+                f"{i12}for r in range(b{i}_chunk_runs[c], b{i}_chunk_runs[c + 1]):",
+                f"{i16}m{i}_current(v, b{i}_p, b{i}_s, ion, {acc}, b{i}_runs[r, 0], b{i}_runs[r, 1],",
+                f"{i16}             b{i}_runs[r, 2])",
             ]
         else:
             modules.append(f"m{i}_current = _inlined({module}.current_ig)  # {b.name}")
-            currents.append(f"        m{i}_current(v, b{i}_node, b{i}_p, b{i}_s, ion, {acc})")
+            bounds = f"b{i}_chunk[c], b{i}_chunk[c + 1]"
+            currents.append(f"{i12}m{i}_current(v, b{i}_node, b{i}_p, b{i}_s, ion, {acc}, {bounds})")
         if b.n_states:
             modules.append(f"m{i}_advance = _inlined({module}.advance)")
     advances = []
+    for b in group.rate_blocks:
+        i = index[id(b)]
+        advances += [
+            f"{i12}for j in range(b{i}_chunk[c], b{i}_chunk[c + 1]):",
+            f"{i16}b{i}_vi[j] = v[b{i}_node[j]]",
+        ]
     for p, phase in enumerate(group.state_phases):
         for b in phase:
             i = index[id(b)]
-            advances.append(f"        m{i}_advance(b{i}_vi, b{i}_node, b{i}_p, ion, celsius, b{i}_s, dt)")
+            advances.append(
+                f"{i12}m{i}_advance(b{i}_vi, b{i}_node, b{i}_p, ion, celsius, b{i}_s, dt, b{i}_chunk[c], "
+                f"b{i}_chunk[c + 1])"
+            )
         if p == 0 and len(group.state_phases) > 1:
             advances += [
-                "        for j in range(nernst_node.size):",
-                "            ion[CAI, nernst_node[j]] = u[nernst_index[j]]",
+                f"{i12}for j in range(x0, x1):",
+                f"{i16}ion[CAI, nernst_node[j]] = u[nernst_index[j]]",
             ]
     return _HEAD.format(
         names=", ".join(b.name for b in group.blocks),
         kernels=kernel_digest(sys.modules["brainsim.kernels"], cable, detect, ions, mathfn, stimuli),
         modules="\n".join(modules),
         blocks=blocks,
-        currents="\n".join(currents) or "        pass",
-        advances="\n".join(advances) or "        pass",
+        currents="\n".join(currents) or f"{i12}pass",
+        advances="\n".join(advances) or f"{i12}pass",
     )
 
 
@@ -160,36 +187,77 @@ def load_stepper(group):
 
 class StaggeredSteps:
     """The group's arrays bound to its `run_steps`; run(...) advances u (a view of the TS Vec) over a
-    segment of steps."""
+    segment of steps, chunk of cells by chunk (CellGroup.chunk_nodes)."""
 
     def __init__(self, group, u, dt, limit):
         g = group
         self.run_steps = load_stepper(g)
-        n = g.n_nodes
-        self.dt = dt
+        self.group, self.dt, n = g, dt, g.n_nodes
+        bounds = g.chunk_nodes
         self.fixed = (
-            (g.celsius, limit, u, u[:n], g._reset, g.ion, g.i_dens, g.g_dens, g.i_pt, g.g_pt)
+            (g.celsius, limit, u, u[:n], g._reset_rows, g.ion, g.i_dens, g.g_dens, g.i_pt, g.g_pt)
             + (g.cap, g.dax, g.gax, g.parent, g.area, np.zeros(n), np.zeros(n), g.nernst_index, g.nernst_node)
-            + (g.pulse_node, *g.pulse, g.iclamp_node, g.iclamp_delay, g.iclamp_duration)
-            + (g.iclamp_amplitude,)
+            + (g.pulse_node, *g.pulse, g.iclamp_node, g.iclamp_delay, g.iclamp_duration, g.iclamp_amplitude)
+            + (bounds, g.chunk_cells, _chunk_bounds(g, g.nernst_node), _chunk_bounds(g, g.pulse_node))
+            + (_chunk_bounds(g, g.iclamp_node),)
         )
-        self.blocks = tuple(
-            a
-            for b in g.blocks
-            for a in (b.node, b.runs, b.params, u[b.offset : b.offset + b.size].reshape(b.n_states, b.n))
-            + (b.vi if b.vi is not None else np.zeros(0),)
-        )
-        self.tail = (g.inst_node, g.vi, g.detector_node, g.threshold)
+        self.blocks = tuple(a for b in g.blocks for a in _block_arrays(b, u, bounds))
+        self.tail = (g.detector_node, g.threshold)
+        self._sample_chunks = (None, None)  # the sample_index they were made for, (order, bounds)
 
-    def run(self, k0, k1, events, ev_next, v_prev, spike_index, spike_time, v_sum, span, samples=None):
-        """Steps k0 .. k1 - 1 with events (step, index, weight) from ev_next on; spikes go into the buffers
-        from position 0, V·dt and dt at the detectors into v_sum and span (empty arrays: not summed), and
-        the samples (index, every, out, count: see run_steps; None: none) into out. Returns (first step
-        not taken, bad node or -1, spikes, next event)."""
-        return self.run_steps(
-            k0, k1, self.dt, *self.fixed, *events, ev_next, *self.tail, v_prev, spike_index, spike_time, 0,
-            v_sum, span, *(samples or _NO_SAMPLES), *self.blocks,
+    def chunk_events(self, step, index, weight):
+        """Events (step, index in u, weight), sorted by step, as run takes them: (step, index, weight)
+        sorted by chunk and then by step, and each chunk's first and end (ev_next, ev_end)."""
+        chunk = self.group.chunk_of(index)
+        order = np.argsort(chunk, kind="stable")
+        first = np.searchsorted(chunk[order], np.arange(self.group.chunk_nodes.size))
+        return step[order], index[order], weight[order], first[:-1].copy(), first[1:]
+
+    def run(self, k0, k1, events, v_prev, spike_index, spike_time, v_sum, span, samples=None):
+        """Steps k0 .. k1 - 1 with the events of chunk_events (their ev_next advanced in place); spikes go
+        into the buffers from position 0 (sorted by time), V·dt and dt at the detectors into v_sum and span
+        (empty arrays: not summed), and the samples (index, every, out, count: see run_steps; None: none)
+        into out. Returns (first step not taken, bad node or -1, spikes)."""
+        samples = samples or _NO_SAMPLES
+        k, bad, n = self.run_steps(
+            k0, k1, self.dt, *self.fixed, *events, *self.tail, v_prev, spike_index, spike_time, v_sum, span,
+            *samples, *self._chunks_of_samples(samples[0]), *self.blocks,
         )  # fmt: skip
+        if n > 1 and self.group.chunk_cells.size > 2:  # chunk by chunk: put them in time order
+            order = np.lexsort((spike_index[:n], spike_time[:n]))
+            spike_index[:n], spike_time[:n] = spike_index[order], spike_time[order]
+        return k, bad, n
+
+    def _chunks_of_samples(self, index):
+        """(sample_order, chunk_sample): the probe columns chunk by chunk, and each chunk's first."""
+        if self._sample_chunks[0] is not index:
+            chunk = self.group.chunk_of(index)
+            order = np.argsort(chunk, kind="stable")
+            first = np.searchsorted(chunk[order], np.arange(self.group.chunk_nodes.size))
+            self._sample_chunks = (index, (order.astype(np.int64), first))
+        return self._sample_chunks[1]
+
+
+def _chunk_bounds(group, node):
+    """Where each chunk's entries start in a list of nodes that runs chunk by chunk, and node.size last."""
+    chunk = np.searchsorted(group.chunk_nodes, node, side="right") - 1
+    assert np.all(np.diff(chunk) >= 0), "entries are not in chunk order"
+    return np.searchsorted(chunk, np.arange(group.chunk_nodes.size)).astype(np.int64)
+
+
+def _block_arrays(b, u, bounds):
+    """What run_steps takes of a mechanism block: nodes, runs cut at the chunks' bounds, parameters, the
+    states (a view of u), V per instance, and each chunk's first instance and first run."""
+    runs = []
+    for j0, k0, m in b.runs:
+        edges = [k0, *bounds[(bounds > k0) & (bounds < k0 + m)], k0 + m]
+        runs += [(j0 + a - k0, a, z - a) for a, z in zip(edges[:-1], edges[1:])]
+    runs = np.array(runs, dtype=np.int64).reshape(-1, 3)
+    states = u[b.offset : b.offset + b.size].reshape(b.n_states, b.n)
+    vi = b.vi if b.vi is not None else np.zeros(0)
+    chunk = np.searchsorted(b.node, bounds).astype(np.int64)
+    chunk_runs = np.searchsorted(runs[:, 1], bounds).astype(np.int64)
+    return b.node, runs, b.params, states, vi, chunk, chunk_runs
 
 
 _NO_SAMPLES = (np.zeros(0, np.int64), np.ones(0, np.int64), np.zeros((0, 0)), np.zeros(0, np.int64))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import MechanismError
 
-VERSION = "12"
+VERSION = "13"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
 
 _LOADED = {}  # cached module file -> module

@@ -285,15 +285,27 @@ class _Inputs:
         out += [f"{indent}    _{name}[j] = ion[{row}, node[j]]" for name, row in names]
         return out
 
-    def lines(self, used, indent, vm, j, node, gathered=False):
+    def row_views(self, used, indent, states=()):
+        """Lines binding the rows of p and s that the expressions need (`used`; and the state rows
+        `states`) over instances lo .. hi - 1, as _p<k> and _s<k>: one-dimensional views, which keep a
+        loop over them vectorised (a loop from lo, or over a two-dimensional slice, does not)."""
+        rows = [self.pindex[n] for n, x in self.loaded if x in used]
+        out = [f"{indent}_p{k} = p[{k}, lo:hi]" for k in rows]
+        keep = sorted({self.sindex[n] for n, x in self.states if x in used} | set(states))
+        return out + [f"{indent}_s{k} = s[{k}, lo:hi]" for k in keep]
+
+    def lines(self, used, indent, vm, j, node, gathered=False, rows=False):
         """Lines loading what the expressions need (`used`): vm = <vm>, a parameter as p[k<j>], an ion row
         as ion[ROW, <node>] (gathered: as _<name>[j], see `gathered`), a state as s[k<j>] (j: ", j" in a
-        loop over instances, "" on whole arrays)."""
+        loop over instances, "" on whole arrays; rows: a parameter as _p<k>[j] and a state as _s<k>[j], see
+        `row_views`)."""
         out = [f"{indent}vm = {vm}"] if self.v in used else []
-        out += _loads(self.loaded, used, lambda n: f"p[{self.pindex[n]}{j}]", indent)
+        param = (lambda n: f"_p{self.pindex[n]}[j]") if rows else (lambda n: f"p[{self.pindex[n]}{j}]")
+        out += _loads(self.loaded, used, param, indent)
         ion = (lambda n: f"_{n}[j]") if gathered else (lambda n: f"ion[{self.row[n]}, {node}]")
         out += _loads(self.ions, used, ion, indent)
-        out += _loads(self.states, used, lambda n: f"s[{self.sindex[n]}{j}]", indent)
+        state = (lambda n: f"_s{self.sindex[n]}[j]") if rows else (lambda n: f"s[{self.sindex[n]}{j}]")
+        out += _loads(self.states, used, state, indent)
         return out
 
 
@@ -369,15 +381,19 @@ def generate(mech, digest, version):
     lines += [f"{i8}tau[{k}, j] = {out[ns + k]}" for k in range(ns)]
     if not ns:
         lines.append(f"{i8}pass")
-    doc = '    """Every state over dt at fixed x∞, τ: s ← x∞ + (s − x∞)·exp(−dt/τ) (NEURON\'s cnexp)."""'
-    lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt):", doc]
+    doc = (
+        '    """Every state of instances lo .. hi - 1 over dt at fixed x∞, τ: s ← x∞ + (s − x∞)·exp(−dt/τ) '
+        '(NEURON\'s cnexp)."""'
+    )
+    lines += ["", "", "@njit(**JIT)", "def advance(vi, node, p, ion, celsius, s, dt, lo, hi):", doc]
+    lines += [f"{i4}vi, node = vi[lo:hi], node[lo:hi]", *inputs.row_views(rate_used, i4, range(ns))]
     lines += inputs.gathered(rate_used, i4) + [f"{i4}for j in range(node.size):"]
-    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]", gathered=True)
+    lines += inputs.lines(rate_used, i8, "vi[j]", ", j", "node[j]", gathered=True, rows=True)
     step_out = _shared_exps(_paired_exprelr(list(mech.xinf) + [1 / t for t in mech.tau]))
     step_body, step = _body(step_out, names, "jit", i8)
     lines += step_body
     for k in range(ns):
-        lines += [f"{i8}x = {step[k]}", f"{i8}s[{k}, j] = x + (s[{k}, j] - x) * vexp(-dt * ({step[ns + k]}))"]
+        lines += [f"{i8}x = {step[k]}", f"{i8}_s{k}[j] = x + (_s{k}[j] - x) * vexp(-dt * ({step[ns + k]}))"]
     if not ns:
         lines.append(f"{i8}pass")
     lines += ["", "", "def rates_np(vi, node, p, ion, celsius):"]
@@ -390,9 +406,10 @@ def generate(mech, digest, version):
     )
 
     lines += _current(mech, inputs, names, cur, "def current(v, node, p, s, ion, i_acc, g_acc, dids):")
-    doc = '    """current without ∂i/∂state: what the staggered step needs."""'
+    doc = '    """current without ∂i/∂state, of instances lo .. hi - 1: what the staggered step needs."""'
     ig = cur[:2] + ([mech.ica] if mech.ica is not None else [])
-    lines += _current(mech, inputs, names, ig, "def current_ig(v, node, p, s, ion, i_acc, g_acc):", doc)
+    signature = "def current_ig(v, node, p, s, ion, i_acc, g_acc, lo, hi):"
+    lines += _current(mech, inputs, names, ig, signature, doc, ranged=True)
     lines += _current_run(mech, inputs, names, ig)
     lines += ["", "", "def current_np(v, node, p, s, ion):"]
     also = "; i is also ica" if mech.ica is not None else ""
@@ -412,13 +429,18 @@ def generate(mech, digest, version):
     return "\n".join(lines) + "\n"
 
 
-def _current(mech, inputs, names, cur, signature, doc=None):
+def _current(mech, inputs, names, cur, signature, doc=None, ranged=False):
     """A current kernel's lines: the outputs cur = [i, ∂i/∂V, ∂i/∂state ..., ica if written] summed into
-    i_acc, g_acc and the ica row, cai copied into its row, and ∂i/∂state into dids where cur holds it."""
+    i_acc, g_acc and the ica row, cai copied into its row, and ∂i/∂state into dids where cur holds it
+    (ranged: over the instances lo .. hi - 1, through row views)."""
     i8 = " " * 8
+    used = set().union(*(e.free_symbols for e in cur))
     lines = ["", "", "@njit(**JIT)", signature] + ([doc] if doc else [])
+    if ranged:
+        cai = () if mech.cai_state is None else (mech.cai_state,)
+        lines += ["    node = node[lo:hi]", *inputs.row_views(used, "    ", cai)]
     lines += ["    for j in range(node.size):", f"{i8}k = node[j]"]
-    lines += inputs.lines(set().union(*(e.free_symbols for e in cur)), i8, "v[k]", ", j", "k")
+    lines += inputs.lines(used, i8, "v[k]", ", j", "k", rows=ranged)
     body, out = _body(cur, names, "jit", i8)
     lines += body
     if cur[0] != 0:
@@ -428,7 +450,8 @@ def _current(mech, inputs, names, cur, signature, doc=None):
     if mech.ica is not None:
         lines.append(f"{i8}ion[ICA, k] += {out[-1]}")
     if mech.cai_state is not None:
-        lines.append(f"{i8}ion[CAI, k] = s[{mech.cai_state}, j]")
+        state = f"_s{mech.cai_state}[j]" if ranged else f"s[{mech.cai_state}, j]"
+        lines.append(f"{i8}ion[CAI, k] = {state}")
     ns = len(mech.states)
     if len(cur) > 2 + (mech.ica is not None):
         lines += [f"{i8}dids[{k}, j] = {out[2 + k]}" for k in range(ns)]

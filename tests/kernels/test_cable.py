@@ -78,7 +78,7 @@ def tree_system(rng, n, shape):
 def run_hines(d, rhs, gax, parent, limit=np.inf):
     """hines_solve on copies (it consumes d and rhs): returns (x, first bad node)."""
     x = np.full(d.size, np.nan)
-    bad = hines_solve(d.copy(), rhs.copy(), gax, parent, x, limit)
+    bad = hines_solve(d.copy(), rhs.copy(), gax, parent, x, limit, 0, d.size)
     return x, bad
 
 
@@ -228,14 +228,16 @@ def test_staggered_solve_matches_twin(n, shape, dt):
     case = staggered_case(rng, n, shape)
     v = case[0].copy()
     work = np.full(n, np.nan), np.full(n, np.nan)
-    bad = staggered_solve(v, *case[1:], dt, *work, 1e3)
+    bad = staggered_solve(v, *case[1:], dt, *work, 1e3, 0, n)
     expect = staggered_solve_np(*case, dt)
     np.testing.assert_allclose(v, expect, rtol=1e-10, atol=1e-10 * np.abs(expect).max())
     assert bad == -1
     # with a limit inside the range of the new V, the first node beyond it is reported
     limit = limit_between(expect)
     v = case[0].copy()
-    assert staggered_solve(v, *case[1:], dt, *work, limit) == int(np.nonzero(np.abs(expect) > limit)[0][0])
+    assert staggered_solve(v, *case[1:], dt, *work, limit, 0, n) == int(
+        np.nonzero(np.abs(expect) > limit)[0][0]
+    )
 
 
 def test_staggered_solve_steady_state_is_fixed():
@@ -244,7 +246,9 @@ def test_staggered_solve_steady_state_is_fixed():
     v, cap, dax, gax, parent, area, _, g_dens, _, g_pt = staggered_case(rng, 200, "chains")
     v = rng.uniform(-80.0, -60.0, 200)[roots_np(parent)]  # one value per tree
     out, zero, work = v.copy(), np.zeros(200), (np.empty(200), np.empty(200))
-    bad = staggered_solve(out, cap, dax, gax, parent, area, zero, g_dens, zero, g_pt, 0.1, *work, 1e3)
+    bad = staggered_solve(
+        out, cap, dax, gax, parent, area, zero, g_dens, zero, g_pt, 0.1, *work, 1e3, 0, out.size
+    )
     assert bad == -1
     np.testing.assert_allclose(out, v, rtol=1e-13)
 
@@ -257,7 +261,7 @@ def test_staggered_solve_reports_non_finite_current(value):
     k = int(np.nonzero(parent < 0)[0][2]) + 3  # inside the third cell
     case[8] = case[8].copy()
     case[8][k] = value  # i_pt
-    bad = staggered_solve(case[0].copy(), *case[1:], 0.025, np.empty(300), np.empty(300), 1e3)
+    bad = staggered_solve(case[0].copy(), *case[1:], 0.025, np.empty(300), np.empty(300), 1e3, 0, 300)
     assert bad == root_of(parent, k)
 
 
@@ -280,7 +284,9 @@ def test_staggered_solve_passive_relaxation(via):
             else:
                 i_dens, g_dens, i_pt, g_pt = zero, zero, big_g * (v - e), np.array([big_g])
             a = np.array([area])
-            bad = staggered_solve(v, cap, dax, gax, parent, a, i_dens, g_dens, i_pt, g_pt, dt, *work, 1e3)
+            bad = staggered_solve(
+                v, cap, dax, gax, parent, a, i_dens, g_dens, i_pt, g_pt, dt, *work, 1e3, 0, v.size
+            )
             assert bad == -1
             out.append(v[0])
         return np.array(out)
@@ -352,7 +358,7 @@ def test_solver_order_is_the_same_system(shape, n):
     d = dax_np(gax, parent) + rng.uniform(0.1, 1.0, n)
     rhs = rng.normal(size=n)
     x = np.zeros(n)
-    assert hines_solve(d[order].copy(), rhs[order].copy(), sg, sparent, x, np.inf) == -1
+    assert hines_solve(d[order].copy(), rhs[order].copy(), sg, sparent, x, np.inf, 0, n) == -1
     solution = np.empty(n)
     solution[order] = x
     np.testing.assert_allclose(solution, hines_solve_np(d, rhs, gax, parent), rtol=1e-10, atol=1e-12)
@@ -365,3 +371,26 @@ def test_solver_order_halves_a_cable_and_interleaves_cells():
     two = np.concatenate([parent, np.where(parent >= 0, parent + 101, -1)]).astype(np.int32)
     order, _, _ = solver_order(two, np.where(two >= 0, 1.0, 0.0), cells_of(two))
     assert (order[:2] // 101).tolist() == [0, 1]  # the two cells' roots first, then their nodes alternate
+
+
+def test_chunks_of_cells_are_solved_range_by_range():
+    """With cells grouped in chunks, each chunk's positions are one range holding whole trees: solving
+    range by range gives the whole solve's solution to the last bit, and touches nothing outside."""
+    rng = np.random.default_rng(7)
+    parent, gax = random_forest(rng, 400, "chains")
+    cell_start = cells_of(parent)
+    cell_chunk = np.arange(cell_start.size - 1) * 3 // (cell_start.size - 1)  # 3 chunks of cells
+    chunk = np.repeat(cell_chunk, np.diff(cell_start))
+    order, sparent, sg = solver_order(parent, gax, cell_start, chunk=chunk)
+    bounds = np.searchsorted(chunk[order], np.arange(4))
+    assert np.all(np.diff(chunk[order]) >= 0) and bounds[-1] == parent.size
+    d = (dax_np(gax, parent) + rng.uniform(0.1, 1.0, parent.size))[order]
+    rhs = rng.normal(size=parent.size)[order]
+    whole = np.zeros(parent.size)
+    assert hines_solve(d.copy(), rhs.copy(), sg, sparent, whole, np.inf, 0, parent.size) == -1
+    ranged, dd, rr = np.full(parent.size, np.nan), d.copy(), rhs.copy()
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        assert np.all((sparent[lo:hi] >= lo) | (sparent[lo:hi] < 0))  # whole trees
+        assert hines_solve(dd, rr, sg, sparent, ranged, np.inf, lo, hi) == -1
+        assert np.isnan(ranged[hi:]).all()
+    np.testing.assert_array_equal(ranged, whole)

@@ -16,7 +16,7 @@ def run_crossings(v, node, threshold, v_prev, t0, dt, count=0):
     out_time = np.full(size, -7.0)
     out_index[:count], out_time[:count] = np.arange(count), 100.0 + np.arange(count)
     vp = v_prev.copy()
-    new = crossings(v, node, threshold, vp, t0, dt, out_index, out_time, count)
+    new = crossings(v, node, threshold, vp, t0, dt, out_index, out_time, count, 0)
     assert np.all(out_index[:count] == np.arange(count)) and np.all(
         out_time[:count] == 100.0 + np.arange(count)
     )

@@ -103,8 +103,14 @@ def test_advance_matches_rates_and_exp_euler(mod, rng, node):
     v, p, s, ion = random_case(mod, rng, node)
     xinf, tau = mod.rates_np(v[node], node, p, ion, CELSIUS)
     out = s.copy()
-    mod.advance(v[node], node, p, ion, CELSIUS, out, 0.025)
+    mod.advance(v[node], node, p, ion, CELSIUS, out, 0.025, 0, node.size)
     close(out, exp_euler_np(s, xinf, tau, 0.025))
+    # instance range by instance range (as the staggered step takes blocks of cells): the same bits
+    ranged, m = s.copy(), node.size // 3
+    mod.advance(v[node], node, p, ion, CELSIUS, ranged, 0.025, m, node.size)
+    assert np.array_equal(ranged[:, :m], s[:, :m])
+    mod.advance(v[node], node, p, ion, CELSIUS, ranged, 0.025, 0, m)
+    assert np.array_equal(ranged, out)
 
 
 def test_current_ig_is_current_without_the_state_derivatives(mod, rng, node):
@@ -113,10 +119,17 @@ def test_current_ig_is_current_without_the_state_derivatives(mod, rng, node):
     v, p, s, ion = random_case(mod, rng, node)
     i_acc, g_acc, _, ion_after = run_current(mod, v, node, p, s, ion)
     i_ig, g_ig, ion_ig = np.zeros(v.size), np.zeros(v.size), ion.copy()
-    mod.current_ig(v, node, p, s, ion_ig, i_ig, g_ig)
+    mod.current_ig(v, node, p, s, ion_ig, i_ig, g_ig, 0, node.size)
     close(i_ig, i_acc)
     close(g_ig, g_acc)
     close(ion_ig, ion_after)
+    # in two instance ranges: the same sums
+    i_two, g_two, ion_two, m = np.zeros(v.size), np.zeros(v.size), ion.copy(), node.size // 2
+    mod.current_ig(v, node, p, s, ion_two, i_two, g_two, 0, m)
+    mod.current_ig(v, node, p, s, ion_two, i_two, g_two, m, node.size)
+    close(i_two, i_ig)
+    close(g_two, g_ig)
+    close(ion_two, ion_ig)
 
 
 def test_current_run_is_current_ig_on_consecutive_nodes(mod, rng):
@@ -125,7 +138,7 @@ def test_current_run_is_current_ig_on_consecutive_nodes(mod, rng):
     node = np.concatenate([np.arange(2, 9), np.arange(12, 40)])  # two runs, 7 and 28 instances
     v, p, s, ion = random_case(mod, rng, node)
     i_ig, g_ig, ion_ig = np.zeros(v.size), np.zeros(v.size), ion.copy()
-    mod.current_ig(v, node, p, s, ion_ig, i_ig, g_ig)
+    mod.current_ig(v, node, p, s, ion_ig, i_ig, g_ig, 0, node.size)
     i_run, g_run, ion_run = np.zeros(v.size), np.zeros(v.size), ion.copy()
     for j0, k0, m in ((0, 2, 7), (7, 12, 28)):
         mod.current_run(v, p, s, ion_run, i_run, g_run, j0, k0, m)

@@ -7,6 +7,7 @@ import pytest
 from support import checked
 
 from brainsim.config.load import resolve_config
+from brainsim.engine import group as group_module
 from brainsim.engine.group import CellGroup
 from brainsim.engine.stepper import RUN_LENGTH, StaggeredSteps, by_runs
 from brainsim.kernels import cable
@@ -82,8 +83,37 @@ def reference(g, u, k0, k1, ev, v_prev, every=EVERY):
     return u, spikes, v_sum, np.array(sampled)
 
 
-@pytest.mark.parametrize("seed, count", [(0, 3), (1, 3), (0, 2 * RUN_LENGTH)])
-def test_a_segment_gives_what_its_steps_give(seed, count):
+def unknowns(g):
+    """Every unknown's index in u, cell by cell in an order that does not depend on the numbering."""
+    return np.concatenate(g.cell_unknowns)
+
+
+def run_segments(g, u, ev, steps, probe, every, length=37):
+    """The compiled segments over steps 0 .. steps - 1 in segments of `length`, drained as the integrator
+    does: (spikes [(detector, time)], ∫V dt, ∫dt, each probe's samples)."""
+    kernel = StaggeredSteps(g, u, DT, LIMIT)
+    events = kernel.chunk_events(*ev)
+    room = (length // 2 + 1) * g.detector_node.size
+    v_prev, index, time = u[g.detector_node].copy(), np.zeros(room, np.int64), np.zeros(room)
+    count = g.detector_node.size
+    v_sum, span, found, k = np.zeros(count), np.zeros(count), [], 0
+    taken = [[] for _ in probe]
+    while k < steps:
+        k1 = min(steps, k + length)
+        out, counts = np.full((k1 - k, probe.size), np.nan), np.zeros(probe.size, np.int64)
+        k, bad, n = kernel.run(k, k1, events, v_prev, index, time, v_sum, span, (probe, every, out, counts))
+        assert bad == -1 and k == k1
+        assert np.all(np.diff(time[:n]) >= 0)  # in time order
+        found += list(zip(index[:n].tolist(), time[:n].tolist()))
+        for e in range(probe.size):
+            taken[e] += out[: counts[e], e].tolist()
+    return found, v_sum, span, taken
+
+
+@pytest.mark.parametrize("seed, count, chunk", [(0, 3, None), (1, 3, 10), (0, 2 * RUN_LENGTH, 100)])
+def test_a_segment_gives_what_its_steps_give(seed, count, chunk, monkeypatch):
+    """Whole, or chunk of cells by chunk (chunk: CHUNK_NODES, each chunk through all the segment's steps
+    before the next), as the NumPy twins give step after step."""
     gids = tuple(range(count))
     g = group(gids, count)
     assert len(g.state_phases) == 2 and g.iclamp_node.size == count
@@ -93,66 +123,68 @@ def test_a_segment_gives_what_its_steps_give(seed, count):
     u0 = g.initial_state()
     expected, spikes, v_sum_ref, sampled = reference(g, u0.copy(), 0, steps, ev, u0[g.detector_node].copy())
 
+    if chunk is not None:
+        monkeypatch.setattr(group_module, "CHUNK_NODES", chunk)
     g2 = group(gids, count)
-    u = u0.copy()
-    kernel = StaggeredSteps(g2, u, DT, LIMIT)
-    room = 4 * g2.detector_node.size
-    v_prev, index, time = u[g2.detector_node].copy(), np.zeros(room, np.int64), np.zeros(room)
-    v_sum, span, found, k, nxt = np.zeros(count), np.zeros(count), [], 0, 0
-    probe = np.array([0, g2.n_nodes - 1, g2.blocks[-1].offset, g2.size - 1])  # two V, two states
+    assert (g2.chunk_cells.size > 2) == (chunk is not None)
+    to2 = np.empty(g.size, np.int64)  # index in g2's u of each unknown of g's
+    to2[unknowns(g)] = unknowns(g2)
+    u = np.empty(g2.size)
+    u[to2] = u0
+    probe = to2[[0, g.n_nodes - 1, g.blocks[-1].offset, g.size - 1]]  # two V, two states
     every = np.array([EVERY, EVERY, EVERY, 2 * EVERY])
-    taken = [[] for _ in probe]
-    while k < steps:  # segments of uneven lengths, each drained as the integrator does
-        k1 = min(steps, k + 37)
-        out, counts = np.full((k1 - k, probe.size), np.nan), np.zeros(probe.size, np.int64)
-        k, bad, n, nxt = kernel.run(
-            k, k1, ev, nxt, v_prev, index, time, v_sum, span, (probe, every, out, counts)
-        )
-        assert bad == -1
-        found += list(zip(index[:n].tolist(), time[:n].tolist()))
-        for e in range(probe.size):
-            taken[e] += out[: counts[e], e].tolist()
+    found, v_sum, span, taken = run_segments(g2, u, (ev[0], to2[ev[1]], ev[2]), steps, probe, every)
     assert len(spikes) >= 3  # every cell fired under the clamp
-    np.testing.assert_allclose(u, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(u[to2], expected, rtol=1e-9, atol=1e-12)
+    spikes.sort(key=lambda s: (s[1], s[0]))
     assert [j for j, _ in found] == [j for j, _ in spikes]
     np.testing.assert_allclose([t for _, t in found], [t for _, t in spikes], rtol=0, atol=1e-9)
     np.testing.assert_allclose(v_sum, v_sum_ref, rtol=1e-9)
     np.testing.assert_allclose(span, steps * DT, rtol=1e-12)
+    at = [0, g.n_nodes - 1, g.blocks[-1].offset, g.size - 1]
     for e in range(probe.size):  # the states at the ends of their steps (mid-spike: 1e-8 apart)
         assert len(taken[e]) == steps // every[e]
-        np.testing.assert_allclose(taken[e], sampled[every[e] // EVERY - 1 :: every[e] // EVERY, probe[e]],
+        np.testing.assert_allclose(taken[e], sampled[every[e] // EVERY - 1 :: every[e] // EVERY, at[e]],
                                    rtol=1e-8, atol=1e-12)  # fmt: skip
 
 
-def test_a_segment_stops_at_a_bad_voltage_and_when_the_spike_buffers_are_full():
+def test_a_segment_stops_at_a_bad_voltage_and_so_do_the_chunks_after_it(monkeypatch):
+    monkeypatch.setattr(group_module, "CHUNK_NODES", 10)
     g = group()
+    assert g.chunk_cells.size == 4  # a chunk per cell
     u = g.initial_state()
     kernel = StaggeredSteps(g, u, DT, LIMIT)
-    none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    none = kernel.chunk_events(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     v_prev = u[g.detector_node].copy()
-    full = np.zeros(g.detector_node.size + 2, np.int64), np.zeros(g.detector_node.size + 2)
-    k, bad, n, _ = kernel.run(0, 10, none, 0, v_prev, *full, np.zeros(0), np.zeros(0))
-    assert (k, bad, n) == (10, -1, 0)  # room for one step's crossings: it runs on while none come
-    u[5] = np.nan
-    k, bad, n, _ = kernel.run(10, 20, none, 0, v_prev, *full, np.zeros(0), np.zeros(0))
-    assert k == 10 and bad >= 0 and n == 0
+    room = np.zeros(6 * g.detector_node.size, np.int64), np.zeros(6 * g.detector_node.size)
+    assert kernel.run(0, 10, none, v_prev, *room, np.zeros(0), np.zeros(0)) == (10, -1, 0)
+    first, second = g.chunk_nodes[1], g.chunk_nodes[2]
+    u[first + 5] = np.nan
+    before = u.copy()
+    k, bad, n = kernel.run(10, 20, none, v_prev, *room, np.zeros(0), np.zeros(0))
+    assert k == 10 and first <= bad < second and n == 0
+    assert not np.array_equal(u[:first], before[:first])  # the chunk before it ran on
+    assert np.array_equal(u[second : g.n_nodes], before[second : g.n_nodes])  # the one after did not start
 
 
-def test_a_cell_steps_the_same_whatever_else_its_group_holds():
+@pytest.mark.parametrize("chunk", [None, 130])
+def test_a_cell_steps_the_same_whatever_else_its_group_holds(chunk, monkeypatch):
     """Bit for bit: what makes a run's results independent of how its cells are spread over ranks (alone,
-    cell 1's currents are computed instance by instance; among many, run by run)."""
+    cell 1's currents are computed instance by instance; among many, run by run; with chunk, the many
+    cells are stepped chunk by chunk)."""
     finals = []
     for gids in (tuple(range(2 * RUN_LENGTH)), (1,)):
+        if len(gids) > 1 and chunk is not None:
+            monkeypatch.setattr(group_module, "CHUNK_NODES", chunk)
         g = group(gids, 2 * RUN_LENGTH)
+        monkeypatch.undo()
+        assert g.chunk_cells.size == (3 if len(gids) > 1 and chunk else 2)
         assert by_runs(g.block("nata")) == (len(gids) > 1)
         u = g.initial_state()
-        kernel = StaggeredSteps(g, u, DT, LIMIT)
-        room = 4 * g.detector_node.size
-        none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-        v_prev = u[g.detector_node].copy()
-        index, time = np.zeros(room, np.int64), np.zeros(room)
-        _, _, n, _ = kernel.run(0, 400, none, 0, v_prev, index, time, np.zeros(0), np.zeros(0))
+        none = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        found, _, _, _ = run_segments(g, u, none, 400, np.zeros(0, np.int64), np.ones(0, np.int64))
         c = list(gids).index(1)
-        finals.append((u[g.position[g.cell_start[c] : g.cell_start[c + 1]]], time[:n][index[:n] == c]))
+        times = [t for j, t in found if j == c]
+        finals.append((u[g.position[g.cell_start[c] : g.cell_start[c + 1]]], times))
     (v3, t3), (v1, t1) = finals
-    assert np.array_equal(v3, v1) and t1.size and np.array_equal(t3, t1)
+    assert np.array_equal(v3, v1) and t1 and t3 == t1

@@ -206,7 +206,7 @@ def drive(module, trace, p):
             ion[row] = values[k + 1]
         current[k + 1] = currents(command[k : k + 1])
         ion[ICA] = trace["ica"][k + 1] if "ica" in trace else 0.0  # the step's summed ica, which states read
-        module.advance(v[k + 1 : k + 2], node, p, ion, CELSIUS, s, DT)
+        module.advance(v[k + 1 : k + 2], node, p, ion, CELSIUS, s, DT, 0, 1)
         states[k + 1] = s[:, 0]
     return states, current
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import MechanismError
 
-VERSION = "13"
+VERSION = "14"
 """The translator's version: part of every cache key, raised whenever the generated code changes."""
 
 _LOADED = {}  # cached module file -> module

@@ -16,10 +16,12 @@ from ..kernels import stimuli
 from ..kernels.cable import axial_sum, solver_order
 from ..kernels.ions import CAI, CAI_REST, ECA, ECA_DEFAULT, ION_FIELDS, nernst_eca
 
-CHUNK_NODES = 2048
+CHUNK_NODES = 4096
 """Nodes of a chunk (consecutive cells) at most; a bigger cell is a chunk of its own. The staggered step takes
 a chunk through all the steps of a segment before the next chunk, so that its arrays stay in the core's L2
-cache (about 0.3–0.6 MB per chunk) instead of streaming the whole group through it at every step."""
+cache (0.5–1.2 MB per chunk on M2 and the L5PC) instead of streaming the whole group through it at every
+step. Measured on an Intel Xeon (2 MB L2): M2, 256 cells, 8.2 → 4.7 ns per compartment-step at 2048–4096
+and 5.4 at 8192; 32 L5PCs 22.4 → 20.0 at 2048, 18.9 at 4096."""
 
 
 @dataclass

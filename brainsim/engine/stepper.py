@@ -8,10 +8,10 @@ kernels.stimuli, kernels.detect) in the order of the step documented in engine.i
 of k steps gives what k single steps give. Cells do not interact within a segment (spikes reach others
 after the minimum delay, at an epoch's end), so the loop takes the cells chunk by chunk (CellGroup's
 chunks of consecutive nodes), each chunk through all the segment's steps while its arrays stay in the
-core's cache, to the same bits as step after step over the whole group. Its source depends only on the mechanisms (their modules), on
-which of them write cai or are computed run by run, and on the kernels' own source (a digest in its
-header), not on sizes: it is generated once per such set, written to the translated-
-module cache (brainsim.nmodl.cache, as step_<sha256 of the source>.py) and compiled by numba with
+core's cache, to the same bits as step after step over the whole group. Its source depends only on the
+mechanisms (their modules), on which of them write cai or are computed run by run, and on the kernels'
+own source (a digest in its header), not on sizes: it is generated once per such set, written to the
+translated-module cache (brainsim.nmodl.cache, as step_<sha256 of the source>.py) and compiled by numba with
 cache=True, so a second run loads it at once (a few seconds the first time). The kernels are inlined into
 the loop by numba, never linked as compiled functions: LLVM would inline those only when they were
 compiled in the same process, and the results' last bits (fast-math contraction) would then depend on

@@ -40,12 +40,22 @@ def kernel_digest(*modules):
     return h.hexdigest()
 
 
+@functools.cache
+def _translator_digest():
+    """sha256 of the translator's own source files, read without importing them (sympy stays unloaded): a
+    changed translator makes new keys even where VERSION was not raised."""
+    source = b"".join((Path(__file__).parent / f).read_bytes() for f in ("codegen.py", "symbolic.py"))
+    return hashlib.sha256(source).hexdigest()
+
+
 def digest(text):
-    """The cache key of a .mod file's text (with the translator's version and the kernels its module uses)."""
+    """The cache key of a .mod file's text (with the translator's version and source, and the kernels its
+    module uses)."""
     from ..kernels import ions, mathfn
 
     kernels = kernel_digest(sys.modules["brainsim.kernels"], ions, mathfn)
-    return hashlib.sha256(f"brainsim.nmodl {VERSION} {kernels}\n{text}".encode()).hexdigest()
+    key = f"brainsim.nmodl {VERSION} {_translator_digest()} {kernels}\n{text}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _read(mod_path):

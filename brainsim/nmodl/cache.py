@@ -1,4 +1,5 @@
-"""Translated modules on disk, keyed by content: <cache>/<sha256 of translator version and .mod text>.py.
+"""Translated modules on disk, keyed by content: <cache>/<sha256 of the translator, the kernels its modules
+inline and the .mod text>.py.
 
 The folder is $BRAINSIM_CACHE/nmodl, else ~/.cache/brainsim/nmodl. A module is written once (atomically)
 and imported from its file, so numba's cache=True keeps the compiled kernels beside it; loading the

@@ -97,11 +97,11 @@ def run_brainsim_worker(args):
     folder = reference_folder()
     if args.model == "cell":
         stimuli, tstop = protocol_stimuli(folder, "Step1", args.tstop)
-        cfg = brainsim_config(folder, stimuli, tstop, DT, method=args.method)
+        cfg = brainsim_config(folder, stimuli, tstop, args.dt, method=args.method)
     else:
         table = json.loads(Path(args.table).read_text())
         tstop = table["tstop"]
-        cfg = brainsim_config(folder, [], tstop, DT, method=args.method)
+        cfg = brainsim_config(folder, [], tstop, args.dt, method=args.method)
         cfg["cells"][0]["count"] = table["cells"]
         cfg["synapses"] = [{"name": "syn", "cell": "l5pc", "mechanism": "exp2syn", "location": "somatic(0.5)",
                             "params": dict(table["synapse"])}]  # fmt: skip
@@ -128,14 +128,15 @@ def run_brainsim_worker(args):
         )
         counts, timing = store.counts, store.timing
     return dict(
-        cells=counts["cells"], tstop_ms=tstop, steps=int(round(tstop / DT)),
+        cells=counts["cells"], tstop_ms=tstop, steps=int(round(tstop / args.dt)),
         compartments=counts["compartments"], equations=counts["equations"], wall_s=timing["run_s"],
         build_s=timing["build_s"], spikes=spikes,
     )  # fmt: skip
 
 
 def run_neuron_worker(args):
-    """One NEURON run (fixed step, BluePyOpt's cell) of the cell or the network; returns the result line."""
+    """One NEURON run (BluePyOpt's cell; fixed step, or CVODE at --cvode-atol, per cell with --lvardt) of the
+    cell or the network; returns the result line."""
     t_build0 = time.perf_counter()
     import neuron
     from neuron import h
@@ -191,8 +192,11 @@ def run_neuron_worker(args):
         keep.append(h.FInitializeHandler(schedule))
     tvec, idvec = h.Vector(), h.Vector()
     pc.spike_record(-1, tvec, idvec)
-    h.cvode.active(0)
-    h.dt, h.steps_per_ms = DT, 1.0 / DT
+    h.cvode.active(0 if args.cvode_atol is None else 1)
+    if args.cvode_atol is not None:
+        h.cvode.atol(args.cvode_atol)
+        h.cvode.use_local_dt(1 if args.lvardt else 0)
+    h.dt, h.steps_per_ms = args.dt, 1.0 / args.dt
     pc.set_maxstep(10)
     h.finitialize(h.v_init)
     build_s = time.perf_counter() - t_build0
@@ -201,7 +205,7 @@ def run_neuron_worker(args):
     wall = time.perf_counter() - t0
     spikes = sorted(zip(map(int, idvec.to_python()), tvec.to_python()), key=lambda s: (s[1], s[0]))
     return dict(
-        version=neuron.__version__, cells=n, tstop_ms=tstop, steps=int(round(tstop / DT)),
+        version=neuron.__version__, cells=n, tstop_ms=tstop, steps=int(round(tstop / args.dt)),
         compartments=sum(sec.nseg for secs in sections for sec in secs["all"]), wall_s=wall, build_s=build_s,
         spikes=spikes,
     )  # fmt: skip
@@ -215,6 +219,9 @@ def worker(argv):
     ap.add_argument("--tstop", type=float)
     ap.add_argument("--table")
     ap.add_argument("--library", help="NEURON's libnrnmech.so of the L5PC mechanisms")
+    ap.add_argument("--dt", type=float, default=DT, help="ms (NEURON under CVODE: its first step)")
+    ap.add_argument("--cvode-atol", type=float, help="NEURON: CVODE at this absolute tolerance")
+    ap.add_argument("--lvardt", action="store_true", help="NEURON under CVODE: a variable step per cell")
     a = ap.parse_args(argv)
     out = (run_brainsim_worker if a.simulator == "brainsim" else run_neuron_worker)(a)
     print(json.dumps(out), flush=True)

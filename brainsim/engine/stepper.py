@@ -208,9 +208,7 @@ class StaggeredSteps:
     def chunk_events(self, step, index, weight):
         """Events (step, index in u, weight), sorted by step, as run takes them: (step, index, weight)
         sorted by chunk and then by step, and each chunk's first and end (ev_next, ev_end)."""
-        chunk = self.group.chunk_of(index)
-        order = np.argsort(chunk, kind="stable")
-        first = np.searchsorted(chunk[order], np.arange(self.group.chunk_nodes.size))
+        order, first = _by_chunk(self.group, index)
         return step[order], index[order], weight[order], first[:-1].copy(), first[1:]
 
     def run(self, k0, k1, events, v_prev, spike_index, spike_time, v_sum, span, samples=None):
@@ -231,11 +229,17 @@ class StaggeredSteps:
     def _chunks_of_samples(self, index):
         """(sample_order, chunk_sample): the probe columns chunk by chunk, and each chunk's first."""
         if self._sample_chunks[0] is not index:
-            chunk = self.group.chunk_of(index)
-            order = np.argsort(chunk, kind="stable")
-            first = np.searchsorted(chunk[order], np.arange(self.group.chunk_nodes.size))
+            order, first = _by_chunk(self.group, index)
             self._sample_chunks = (index, (order.astype(np.int64), first))
         return self._sample_chunks[1]
+
+
+def _by_chunk(group, index):
+    """(the order that sorts unknowns, indices in u, chunk by chunk, stably; where each chunk starts in that
+    order, and index.size last)."""
+    chunk = group.chunk_of(index)
+    order = np.argsort(chunk, kind="stable")
+    return order, np.searchsorted(chunk[order], np.arange(group.chunk_nodes.size))
 
 
 def _chunk_bounds(group, node):

@@ -80,9 +80,9 @@ class CellGroup:
         # Group nodes are numbered in the tree solve's elimination order (kernels.cable.solver_order): chunk
         # of cells after chunk (CHUNK_NODES); in a chunk, each cell re-rooted at its centre and the
         # chunk's nodes by depth, so the solve's chains overlap and no kernel needs an indirection; at one
-        # depth, nodes with the same density mechanisms are next to
-        # each other, so that each mechanism's nodes form runs (its current kernel vectorises over them).
-        # order[i] is the cell-by-cell index of group node i.
+        # depth, nodes with the same density mechanisms are next to each other, so that each mechanism's
+        # nodes form runs (its current kernel vectorises over them). order[i] is the cell-by-cell index of
+        # group node i.
         kind = _mechanism_sets(types, self.cell_start, recipe.config.mechanisms)
         self.chunk_cells = cell_chunks(sizes, CHUNK_NODES)
         """Cell index where each chunk of cells starts, and the number of cells last."""

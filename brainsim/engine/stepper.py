@@ -244,7 +244,7 @@ def _by_chunk(group, index):
 
 def _chunk_bounds(group, node):
     """Where each chunk's entries start in a list of nodes that runs chunk by chunk, and node.size last."""
-    chunk = np.searchsorted(group.chunk_nodes, node, side="right") - 1
+    chunk = group.chunk_of(node)  # a node's index is its V's in u
     assert np.all(np.diff(chunk) >= 0), "entries are not in chunk order"
     return np.searchsorted(chunk, np.arange(group.chunk_nodes.size)).astype(np.int64)
 

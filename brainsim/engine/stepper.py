@@ -149,9 +149,11 @@ def source(group):
     advances = []
     for b in group.rate_blocks:
         i = index[id(b)]
-        advances += [
-            f"{i12}for j in range(b{i}_chunk[c], b{i}_chunk[c + 1]):",
-            f"{i16}b{i}_vi[j] = v[b{i}_node[j]]",
+        here = f"b{i}_chunk[c] : b{i}_chunk[c + 1]"
+        advances += [  # through views from the chunk's first instance (a loop from it indexes slowly)
+            f"{i12}vi, node = b{i}_vi[{here}], b{i}_node[{here}]",
+            f"{i12}for j in range(vi.size):",
+            f"{i16}vi[j] = v[node[j]]",
         ]
     for p, phase in enumerate(group.state_phases):
         for b in phase:

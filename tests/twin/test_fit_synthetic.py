@@ -107,7 +107,10 @@ def test_outputs_are_usable(fitted):
 
 def test_predicts_a_held_out_window(fitted):
     """The posterior mean patient, run with a new seed, gives the held-out window's features within the
-    fit file's noise."""
+    fit file's noise. The observed window and the prediction are two realisations, each with that noise,
+    so their difference has 1.41 times its sd: each rate must lie within 3 sd of the difference. (The
+    truth itself, run at 8 seeds, missed the observed held-out rates by at most 0.094-0.166, 3 of the 8
+    seeds beyond 3 sd of one realisation, 0.15.)"""
     obs_path, out, _ = fitted
     raw = read_yaml(CONFIG)
     spec = load_fit(FIT, brainsim.load_config(CONFIG), raw)
@@ -124,4 +127,4 @@ def test_predicts_a_held_out_window(fitted):
     misfit = np.mean(((predicted - observed) / noise) ** 2)
     rates = [k for k, label in enumerate(labels) if label.startswith("mean_rate")]
     assert misfit <= 2.0, (misfit, yaml.safe_dump(dict(zip(labels, (predicted - observed).tolist()))))
-    assert np.max(np.abs(predicted[rates] - observed[rates])) <= 3 * features[0]["noise"]
+    assert np.max(np.abs(predicted[rates] - observed[rates])) <= 3 * np.sqrt(2) * features[0]["noise"]

@@ -142,26 +142,12 @@ def solver_order(parent, gax, cell_start, kind=None, chunk=None):
     parent in the re-rooted tree (-1 for roots) and sg[i] the conductance to it (µS).
     """
     n = parent.size
-    neighbours = [[] for _ in range(n)]
-    for i in np.nonzero(parent >= 0)[0]:
-        neighbours[i].append((int(parent[i]), gax[i]))
-        neighbours[int(parent[i])].append((int(i), gax[i]))
     new_parent = np.full(n, -1, dtype=np.int64)
     new_g = np.zeros(n)
     depth = np.zeros(n, dtype=np.int64)
-    for c in range(cell_start.size - 1):
-        start = int(cell_start[c])
-        far, _, _ = _bfs(neighbours, start)
-        end, pred, _ = _bfs(neighbours, far)
-        path = [end]
-        while path[-1] != far:
-            path.append(pred[path[-1]][0])
-        centre = path[len(path) // 2]
-        _, pred, dist = _bfs(neighbours, centre)
-        for node, (p, g) in pred.items():
-            new_parent[node], new_g[node] = p, g
-        for node, dd in dist.items():
-            depth[node] = dd
+    centre_rooted(
+        parent.astype(np.int64), gax.astype(float), cell_start.astype(np.int64), new_parent, new_g, depth
+    )
     zero = np.zeros(n, dtype=np.int64)
     perm = np.lexsort((np.arange(n), zero if kind is None else kind, depth, zero if chunk is None else chunk))
     position = np.empty(n, dtype=np.int64)
@@ -170,17 +156,60 @@ def solver_order(parent, gax, cell_start, kind=None, chunk=None):
     return perm.astype(np.int32), sparent.astype(np.int32), new_g[perm]
 
 
-def _bfs(neighbours, source):
-    """Breadth-first search: (farthest node, {node: (predecessor, conductance)}, {node: depth})."""
-    pred, dist, frontier = {}, {source: 0}, [source]
-    while frontier:
-        nxt = []
-        for node in frontier:
-            for other, g in neighbours[node]:
-                if other not in dist:
-                    dist[other] = dist[node] + 1
-                    pred[other] = (node, g)
-                    nxt.append(other)
-        frontier = nxt
-    far = max(dist, key=lambda k: (dist[k], -k))
-    return far, pred, dist
+@njit(**JIT)
+def centre_rooted(parent, gax, cell_start, new_parent, new_g, depth):
+    """Each cell's tree (nodes cell_start[c] .. cell_start[c + 1] - 1, parent[i] < i) re-rooted at its
+    centre, the middle node of its longest path (found by two breadth-first searches): new_parent,
+    new_g (the conductance to the new parent, µS) and depth (edges from the centre) are filled in."""
+    n = parent.size
+    first = np.zeros(n + 1, dtype=np.int64)  # the undirected tree's adjacency in compressed rows
+    for i in range(n):
+        if parent[i] >= 0:
+            first[i + 1] += 1
+            first[parent[i] + 1] += 1
+    first = np.cumsum(first)
+    adj, adj_g, fill = np.empty(first[n], dtype=np.int64), np.empty(first[n]), first[:n].copy()
+    for i in range(n):
+        p = parent[i]
+        if p >= 0:
+            adj[fill[i]], adj_g[fill[i]] = p, gax[i]
+            adj[fill[p]], adj_g[fill[p]] = i, gax[i]
+            fill[i] += 1
+            fill[p] += 1
+    dist, queue = np.full(n, -1, dtype=np.int64), np.empty(n, dtype=np.int64)
+    for c in range(cell_start.size - 1):
+        far, count = _bfs(first, adj, adj_g, cell_start[c], dist, new_parent, new_g, queue)
+        dist[queue[:count]] = -1
+        end, count = _bfs(first, adj, adj_g, far, dist, new_parent, new_g, queue)
+        steps = (dist[end] + 1) // 2  # to the middle of the path end .. far (len(path) // 2)
+        dist[queue[:count]] = -1
+        centre = end
+        for _ in range(steps):
+            centre = new_parent[centre]
+        count = _bfs(first, adj, adj_g, centre, dist, new_parent, new_g, queue)[1]
+        depth[queue[:count]] = dist[queue[:count]]
+        dist[queue[:count]] = -1
+
+
+@njit(**JIT)
+def _bfs(first, adj, adj_g, source, dist, pred, pred_g, queue):
+    """Breadth-first search of one tree from source: dist, pred and pred_g (the conductance to pred) of
+    its nodes, which queue[:count] lists. Returns (the farthest node, the smallest-numbered among the
+    farthest; count). dist must be -1 on the tree's nodes before the call."""
+    queue[0], dist[source], pred[source], pred_g[source] = source, 0, -1, 0.0
+    head, tail = 0, 1
+    while head < tail:
+        node = queue[head]
+        head += 1
+        for k in range(first[node], first[node + 1]):
+            other = adj[k]
+            if dist[other] < 0:
+                dist[other], pred[other], pred_g[other] = dist[node] + 1, node, adj_g[k]
+                queue[tail] = other
+                tail += 1
+    far = source
+    for k in range(tail):
+        node = queue[k]
+        if dist[node] > dist[far] or (dist[node] == dist[far] and node < far):
+            far = node
+    return far, tail

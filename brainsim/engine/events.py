@@ -11,51 +11,115 @@ import numpy as np
 
 
 class ConnectionTable:
-    """Incoming connections of the local cells, indexed by source gid, expanded to state targets."""
+    """Incoming connections of the local cells, grouped by source gid (compressed rows: the connections
+    of sources[k] are start[k]:start[k+1]), 20 bytes each: the target synapse (an index into the slots),
+    weight (µS) and delay (ms). A slot is one synapse of one local cell: the states in u an event onto
+    it adds to and their weight multipliers, slot_index[slot_start[s]:slot_start[s+1]] and slot_scale."""
 
     def __init__(self, recipe, group):
-        src, idx, w, delay, target_region = [], [], [], [], []
-        for gid in group.gids:
+        slot_index, slot_scale, slot_cell = [], [], []
+        source, target = _Column(np.int64), _Column(np.int32)
+        weight, delay = _Column(float), _Column(float)
+        for cell, gid in enumerate(group.gids):
             inc = recipe.connections_on(int(gid))
             if not len(inc.source):
                 continue
-            # each synapse's targets once, then every connection onto it: per connection, its states
             names, which = np.unique(np.asarray(inc.synapse), return_inverse=True)
-            targets = [group.event_target(int(gid), str(name)) for name in names]
-            size = np.array([index.size for index, _ in targets])[which]
-            src.append(np.repeat(np.asarray(inc.source, dtype=np.int64), size))
-            idx += [targets[k][0] for k in which]
-            w.append(np.repeat(np.asarray(inc.weight, dtype=float), size)
-                     * np.concatenate([targets[k][1] for k in which]))  # fmt: skip
-            delay.append(np.repeat(np.asarray(inc.delay, dtype=float), size))
-            target_region.append(np.full(int(size.sum()), int(recipe.regions_of(gid)), dtype=np.int64))
-        self.source, self.index = _join(src, np.int64), _join(idx, np.int64)
-        self.weight, self.delay = _join(w, float), _join(delay, float)
-        self.target_region = _join(target_region, np.int64)
-        order = np.argsort(self.source, kind="stable")
-        self.source, self.index, self.weight, self.delay, self.target_region = (
-            a[order] for a in (self.source, self.index, self.weight, self.delay, self.target_region)
-        )
-        self.source_region = recipe.regions_of(self.source)
-        """Brain region of each connection's source and target (-1 outside a brain): for lesions."""
-        self.sources = np.unique(self.source)
+            target.append(len(slot_index) + which)
+            for name in names:
+                index, scale = group.event_target(int(gid), str(name))
+                slot_index.append(index)
+                slot_scale.append(scale)
+                slot_cell.append(cell)
+            source.append(inc.source)
+            weight.append(inc.weight)
+            delay.append(inc.delay)
+        self.slot_start = np.concatenate([[0], np.cumsum([i.size for i in slot_index])]).astype(np.int64)
+        self.slot_index, self.slot_scale = _join(slot_index, np.int64), _join(slot_scale, float)
+        self.slot_cell = np.array(slot_cell, dtype=np.int64)
+        """Local cell (index into group.gids) of each slot."""
+        # sorted by source one column at a time, each column's buffer freed as soon as it is sorted
+        order = np.argsort(source.values(), kind="stable")
+        source = source.take(order)
+        new = np.ones(source.size, dtype=bool)
+        new[1:] = source[1:] != source[:-1]
+        first = np.flatnonzero(new)
+        self.sources = source[first]
         """Gids whose spikes this rank needs."""
+        self.start = np.append(first, source.size)
+        del source, new, first
+        self.target, self.weight, self.delay = (c.take(order) for c in (target, weight, delay))
+
+    def __len__(self):
+        return self.target.size
+
+    def source_of(self, k):
+        """Source gids of connections k."""
+        return self.sources[np.searchsorted(self.start, k, side="right") - 1]
+
+    def source_regions(self, recipe):
+        """Brain region of each connection's source (-1 outside a brain)."""
+        return np.repeat(recipe.regions_of(self.sources), np.diff(self.start))
+
+    def target_regions(self, recipe, group):
+        """Brain region of each connection's target cell (-1 outside a brain)."""
+        return recipe.regions_of(group.gids)[self.slot_cell][self.target]
 
     def events_from(self, gid, time):
-        """Events caused by spikes (gid, time) on the local targets."""
-        lo = np.searchsorted(self.source, gid, side="left")
-        hi = np.searchsorted(self.source, gid, side="right")
-        counts = hi - lo
+        """Events caused by spikes (gid, time) on the local targets: each connection adds its weight times
+        the slot's multiplier to each of its slot's states."""
+        lo = self.start[np.searchsorted(self.sources, gid, side="left")]
+        counts = self.start[np.searchsorted(self.sources, gid, side="right")] - lo
         total = int(counts.sum())
         if total == 0:
             return Events.empty()
         spike = np.repeat(np.arange(gid.size), counts)
         conn = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-        return Events(time[spike] + self.delay[conn], self.index[conn], self.weight[conn], gid[spike])
+        slot = self.target[conn]
+        width = self.slot_start[slot + 1] - self.slot_start[slot]
+        each = np.repeat(np.arange(conn.size), width)
+        entry = (
+            np.arange(each.size)
+            - np.repeat(np.cumsum(width) - width, width)
+            + np.repeat(self.slot_start[slot], width)
+        )
+        conn, spike = conn[each], spike[each]
+        return Events(
+            time[spike] + self.delay[conn],
+            self.slot_index[entry],
+            self.weight[conn] * self.slot_scale[entry],
+            gid[spike],
+        )
+
+
+class _Column:
+    """A growing array: many small parts appended into one buffer that grows by half when full, so that
+    the parts do not stay allocated (and scattered over the heap) until a final concatenation."""
+
+    def __init__(self, dtype):
+        self.data, self.size = np.empty(1024, dtype), 0
+
+    def append(self, part):
+        end = self.size + len(part)
+        if end > self.data.size:
+            grown = np.empty(max(end, self.data.size + self.data.size // 2), self.data.dtype)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : end] = part
+        self.size = end
+
+    def values(self):
+        return self.data[: self.size]
+
+    def take(self, order):
+        """The values in `order`; the buffer is freed."""
+        out = self.data[order]
+        self.data, self.size = None, 0
+        return out
 
 
 def _join(parts, dtype):
-    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
 
 class Events:
@@ -123,15 +187,20 @@ class PoissonSources:
     CHUNK = 64
 
     def __init__(self, recipe, group):
-        self.streams, weights = [], []
+        self.streams, weights, states = [], [], []
         for gid in group.gids:
             for p in recipe.poisson_on(int(gid)):
                 if p.rate > 0 and p.stop > p.start:
                     index, scale = group.event_target(int(gid), p.synapse)
-                    rng = np.random.default_rng(list(p.stream))
-                    self.streams.append(_Stream(self, len(self.streams), rng, p, index))
+                    states.append(_pack(np.random.PCG64(list(p.stream)).state))  # default_rng's generator
+                    self.streams.append(_Stream(self, len(self.streams), p, index))
                     weights.append(p.weight * scale)
         n = len(self.streams)
+        self.generator_state = np.array(states, dtype=np.uint64).reshape(n, 6)
+        """Each stream's PCG64 state (48 bytes), so that a stream holds no generator object of its own:
+        one generator is set to a stream's state when that stream draws."""
+        self._bits = np.random.PCG64(0)
+        self._generator = np.random.Generator(self._bits)
         self.pending = np.full((n, self.CHUNK), np.inf)  # drawn times not yet taken, per stream
         self.last = np.array([s.spec.start for s in self.streams], dtype=float)  # the last time drawn
         self.stop = np.array([s.spec.stop for s in self.streams], dtype=float)
@@ -167,10 +236,12 @@ class PoissonSources:
     def _draw(self, i, t):
         """Draw stream i's times in chunks until its last drawn time reaches t."""
         s, drawn = self.streams[i], []
+        self._bits.state = s.state
         while self.last[i] < t:
-            draws = self.last[i] + np.cumsum(s.rng.exponential(1000.0 / s.spec.rate, self.CHUNK))
+            draws = self.last[i] + np.cumsum(self._generator.exponential(1000.0 / s.spec.rate, self.CHUNK))
             drawn.append(draws)
             self.last[i] = draws[-1]
+        self.generator_state[i] = _pack(self._bits.state)
         s.ahead = np.concatenate([s.ahead, *drawn])
 
     def restore(self, saved):
@@ -178,16 +249,49 @@ class PoissonSources:
         by_key = {(s.spec.stream[1], s.spec.stream[2]): s for s in self.streams}
         for gid, salt, state, last, ahead in saved:
             stream = by_key[(gid, salt)]
-            stream.rng.bit_generator.state = json.loads(state)
+            stream.state = json.loads(state)
             stream.last, stream.ahead = last, np.asarray(ahead, dtype=float)
 
 
-class _Stream:
-    """One stream: its generator and spec, its targets (state indices) and, in its owner's tables, its
-    drawn times waiting (ahead), its last drawn time (last) and its weights per target (weight)."""
+_WORD = (1 << 64) - 1
 
-    def __init__(self, owner, i, rng, spec, index):
-        self.owner, self.i, self.rng, self.spec, self.index = owner, i, rng, spec, index
+
+def _pack(state):
+    """A PCG64 state (numpy's dict) as 6 unsigned 64-bit words."""
+    inner = state["state"]
+    return [inner["state"] >> 64, inner["state"] & _WORD, inner["inc"] >> 64, inner["inc"] & _WORD,
+            state["has_uint32"], state["uinteger"]]  # fmt: skip
+
+
+def _unpack(words):
+    """numpy's PCG64 state dict of 6 words packed by `_pack`."""
+    w = [int(x) for x in words]
+    return {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4],
+        "uinteger": w[5],
+    }
+
+
+class _Stream:
+    """One stream: its spec, its targets (state indices) and, in its owner's tables, its generator's
+    state (state), its drawn times waiting (ahead), its last drawn time (last) and its weights per target
+    (weight)."""
+
+    def __init__(self, owner, i, spec, index):
+        self.owner, self.i, self.spec, self.index = owner, i, spec, index
+
+    @property
+    def state(self):
+        """The stream's PCG64 state, as numpy's bit_generator.state dict."""
+        return _unpack(self.owner.generator_state[self.i])
+
+    @state.setter
+    def state(self, state):
+        bits = self.owner._bits
+        bits.state = state  # numpy checks it
+        self.owner.generator_state[self.i] = _pack(bits.state)
 
     @property
     def ahead(self):

@@ -138,16 +138,25 @@ class CellGroup:
     # -- construction -------------------------------------------------------------------------
 
     def _blocks(self, types, catalogue):
-        parts = {}  # mechanism -> [(group nodes, params, synapse keys or None)]
-        for t, start, gid in zip(types, self.cell_start, self.gids):
+        """The mechanisms' blocks, built type by type (the cells of one type share their placements)."""
+        by_type = {}
+        for c, t in enumerate(types):
+            by_type.setdefault(id(t), []).append(c)
+        parts = {}  # mechanism -> [(group nodes, params, (synapse name, cells) or None)]
+        for cells in map(np.asarray, by_type.values()):
+            t, starts = types[cells[0]], self.cell_start[cells][:, None]
             for p in t.mechanisms:
-                parts.setdefault(p.mechanism, []).append((self.position[p.node + start], p.params, None))
+                node = self.position[(p.node[None, :] + starts).ravel()]
+                parts.setdefault(p.mechanism, []).append((node, np.tile(p.params, (1, cells.size)), None))
             for name in sorted(t.synapses):
                 site = t.synapses[name]
-                node = self.position[np.array([site.node + start])]
-                parts.setdefault(site.mechanism, []).append((node, site.params[:, None], (int(gid), name)))
+                node = self.position[site.node + starts[:, 0]]
+                params = np.repeat(site.params[:, None], cells.size, axis=1)
+                parts.setdefault(site.mechanism, []).append((node, params, (name, cells)))
         blocks, offset = [], self.n_nodes
-        self.synapse_slot = {}  # (gid, synapse name) -> (mechanism, instance index)
+        self.synapse_slot = {}
+        """synapse name -> (mechanism of each cell, or None where the cell has no such synapse; its
+        instance index in that mechanism's block)"""
         for name in (m for m in catalogue if m in parts):
             node = np.concatenate([n for n, _, _ in parts[name]])
             order = np.argsort(node, kind="stable")  # instances in node order: monotone memory access
@@ -156,7 +165,10 @@ class CellGroup:
             first = 0
             for n, _, key in parts[name]:
                 if key is not None:
-                    self.synapse_slot[key] = (name, int(rank[first]))
+                    mech, j = self.synapse_slot.setdefault(
+                        key[0], (np.full(self.gids.size, None, object), np.full(self.gids.size, -1))
+                    )
+                    mech[key[1]], j[key[1]] = name, rank[first : first + n.size]
                 first += n.size
             params = np.concatenate([p for _, p, _ in parts[name]], axis=1)[:, order]
             block = Block(
@@ -165,6 +177,12 @@ class CellGroup:
             blocks.append(block)
             offset += block.size
         return blocks
+
+    def synapse_instance(self, gid, synapse):
+        """(mechanism, instance index in its block) of gid's synapse."""
+        mech, j = self.synapse_slot[synapse]
+        cell = int(np.searchsorted(self.gids, gid))
+        return mech[cell], int(j[cell])
 
     def _calcium_reversal(self):
         """The eca row: NEURON's rule. Where a mechanism writes cai, the Nernst potential of that cai
@@ -226,7 +244,7 @@ class CellGroup:
 
     def event_target(self, gid, synapse):
         """(state indices in u, weight multipliers) that an event onto gid's synapse adds to."""
-        mech, j = self.synapse_slot[(gid, synapse)]
+        mech, j = self.synapse_instance(gid, synapse)
         b = self.block(mech)
         scale = b.module.event_scale(b.params[:, j : j + 1])[:, 0]
         rows = np.nonzero(scale)[0]
@@ -264,7 +282,7 @@ class CellGroup:
             return node
         head, _, state = variable.partition(".")
         if head in cell_type.synapses:
-            mech, j = self.synapse_slot[(gid, head)]
+            mech, j = self.synapse_instance(gid, head)
             b = self.block(mech)
             return b.offset + b.module.STATES.index(state) * b.n + j
         if head == "cai" and not state:
@@ -380,6 +398,7 @@ class CellGroup:
     def initial_state(self):
         """u at t = 0: V = v_init and every mechanism's states as its INITIAL block sets them (initial_np),
         from the ion rows that the states give (cai at CAI_REST where a mechanism writes it)."""
+        kept = "_dids" in self.__dict__
         u = np.zeros(self.size)
         u[: self.n_nodes] = self.v_init
         u[self.nernst_index] = CAI_REST
@@ -389,6 +408,8 @@ class CellGroup:
                 if b.size:
                     start = b.module.initial_np(u[: self.n_nodes], b.node, b.params, self.ion, self.celsius)
                     u[b.offset : b.offset + b.size] = start.ravel()
+        if not kept:  # ∂i/∂state (8 bytes per state) is kept only where it was in use (the implicit form)
+            del self.__dict__["_dids"], self.__dict__["_current_calls"]
         return u
 
 

@@ -16,7 +16,7 @@ from ..model.brain import tract_scales
 
 class Interventions:
     def __init__(self, recipe, group, connections, poisson):
-        self.group, self.connections, self.poisson = group, connections, poisson
+        self.recipe, self.group, self.connections, self.poisson = recipe, group, connections, poisson
         self.drugs, self.lesions = [], []
         items = recipe.config["interventions"]
         if not items:
@@ -89,9 +89,10 @@ class Interventions:
 
     def _lesion(self, regions, scales):
         c = self.connections
-        c.weight[np.isin(c.source_region, regions) | np.isin(c.target_region, regions)] = 0.0
-        inside = (c.source_region >= 0) & (c.target_region >= 0)
-        c.weight[inside] *= scales[c.target_region[inside], c.source_region[inside]]
+        source, target = c.source_regions(self.recipe), c.target_regions(self.recipe, self.group)
+        c.weight[np.isin(source, regions) | np.isin(target, regions)] = 0.0
+        inside = (source >= 0) & (target >= 0)
+        c.weight[inside] *= scales[target[inside], source[inside]]
         cut = np.isin(self.cell_region, regions)  # local cells of the lesioned regions
         for stream in self.poisson.streams:
             if cut[np.searchsorted(self.group.gids, stream.spec.stream[1])]:

@@ -140,12 +140,12 @@ class Simulation:
         delay = self.connections.delay
         if delay.size and delay.min() < self.epoch - 1e-9 * self.dt:
             k = int(np.argmin(delay))
-            owner = snapshot.unknown_owner(self.group)[0][self.connections.index[k]]
+            owner = self.connections.slot_cell[self.connections.target[k]]
             raise ConfigError(
                 f"connections_on({int(self.group.gids[owner])})",
                 float(delay[k]),
                 f"delays >= recipe.min_delay ({self.recipe.min_delay} ms), the epoch length "
-                f"{self.epoch:g} ms (from source gid {int(self.connections.source[k])})",
+                f"{self.epoch:g} ms (from source gid {int(self.connections.source_of(k))})",
             )
 
     @property

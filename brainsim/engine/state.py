@@ -46,7 +46,7 @@ def capture(sim):
         poisson={
             "ps_gid": np.array([s.spec.stream[1] for s in streams], dtype=np.int64),
             "ps_salt": np.array([s.spec.stream[2] for s in streams], dtype=np.int64),
-            "ps_state": [json.dumps(s.rng.bit_generator.state) for s in streams],
+            "ps_state": [json.dumps(s.state) for s in streams],
             "ps_last": np.array([s.last for s in streams], dtype=float),
             "ps_offset": np.concatenate([[0], np.cumsum([s.ahead.size for s in streams])]).astype(np.int64),
             "ps_ahead": np.concatenate([s.ahead for s in streams]) if streams else np.zeros(0),

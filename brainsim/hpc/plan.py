@@ -27,8 +27,13 @@ staggered figure of a slow machine, and the PETSc default's measured ratio to it
 BYTES_PER_EQUATION = {"staggered": 111.0, "petsc": 200.0}
 """Peak RSS slope of detailed cells per equation (networks of 16 and 256 L5PCs): the state, the mechanisms'
 parameters and accumulators; the implicit path adds x∞, τ and the Jacobian's arrays."""
-BYTES_PER_SYNAPSE = 64.0  # connection weight, delay, source and queued events
-BASE_BYTES = 0.2e9  # a process before any cell (numba, petsc4py, zarr)
+BYTES_PER_SYNAPSE = 48.0
+"""Peak RSS per connection: its target, weight and delay (20 B) and the build's sorting by source (whole
+brain at scale 1 and 4, long-range input on and off)."""
+BYTES_PER_CELL = 1200.0
+"""Per cell beyond its equations: its Poisson stream's drawn times and generator state, spike detector
+and bookkeeping (whole brain: 196 B per equation of its 15-equation cells against the detailed cells' 111)."""
+BASE_BYTES = 0.25e9  # a process before any cell (numba, petsc4py, zarr; the whole brain's intercept)
 EXCHANGE_OVERHEAD = 1.05  # spike exchange and load imbalance not in the cost model (measured 2-5 %)
 
 
@@ -71,14 +76,15 @@ def plan(config, ranks, cores_per_node=None, target_s=None, recipe=None):
     totals = {k: v.sums([0, recipe.num_cells])[0] for k, v in runs.items()}
     method = config["simulation"]["method"]
     per_equation = BYTES_PER_EQUATION[method]
-    memory = BASE_BYTES + per_equation * per_rank["equations"] + BYTES_PER_SYNAPSE * per_rank["synapses"]
+    per_rank["cells"] = np.diff(np.asarray(bounds, dtype=float))
+    memory = BASE_BYTES + _bytes(per_equation, per_rank["equations"], per_rank["synapses"], per_rank["cells"])
     cell_bytes = [
-        (per_equation * per_cell["equations"](p) + BYTES_PER_SYNAPSE * per_cell["synapses"](p), p.name)
+        (_bytes(per_equation, per_cell["equations"](p), per_cell["synapses"](p), 1), p.name)
         for p in recipe.populations
         if p.count
     ]
     largest_cell = max(cell_bytes, default=(0.0, None))
-    cells_bytes = per_equation * totals["equations"] + BYTES_PER_SYNAPSE * totals["synapses"]
+    cells_bytes = _bytes(per_equation, totals["equations"], totals["synapses"], recipe.num_cells)
     ns, source = cost_ns(method)
     steps_per_s = 1000.0 / config["simulation"]["dt"]
     wall_per_s = per_rank["compartments"].max() * steps_per_s * ns * 1e-9 * EXCHANGE_OVERHEAD
@@ -107,6 +113,11 @@ def plan(config, ranks, cores_per_node=None, target_s=None, recipe=None):
             out["recommended_nodes"] = math.ceil(out["recommended_ranks"] / cores_per_node)
             out["recommended_ntasks_per_node"] = min(cores_per_node, out["recommended_ranks"])
     return out
+
+
+def _bytes(per_equation, equations, synapses, cells):
+    """Memory of cells (bytes) beyond the process's own: their equations, synapses and per-cell part."""
+    return per_equation * equations + BYTES_PER_SYNAPSE * synapses + BYTES_PER_CELL * cells
 
 
 def memory_bound(memory_per_rank_gb=None, profile=None):

@@ -143,7 +143,7 @@ def test_validate_with_patient_and_interventions(results):
     r = results["validate-overlays"]
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[1].startswith("  size: 500 compartments, 1,200 synapses; memory 0.2 GB (at most ")
+    assert lines[1].startswith("  size: 500 compartments, 1,200 synapses; memory 0.25 GB (at most ")
     assert lines[:1] + lines[2:] == [
         f"{SMALL_BRAIN}: valid (100 cells, 1680 equations)",
         "  brain: 5 regions of " + str(ROOT / "configs/connectomes/synthetic_68.zip"),

@@ -12,7 +12,7 @@ import pytest
 from brainsim.cli import main
 from brainsim.config import load_config
 from brainsim.errors import ConfigError
-from brainsim.hpc.plan import BASE_BYTES, BYTES_PER_EQUATION, BYTES_PER_SYNAPSE, plan
+from brainsim.hpc.plan import BASE_BYTES, BYTES_PER_CELL, BYTES_PER_EQUATION, BYTES_PER_SYNAPSE, plan
 from brainsim.model.cells import MAX_COMPARTMENTS
 from brainsim.model.recipe import Recipe
 from brainsim.parallel.partition import Decomposition, Runs, cell_costs, cost_runs
@@ -89,7 +89,9 @@ def test_plan_of_a_trillion_cells_works_from_counts():
     assert p["equations"] == small["equations"] // 64 * 10**12
     assert p["compartments"] == small["compartments"] // 64 * 10**12
     per_equation = BYTES_PER_EQUATION[p["method"]]
-    per_cell = per_equation * small["equations"] / 64 + BYTES_PER_SYNAPSE * small["synapses"] / 64
+    per_cell = (
+        per_equation * small["equations"] / 64 + BYTES_PER_SYNAPSE * small["synapses"] / 64 + BYTES_PER_CELL
+    )
     low, high = p["memory_per_rank_gb"]
     assert low <= high and high == pytest.approx((BASE_BYTES + 10**12 / 1024 * per_cell) / 1e9, rel=1e-6)
 

@@ -1,7 +1,9 @@
 """PoissonSources (engine.events): an epoch's events from every stream at once, the same whatever the
-epochs, each time once, with the stream's targets and weights."""
+epochs, each time once, with the stream's targets and weights; each stream its own seed's generator, whose
+state the table keeps and a checkpoint restores."""
 
 import numpy as np
+import pytest
 from support import ROOT
 
 import brainsim
@@ -46,3 +48,31 @@ def test_a_stream_continues_from_what_it_has_not_given():
         s.ahead = s.ahead  # the row rewritten from its first time not taken, as a restore does
         assert np.all(s.ahead >= 10.0)
     assert flat(taken(a, [20.0, 40.0])) == flat(taken(b, [20.0, 40.0]))
+
+
+def test_a_stream_draws_its_own_seed_in_chunks():
+    """Stream i's times are start + the running sum of its own generator's exponential intervals
+    (numpy's default_rng of its seed), drawn CHUNK at a time: the generator's state lives in the table."""
+    ps = sources()
+    times = flat(taken(ps, [200.0]))
+    for i in (0, len(ps.streams) // 2, len(ps.streams) - 1):
+        spec, source, target = ps.streams[i].spec, ps.source[i], ps.streams[i].index[0]
+        rng, last, expected = np.random.default_rng(list(spec.stream)), spec.start, []
+        while last < 200.0:
+            draws = last + np.cumsum(rng.exponential(1000.0 / spec.rate, ps.CHUNK))
+            expected += draws.tolist()
+            last = draws[-1]
+        got = [t for s, t, k, _ in times if s == source and k == target]
+        assert len(got) > ps.CHUNK  # more than one chunk was drawn
+        assert got == [t for t in expected if t < min(200.0, spec.stop)]
+        assert ps.streams[i].state == rng.bit_generator.state
+
+
+def test_a_restored_stream_goes_on_as_the_original():
+    a, b = sources(), sources()
+    a.events_before(100.0)
+    for sa, sb in zip(a.streams, b.streams):  # what a checkpoint restores
+        sb.state, sb.last, sb.ahead = sa.state, sa.last, sa.ahead
+    assert flat(taken(a, [150.0, 300.0])) == flat(taken(b, [150.0, 300.0]))
+    with pytest.raises(ValueError):
+        b.streams[0].state = {**a.streams[0].state, "bit_generator": "MT19937"}

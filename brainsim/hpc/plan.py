@@ -28,11 +28,12 @@ BYTES_PER_EQUATION = {"staggered": 111.0, "petsc": 200.0}
 """Peak RSS slope of detailed cells per equation (networks of 16 and 256 L5PCs): the state, the mechanisms'
 parameters and accumulators; the implicit path adds x∞, τ and the Jacobian's arrays."""
 BYTES_PER_SYNAPSE = 48.0
-"""Peak RSS per connection: its target, weight and delay (20 B) and the build's sorting by source (whole
-brain at scale 1 and 4, long-range input on and off)."""
+"""Peak RSS per connection: its target, weight and delay (20 B) and the build's sorting by source (41-48 B
+measured by benchmarks/memory.py: the whole brain at scale 4, long-range input on and off)."""
 BYTES_PER_CELL = 1200.0
 """Per cell beyond its equations: its Poisson stream's drawn times and generator state, spike detector
-and bookkeeping (whole brain: 196 B per equation of its 15-equation cells against the detailed cells' 111)."""
+and bookkeeping (benchmarks/memory.py: the whole brain's cells of 15 equations cost ~190 B per equation
+beyond their synapses, against the detailed cells' 111)."""
 BASE_BYTES = 0.25e9  # a process before any cell (numba, petsc4py, zarr; the whole brain's intercept)
 EXCHANGE_OVERHEAD = 1.05  # spike exchange and load imbalance not in the cost model (measured 2-5 %)
 

@@ -61,9 +61,10 @@ class ConnectionTable:
         """Brain region of each connection's source (-1 outside a brain)."""
         return np.repeat(recipe.regions_of(self.sources), np.diff(self.start))
 
-    def target_regions(self, recipe, group):
-        """Brain region of each connection's target cell (-1 outside a brain)."""
-        return recipe.regions_of(group.gids)[self.slot_cell][self.target]
+    def target_regions(self, cell_region):
+        """Brain region of each connection's target cell, from each local cell's region (-1 outside a
+        brain)."""
+        return cell_region[self.slot_cell][self.target]
 
     def events_from(self, gid, time):
         """Events caused by spikes (gid, time) on the local targets: each connection adds its weight times
@@ -74,15 +75,11 @@ class ConnectionTable:
         if total == 0:
             return Events.empty()
         spike = np.repeat(np.arange(gid.size), counts)
-        conn = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        conn = _ranges(lo, counts)
         slot = self.target[conn]
         width = self.slot_start[slot + 1] - self.slot_start[slot]
+        entry = _ranges(self.slot_start[slot], width)
         each = np.repeat(np.arange(conn.size), width)
-        entry = (
-            np.arange(each.size)
-            - np.repeat(np.cumsum(width) - width, width)
-            + np.repeat(self.slot_start[slot], width)
-        )
         conn, spike = conn[each], spike[each]
         return Events(
             time[spike] + self.delay[conn],
@@ -116,6 +113,11 @@ class _Column:
         out = self.data[order]
         self.data, self.size = None, 0
         return out
+
+
+def _ranges(start, count):
+    """start[0] .. start[0] + count[0] - 1, then start[1] .. start[1] + count[1] - 1, ... in one array."""
+    return np.arange(count.sum()) - np.repeat(np.cumsum(count) - count - start, count)
 
 
 def _join(parts, dtype):
@@ -227,8 +229,7 @@ class PoissonSources:
         rows = np.nonzero(taken)[0]
         self.pending[rows] = np.sort(self.pending[rows], axis=1)  # the taken times were each row's first
         k = self.targets[stream]  # targets of each time taken
-        within = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
-        gather = np.repeat(self.first[stream], k) + within
+        gather = _ranges(self.first[stream], k)
         return Events(
             np.repeat(times, k), self.index[gather], self.weight[gather], np.repeat(self.source[stream], k)
         )

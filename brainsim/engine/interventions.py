@@ -89,7 +89,7 @@ class Interventions:
 
     def _lesion(self, regions, scales):
         c = self.connections
-        source, target = c.source_regions(self.recipe), c.target_regions(self.recipe, self.group)
+        source, target = c.source_regions(self.recipe), c.target_regions(self.cell_region)
         c.weight[np.isin(source, regions) | np.isin(target, regions)] = 0.0
         inside = (source >= 0) & (target >= 0)
         c.weight[inside] *= scales[target[inside], source[inside]]

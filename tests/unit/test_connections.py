@@ -58,7 +58,8 @@ def test_regions_and_sources_of_connections():
     source = c.source_of(k)
     assert np.array_equal(c.source_regions(recipe), recipe.regions_of(source))
     cell = c.slot_cell[c.target]
-    assert np.array_equal(c.target_regions(recipe, group), recipe.regions_of(group.gids[cell]))
+    cell_region = recipe.regions_of(group.gids)
+    assert np.array_equal(c.target_regions(cell_region), recipe.regions_of(group.gids[cell]))
     for j in (0, len(c) // 3, len(c) - 1):  # connection j is one of its target cell's incoming ones
         inc = recipe.connections_on(int(group.gids[cell[j]]))
         hits = (inc.source == source[j]) & (inc.delay == c.delay[j]) & (inc.weight == c.weight[j])

@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 
+from ..kernels.events import pop_due, spike_events, take_due
+
 
 class ConnectionTable:
     """Incoming connections of the local cells, grouped by source gid (compressed rows: the connections
@@ -69,24 +71,12 @@ class ConnectionTable:
     def events_from(self, gid, time):
         """Events caused by spikes (gid, time) on the local targets: each connection adds its weight times
         the slot's multiplier to each of its slot's states."""
-        lo = self.start[np.searchsorted(self.sources, gid, side="left")]
-        counts = self.start[np.searchsorted(self.sources, gid, side="right")] - lo
-        total = int(counts.sum())
-        if total == 0:
-            return Events.empty()
-        spike = np.repeat(np.arange(gid.size), counts)
-        conn = _ranges(lo, counts)
-        slot = self.target[conn]
-        width = self.slot_start[slot + 1] - self.slot_start[slot]
-        entry = _ranges(self.slot_start[slot], width)
-        each = np.repeat(np.arange(conn.size), width)
-        conn, spike = conn[each], spike[each]
         return Events(
-            time[spike] + self.delay[conn],
-            self.slot_index[entry],
-            self.weight[conn] * self.slot_scale[entry],
-            gid[spike],
-        )
+            *spike_events(
+                np.asarray(gid, np.int64), np.asarray(time, float), self.sources, self.start, self.target,
+                self.weight, self.delay, self.slot_start, self.slot_index, self.slot_scale,
+            )
+        )  # fmt: skip
 
 
 class _Column:
@@ -113,11 +103,6 @@ class _Column:
         out = self.data[order]
         self.data, self.size = None, 0
         return out
-
-
-def _ranges(start, count):
-    """start[0] .. start[0] + count[0] - 1, then start[1] .. start[1] + count[1] - 1, ... in one array."""
-    return np.arange(count.sum()) - np.repeat(np.cumsum(count) - count - start, count)
 
 
 def _join(parts, dtype):
@@ -149,22 +134,9 @@ class Events:
     def __len__(self):
         return self.time.size
 
-    def sorted(self):
-        """Sorted by (time, source); ties keep their order (connection order), so sums are reproducible."""
-        order = np.lexsort((self.source, self.time))
-        return Events(*(getattr(self, f)[order] for f in self.__slots__))
-
-    def split(self, t):
-        """(events before t, events at or after t)."""
-        early = self.time < t
-        return (
-            Events(*(getattr(self, f)[early] for f in self.__slots__)),
-            Events(*(getattr(self, f)[~early] for f in self.__slots__)),
-        )
-
 
 class EventQueue:
-    """Pending events; `pop_before(t)` gives those due before t, sorted."""
+    """Pending events; `pop_before(t, extra)` gives those due before t, with extra, sorted."""
 
     def __init__(self):
         self.pending = Events.empty()
@@ -172,9 +144,12 @@ class EventQueue:
     def push(self, events):
         self.pending = Events.concat([self.pending, events])
 
-    def pop_before(self, t):
-        due, self.pending = self.pending.split(t)
-        return due.sorted()
+    def pop_before(self, t, extra):
+        """The events due before t and the Events `extra` (external ones of the same stretch), sorted."""
+        p, x = self.pending, extra
+        due, left = pop_due(p.time, p.index, p.weight, p.source, t, x.time, x.index, x.weight, x.source)
+        self.pending = Events(*left)
+        return Events(*due)
 
 
 class PoissonSources:
@@ -220,30 +195,29 @@ class PoissonSources:
         limit = np.minimum(t, self.stop)
         for i in np.nonzero(self.last < limit)[0]:
             self._draw(i, limit[i])
-        stream, col = np.nonzero(self.pending < limit[:, None])
-        if stream.size == 0:
-            return Events.empty()
-        times = self.pending[stream, col]
-        self.pending[stream, col] = np.inf
-        taken = np.bincount(stream, minlength=len(self.streams))
-        rows = np.nonzero(taken)[0]
-        self.pending[rows] = np.sort(self.pending[rows], axis=1)  # the taken times were each row's first
-        k = self.targets[stream]  # targets of each time taken
-        gather = _ranges(self.first[stream], k)
         return Events(
-            np.repeat(times, k), self.index[gather], self.weight[gather], np.repeat(self.source[stream], k)
+            *take_due(self.pending, limit, self.targets, self.first, self.index, self.weight, self.source)
         )
 
     def _draw(self, i, t):
-        """Draw stream i's times in chunks until its last drawn time reaches t."""
-        s, drawn = self.streams[i], []
-        self._bits.state = s.state
-        while self.last[i] < t:
-            draws = self.last[i] + np.cumsum(self._generator.exponential(1000.0 / s.spec.rate, self.CHUNK))
-            drawn.append(draws)
-            self.last[i] = draws[-1]
+        """Draw stream i's times in chunks until its last drawn time reaches t, after its times waiting."""
+        self._bits.state = _unpack(self.generator_state[i])
+        scale, last = 1000.0 / self.streams[i].spec.rate, self.last[i]
+        end = int(np.searchsorted(self.pending[i], np.inf))
+        while last < t:
+            draws = last + np.cumsum(self._generator.exponential(scale, self.CHUNK))
+            self._widen(end + draws.size)
+            self.pending[i, end : end + draws.size] = draws
+            end, last = end + draws.size, draws[-1]
+        self.last[i] = last
         self.generator_state[i] = _pack(self._bits.state)
-        s.ahead = np.concatenate([s.ahead, *drawn])
+
+    def _widen(self, width):
+        """Make room for `width` times waiting per stream."""
+        if width > self.pending.shape[1]:
+            wider = np.full((self.pending.shape[0], width), np.inf)
+            wider[:, : self.pending.shape[1]] = self.pending
+            self.pending = wider
 
     def restore(self, saved):
         """Continue the streams from a checkpoint: [(gid, salt, generator state JSON, last, ahead)]."""
@@ -302,10 +276,7 @@ class _Stream:
     @ahead.setter
     def ahead(self, times):
         o = self.owner
-        if times.size > o.pending.shape[1]:
-            wider = np.full((o.pending.shape[0], times.size), np.inf)
-            wider[:, : o.pending.shape[1]] = o.pending
-            o.pending = wider
+        o._widen(times.size)
         o.pending[self.i] = np.inf
         o.pending[self.i, : times.size] = times
 

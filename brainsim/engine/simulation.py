@@ -23,7 +23,7 @@ from ..parallel.context import Context, agree, init_petsc
 from ..parallel.exchange import FAILED, FLUSH, STOP, exchange_spikes
 from ..parallel.partition import Decomposition, cost_runs
 from . import state as snapshot
-from .events import ConnectionTable, EventQueue, Events, PoissonSources, spike_stimulus_events
+from .events import ConnectionTable, EventQueue, PoissonSources, spike_stimulus_events
 from .group import CellGroup, units_of
 from .integrators import make_integrator
 from .interventions import Interventions
@@ -267,10 +267,7 @@ class Simulation:
                     if error is None:
                         if self.interventions.apply(t):
                             self.integrator.restart()  # the right-hand side changed
-                        due = self.queue.pop_before(t_end)
-                        extra = self.poisson.events_before(t_end)
-                        if len(extra):
-                            due = Events.concat([due, extra]).sorted()
+                        due = self.queue.pop_before(t_end, self.poisson.events_before(t_end))
                         self.integrator.advance(t_end, due.time, due.index, due.weight)
                 except Exception as e:  # noqa: BLE001 - reported to every rank by the exchange
                     error, flags = e, FAILED

@@ -239,6 +239,8 @@ class StaggeredSteps:
 def _by_chunk(group, index):
     """(the order that sorts unknowns, indices in u, chunk by chunk, stably; where each chunk starts in that
     order, and index.size last)."""
+    if group.chunk_cells.size == 2:  # one chunk: already in order
+        return np.arange(index.size), np.array([0, index.size])
     chunk = group.chunk_of(index)
     order = np.argsort(chunk, kind="stable")
     return order, np.searchsorted(chunk[order], np.arange(group.chunk_nodes.size))

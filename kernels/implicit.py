@@ -41,21 +41,21 @@ def tree_diagonal(cap, dax, area, g_dens, g_pt, shift, d0):
 
 
 @njit(**JIT)
-def state_entries(dids, state_scale, tau, shift, jvs, jss):
-    """jvs = ∂I/∂state at the node (nA per unit of state) and jss = shift + 1/τ, every state."""
+def state_entries(dids, state_scale, tau, shift, jvs, jss, rjss):
+    """jvs = ∂I/∂state at the node (nA per unit of state), jss = shift + 1/τ and rjss = 1/jss (which the
+    eliminations multiply by), every state."""
     for k in range(jss.size):
         jvs[k] = dids[k] * state_scale[k]
         jss[k] = shift + 1.0 / tau[k]
+        rjss[k] = 1.0 / jss[k]
 
 
 @njit(**JIT)
-def schur_diagonal(d0, jss, jsv, jvs, state_node, d, rjss):
-    """d = d0 − Σ_free states J_Vs·J_sV/J_ss: the V block with the free states eliminated; rjss = 1/J_ss,
-    which the solve multiplies by."""
-    for k in range(jss.size):
-        rjss[k] = 1.0 / jss[k]
+def schur_diagonal(d0, jsv, jvs, rjss, state_node, d):
+    """d = d0 − Σ_free states J_Vs·J_sV/J_ss: the V block with the free states eliminated (jsv and jvs are 0
+    at the hubs, after `hub_entries`)."""
     d[:] = d0
-    for k in range(jss.size):
+    for k in range(rjss.size):
         d[state_node[k]] -= jvs[k] * jsv[k] * rjss[k]
 
 
@@ -138,7 +138,7 @@ def _lu_solve(a, o, piv, pa, m, b):
 
 
 @njit(**JIT)
-def coupled_factor(hub, links, jss, jsv, jvs, d):
+def coupled_factor(hub, links, rjss, jsv, jvs, d):
     """Eliminate the free states linked to hubs from the hub blocks (lu, jcv_r, jvc_r), factor them,
     y = block⁻¹·jcv_r and d[node] −= jvc_r·y: with `schur_diagonal`, the V block with every state
     eliminated."""
@@ -149,12 +149,12 @@ def coupled_factor(hub, links, jss, jsv, jvs, d):
     jvc_r[:] = jvc
     for e in range(r_row.size):
         b = r_state[e]
-        jcv_r[r_row[e]] -= r_val[e] * jsv[b] / jss[b]
+        jcv_r[r_row[e]] -= r_val[e] * jsv[b] * rjss[b]
     for e in range(c_state.size):
         b = c_state[e]
-        jvc_r[c_col[e]] -= jvs[b] * c_val[e] / jss[b]
+        jvc_r[c_col[e]] -= jvs[b] * c_val[e] * rjss[b]
     for e in range(rc_at.size):
-        lu[rc_at[e]] -= r_val[rc_r[e]] * c_val[rc_c[e]] / jss[r_state[rc_r[e]]]
+        lu[rc_at[e]] -= r_val[rc_r[e]] * c_val[rc_c[e]] * rjss[r_state[rc_r[e]]]
     for c in range(cnode.size):
         a, m, o = cstart[c], cstart[c + 1] - cstart[c], mstart[c]
         if m == 1:  # one hub (a calcium shell): no factorisation
@@ -172,7 +172,7 @@ def coupled_factor(hub, links, jss, jsv, jvs, d):
 
 @njit(**JIT)
 def schur_solve(r, d, gax, parent, rjss, jss, jsv, jvs, state_node, hub, links, x, dwork, rwork):
-    """x = J⁻¹·r, exactly, with d and rjss from `schur_diagonal` and `coupled_factor`."""
+    """x = J⁻¹·r, exactly, with rjss from `state_entries` and d from `schur_diagonal` and `coupled_factor`."""
     cnode, cstart, cstate, mstart, mat, lu, piv, jcv, jvc, jcv_r, jvc_r, y, q = hub
     r_row, r_state, r_val, c_state, c_col, c_val = links[:6]
     n = d.size
@@ -185,7 +185,7 @@ def schur_solve(r, d, gax, parent, rjss, jss, jsv, jvs, state_node, hub, links, 
         q[i] = r[n + cstate[i]]
     for e in range(r_row.size):
         b = r_state[e]
-        q[r_row[e]] -= r_val[e] * r[n + b] / jss[b]
+        q[r_row[e]] -= r_val[e] * r[n + b] * rjss[b]
     for c in range(cnode.size):
         a, m = cstart[c], cstart[c + 1] - cstart[c]
         if m == 1:
@@ -202,7 +202,7 @@ def schur_solve(r, d, gax, parent, rjss, jss, jsv, jvs, state_node, hub, links, 
             x[n + cstate[i]] = q[i] - y[i] * x[cnode[c]]
     for e in range(c_state.size):
         b = c_state[e]
-        x[n + b] -= c_val[e] * x[n + cstate[c_col[e]]] / jss[b]
+        x[n + b] -= c_val[e] * x[n + cstate[c_col[e]]] * rjss[b]
 
 
 @njit(**JIT)

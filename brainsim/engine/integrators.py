@@ -21,7 +21,6 @@ import re
 import numpy as np
 
 from ..errors import BrainsimError, ConfigError, NumericalError
-from ..kernels import cable, states
 from .jacobian import Jacobian
 from .stepper import StaggeredSteps
 
@@ -263,12 +262,9 @@ class Implicit(_Base):
         self._guard(self._ifunction, t, U, Udot, F)
 
     def _ifunction(self, t, U, Udot, F):
-        g, n = self.group, self.group.n_nodes
         # Read-only access to U leaves its state as it was, so that ijacobian can tell the same U.
         u, udot, f = U.getArray(readonly=True), Udot.getArray(readonly=True), F.getArray()
-        self.jacobian.evaluate(u, self.stim_time)
-        cable.cable_residual(u[:n], udot[:n], g.cap, g.gax, g.parent, g.area, g.i_dens, g.i_pt, f[:n])
-        states.relax_residual(u[n:], udot[n:], g.xinf, g.tau, f[n:])
+        self.jacobian.evaluate(u, self.stim_time, udot, f)
         self.evaluated = (U.handle, U.stateGet(), self.stim_time)
 
     def ijacobian(self, ts, t, U, Udot, shift, J, P):

@@ -20,6 +20,7 @@ import numpy as np
 from ..kernels import implicit
 from ..kernels.ions import FARADAY, GAS, ION_FIELDS
 from .group import _concat
+from .implicit_form import coupled, load_implicit_form
 
 
 class Jacobian:
@@ -42,25 +43,31 @@ class Jacobian:
         self.dica_dv, self.dica_ds = np.zeros(n), np.zeros(g.n_states)
         self._per_block(g, per)
         self._structure(g)
+        self._bind(g)
 
     # -- structure ------------------------------------------------------------------------------
 
     def _per_block(self, g, per):
-        """Each block's calls of rates_jacobian and current_jacobian (per: each block's factor from a density
-        to nA), with views of the arrays they fill."""
+        """The block arguments of the compiled `evaluate` and `assemble` (engine.implicit_form), in the order
+        of their generated signatures: views of the arrays they fill (per: each block's factor from a
+        density to nA)."""
         n = g.n_nodes
-        self.rate_calls, self.current_calls = [], []
-        rates = {id(b): (xinf, tau) for b, xinf, tau in g._rate_arrays[2]}
-        for i, (b, scale) in enumerate(zip(g.blocks, per)):
+        xinf, tau = g._rate_arrays[:2]
+        self.evaluate_blocks, self.assemble_blocks = [], []
+        for b, scale, dids in zip(g.blocks, per, g._dids[1]):
             lo, hi = b.offset - n, b.offset - n + b.size
+            self.evaluate_blocks += [b.node, b.params, dids]
             if b.n_states:
                 rows = [ION_FIELDS.index(r) for r in b.module.RATE_ION_READS]  # ascending: a strided slice
                 step = rows[1] - rows[0] if len(rows) > 1 else 1
                 jsi = self.jsi[rows[0] : rows[-1] + 1 : step, lo:hi] if rows else np.zeros((0, b.size))
                 jsi = jsi.reshape(len(rows), b.n_states, b.n)  # a view: rates_jacobian fills self.jsi
-                self.rate_calls.append((i, b, *rates[id(b)], self.jsv[lo:hi].reshape(b.n_states, b.n), jsi))
-            if b.module.CURRENT_ION_READS or "ica" in b.module.ION_WRITES:
-                self.current_calls.append((i, b, scale, self.dica_ds[lo:hi].reshape(b.n_states, b.n)))
+                shape = (b.n_states, b.n)
+                self.evaluate_blocks += [b.vi, xinf[lo:hi].reshape(shape), tau[lo:hi].reshape(shape)]
+                self.evaluate_blocks += [self.jsv[lo:hi].reshape(shape), jsi]
+            if coupled(b):
+                dica_ds = self.dica_ds[lo:hi].reshape(b.n_states, b.n)
+                self.assemble_blocks += [b.node, b.params, scale, dica_ds]
 
     def _structure(self, g):
         """The hubs and the links of the module docstring, and where each ion term lands among them."""
@@ -148,40 +155,43 @@ class Jacobian:
             *ints(ra, pos[ra], ra_node), hub_cai, hub_ica, hub_pairs, r_reader.astype(np.int64), c_w,
         )  # fmt: skip
 
+    def _bind(self, g):
+        """The compiled calls of the group's mechanisms and their arguments but u, u', F, t and the shift."""
+        form = load_implicit_form(g)
+        self._evaluate, self._assemble = form.evaluate, form.assemble
+        n, offset = g.n_nodes, np.array([b.offset for b in g.blocks], np.int64)
+        xinf, tau = g._rate_arrays[:2]
+        self.evaluate_args = (
+            g.celsius, n, offset, g._reset, g.ion, g.i_dens, g.g_dens, g.i_pt, g.g_pt, g.nernst_index,
+            g.nernst_node, g.pulse_node, *g.pulse, g.iclamp_node, g.iclamp_delay, g.iclamp_duration,
+            g.iclamp_amplitude, g.inst_node, g.vi, g.cap, g.gax, g.parent, g.area, xinf, tau,
+            *self.evaluate_blocks,
+        )  # fmt: skip
+        self.assemble_args = (
+            n, offset, g.cap, g.dax, g.area, g.g_dens, g.g_pt, self.d0, self.d, g.dids, self.state_scale, tau,
+            self.jss, self.jsv, self.jvs, self.rjss, self.state_node, g.ion, self.nernst_scale,
+            self.di_dion, self.dica_dion, self.dica_dv, self.dica_ds, self.jsi, self.ions, self.hub,
+            self.links, *self.assemble_blocks,
+        )  # fmt: skip
+        self._no_residual = np.zeros(0)
+
     # -- evaluation -----------------------------------------------------------------------------
 
     def assemble(self, u, shift, t, evaluated=False):
         """The Jacobian at state u for the derivative shift of the method (1/ms), stimuli at time t
         (evaluated: `evaluate` was just called at u and t)."""
-        g = self.group
         if not evaluated:
             self.evaluate(u, t)
-        implicit.tree_diagonal(g.cap, g.dax, g.area, g.g_dens, g.g_pt, shift, self.d0)
-        implicit.state_entries(g.dids, self.state_scale, g.tau, shift, self.jvs, self.jss)
-        if self.cstate.size:
-            sums = self.di_dion, self.dica_dion, self.dica_dv
-            for a in sums:
-                a.fill(0.0)
-            v, states = g.views(u)
-            for i, b, scale, dica_ds in self.current_calls:
-                b.module.current_jacobian(v, b.node, b.params, states[i], g.ion, scale, *sums, dica_ds)
-            implicit.hub_entries(
-                u, self.nernst_scale, self.ions, self.di_dion, self.dica_dion, self.dica_dv, self.dica_ds,
-                self.jsi, self.jss, self.jsv, self.jvs, self.hub, self.links,
-            )  # fmt: skip
-        implicit.schur_diagonal(self.d0, self.jss, self.jsv, self.jvs, self.state_node, self.d, self.rjss)
-        implicit.coupled_factor(self.hub, self.links, self.jss, self.jsv, self.jvs, self.d)
+        self._assemble(shift, u, *self.assemble_args)
 
-    def evaluate(self, u, t):
+    def evaluate(self, u, t, udot=None, f=None):
         """The group's currents (with ∂i/∂state) at u, stimuli at time t, and every state's x∞, τ and
         ∂F/∂V, ∂F/∂(ion row) at u's V (each mechanism's rates_jacobian: the residual's rates and the
-        Jacobian's rate entries share their exps)."""
-        g = self.group
-        g.currents(u, t)
-        np.take(u, g.inst_node, out=g.vi)
-        states = g.views(u)[1]
-        for i, b, xinf, tau, jsv, jsi in self.rate_calls:
-            b.module.rates_jacobian(b.vi, b.node, b.params, g.ion, g.celsius, states[i], xinf, tau, jsv, jsi)
+        Jacobian's rate entries share their exps); with udot and f, also the residual f = F(t, u, udot)."""
+        if f is None:
+            self._evaluate(t, u, u, self._no_residual, False, *self.evaluate_args)
+        else:
+            self._evaluate(t, u, udot, f, True, *self.evaluate_args)
 
     def solve(self, r, x):
         """x = J⁻¹·r, exactly."""

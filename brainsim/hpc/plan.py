@@ -20,10 +20,10 @@ from ..errors import BrainsimError, ConfigError
 from ..files import check_writable, writing
 from ..io.run_store import RunStore
 
-DEFAULT_NS = {"staggered": 90.0, "petsc": 400.0}
+DEFAULT_NS = {"staggered": 90.0, "petsc": 370.0}
 """ns per compartment-step of the whole brain on one core where no calibration file says otherwise: the
-staggered figure of a slow machine, and the PETSc default's measured ratio to it (4.4x: 57.6-60.8 against
-12.7-13.7 ns, AMD EPYC family 26 model 2)."""
+staggered figure of a slow machine, and the PETSc default's measured ratio to it (4.1x: 51.9-55.0 against
+12.7-13.6 ns, AMD EPYC family 26 model 2)."""
 BYTES_PER_EQUATION = {"staggered": 111.0, "petsc": 200.0}
 """Peak RSS slope of detailed cells per equation (networks of 16 and 256 L5PCs): the state, the mechanisms'
 parameters and accumulators; the implicit path adds x∞, τ and the Jacobian's arrays."""

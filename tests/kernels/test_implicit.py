@@ -179,18 +179,18 @@ def test_jacobian_mult_matches_dense(system):
 def test_state_entries():
     rng = np.random.default_rng(3)
     dids, scale, tau = rng.uniform(-1, 1, 50), rng.uniform(0.1, 2, 50), rng.uniform(0.01, 100, 50)
-    jvs, jss = np.full(50, np.nan), np.full(50, np.nan)
-    state_entries(dids, scale, tau, SHIFT, jvs, jss)
+    jvs, jss, rjss = np.full(50, np.nan), np.full(50, np.nan), np.full(50, np.nan)
+    state_entries(dids, scale, tau, SHIFT, jvs, jss, rjss)
     np.testing.assert_allclose(jvs, dids * scale, rtol=1e-15)
     np.testing.assert_allclose(jss, SHIFT + 1.0 / tau, rtol=1e-15)
+    np.testing.assert_allclose(rjss, 1.0 / jss, rtol=1e-15)
 
 
 def test_schur_diagonal(system):
     s = system
     d0 = d0_of(s)
-    d, rjss = np.full(d0.size, np.nan), np.full(s["jss"].size, np.nan)
-    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d, rjss)
-    np.testing.assert_allclose(rjss, 1.0 / s["jss"], rtol=1e-15)
+    d = np.full(d0.size, np.nan)
+    schur_diagonal(d0, s["jsv"], s["jvs"], 1.0 / s["jss"], s["state_node"], d)
     free = s["free"]
     elim = s["jvs"][free] * s["jsv"][free] / s["jss"][free]
     expect = d0 - np.bincount(s["state_node"][free], weights=elim, minlength=d0.size)
@@ -202,9 +202,9 @@ def test_schur_solve_inverts_the_jacobian(system):
     s = system
     d0 = d0_of(s)
     n, m = d0.size, s["jss"].size
-    d, rjss = np.empty(n), np.empty(m)
-    schur_diagonal(d0, s["jss"], s["jsv"], s["jvs"], s["state_node"], d, rjss)
-    coupled_factor(s["hub"], s["links"], s["jss"], s["jsv"], s["jvs"], d)
+    d, rjss = np.empty(n), 1.0 / s["jss"]
+    schur_diagonal(d0, s["jsv"], s["jvs"], rjss, s["state_node"], d)
+    coupled_factor(s["hub"], s["links"], rjss, s["jsv"], s["jvs"], d)
     a = dense(s, d0)
     rng = np.random.default_rng(n + m)
     for scale_v, scale_s in ((1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (1e3, 1e-3)):

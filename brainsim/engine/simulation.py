@@ -23,7 +23,7 @@ from ..parallel.context import Context, agree, init_petsc
 from ..parallel.exchange import FAILED, FLUSH, STOP, exchange_spikes
 from ..parallel.partition import Decomposition, cost_runs
 from . import state as snapshot
-from .events import ConnectionTable, EventQueue, PoissonSources, spike_stimulus_events
+from .events import ConnectionTable, EventQueue, PoissonSources, spike_stimulus_events, warm_up
 from .group import CellGroup, units_of
 from .integrators import make_integrator
 from .interventions import Interventions
@@ -127,6 +127,7 @@ class Simulation:
             )
             self.integrator.set_state(group.initial_state(), 0.0)
             self.integrator.warm_up()
+            warm_up(self.connections, self.poisson)
         except Exception as e:  # noqa: BLE001 - every rank must learn of it (agree)
             error = e
         agree(context, error)

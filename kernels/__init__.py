@@ -5,6 +5,7 @@ Units: mV, ms, µm, nA, µS, nF; membrane densities in mA/cm² and S/cm²; conce
 """
 
 import numba.core.config
+from numba import njit
 
 
 def _full_width_vectors():
@@ -31,3 +32,10 @@ JIT = dict(
 )
 """Options for every loop kernel: cached, vectorisable (no ZeroDivision checks; fast-math reassociation
 and contraction), but without the no-NaN/no-inf assumptions, so blow-up checks can see NaN."""
+
+
+def inlined(kernel):
+    """A kernel for the generated modules (brainsim.engine.stepper, brainsim.engine.implicit_form) to compile
+    into their own calls: numba inlines it, so that their code, and so their results, never depend on
+    whether the kernel itself was compiled in this process or loaded from numba's cache."""
+    return njit(**{**JIT, "cache": False, "inline": "always"})(kernel.py_func)

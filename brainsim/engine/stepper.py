@@ -18,13 +18,12 @@ compiled in the same process, and the results' last bits (fast-math contraction)
 what numba's cache held.
 """
 
-import hashlib
 import sys
 
 import numpy as np
 
 from ..kernels import cable, detect, ions, mathfn, stimuli
-from ..nmodl.cache import cache_dir, import_module, kernel_digest, write_module
+from ..nmodl.cache import kernel_digest, load_generated
 
 RUN_LENGTH = 16
 """A density mechanism's current is computed run by run (current_run, vectorised) where its runs of
@@ -39,21 +38,15 @@ import sys
 
 from numba import njit
 
-from brainsim.kernels import JIT, cable, detect, ions, stimuli
+from brainsim.kernels import JIT, cable, detect, inlined, ions, stimuli
 from brainsim.kernels.ions import CAI
 
 
-def _inlined(kernel):
-    """The kernel compiled into run_steps (numba inlines it: the loop's code, and so its results, never
-    depend on whether the kernel itself was compiled in this process or loaded from numba's cache)."""
-    return njit(**{{**JIT, "cache": False, "inline": "always"}})(kernel.py_func)
-
-
-staggered_solve = _inlined(cable.staggered_solve)
-crossings = _inlined(detect.crossings)
-nernst_eca = _inlined(ions.nernst_eca)
-iclamp = _inlined(stimuli.iclamp)
-pulse_train = _inlined(stimuli.pulse_train)
+staggered_solve = inlined(cable.staggered_solve)
+crossings = inlined(detect.crossings)
+nernst_eca = inlined(ions.nernst_eca)
+iclamp = inlined(stimuli.iclamp)
+pulse_train = inlined(stimuli.pulse_train)
 {modules}
 
 
@@ -134,18 +127,18 @@ def source(group):
         blocks += f", b{i}_node, b{i}_runs, b{i}_p, b{i}_s, b{i}_vi, b{i}_chunk, b{i}_chunk_runs"
         acc = "i_dens, g_dens" if b.module.KIND == "density" else "i_pt, g_pt"
         if by_runs(b):
-            modules.append(f"m{i}_current = _inlined({module}.current_run)  # {b.name}")
+            modules.append(f"m{i}_current = inlined({module}.current_run)  # {b.name}")
             currents += [
                 f"{i12}for r in range(b{i}_chunk_runs[c], b{i}_chunk_runs[c + 1]):",
                 f"{i16}m{i}_current(v, b{i}_p, b{i}_s, ion, {acc}, b{i}_runs[r, 0], b{i}_runs[r, 1],",
                 f"{i16}             b{i}_runs[r, 2])",
             ]
         else:
-            modules.append(f"m{i}_current = _inlined({module}.current_ig)  # {b.name}")
+            modules.append(f"m{i}_current = inlined({module}.current_ig)  # {b.name}")
             bounds = f"b{i}_chunk[c], b{i}_chunk[c + 1]"
             currents.append(f"{i12}m{i}_current(v, b{i}_node, b{i}_p, b{i}_s, ion, {acc}, {bounds})")
         if b.n_states:
-            modules.append(f"m{i}_advance = _inlined({module}.advance)")
+            modules.append(f"m{i}_advance = inlined({module}.advance)")
     advances = []
     for b in group.rate_blocks:
         i = index[id(b)]
@@ -179,12 +172,7 @@ def source(group):
 
 def load_stepper(group):
     """The compiled `run_steps` of the group's mechanisms (generated and cached on first use)."""
-    text = source(group)
-    key = hashlib.sha256(text.encode()).hexdigest()
-    target = cache_dir() / f"step_{key}.py"
-    if not target.exists():
-        write_module(target, text)
-    return import_module(target, f"brainsim_step_{key[:32]}").run_steps
+    return load_generated("step", source(group)).run_steps
 
 
 class StaggeredSteps:

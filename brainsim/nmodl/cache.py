@@ -102,6 +102,16 @@ def load(mod_path, folder=None):
     return import_module(target, f"brainsim_nmodl_{key[:32]}")
 
 
+def load_generated(kind, text):
+    """The module of generated source text (engine.stepper's `step`, engine.implicit_form's `implicit`),
+    kept in the cache under the sha256 of its text: written on first use, imported once per process."""
+    key = hashlib.sha256(text.encode()).hexdigest()
+    target = cache_dir() / f"{kind}_{key}.py"
+    if not target.exists():
+        write_module(target, text)
+    return import_module(target, f"brainsim_{kind}_{key[:32]}")
+
+
 def import_module(target, name):
     """The module of the file target, imported once per process under name."""
     if target in _LOADED:
